@@ -1,0 +1,13 @@
+# One image for web, worker and beat; docker-compose.yml picks the command.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=brainscan.settings.base
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN useradd --create-home --uid 1000 brainscan && mkdir -p /data && chown brainscan /data
+USER brainscan
+# collectstatic needs settings to import; these build-time secrets are never used at run time.
+RUN SECRET_KEY=build PATIENT_REF_KEY=build BRAINSCAN_VAR_DIR=/app/var python manage.py collectstatic --noinput
+EXPOSE 8000
+CMD ["gunicorn", "brainscan.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -1,0 +1,75 @@
+"""Typed readers for environment variables; a bad value stops start-up with a clear message."""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_UNSET = object()
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        if default is _UNSET:
+            raise ImproperlyConfigured(f"Set the environment variable {name}.")
+        return None
+    return value
+
+
+def env_str(name, default=_UNSET):
+    value = _raw(name, default)
+    return default if value is None else value
+
+
+def env_bool(name, default=_UNSET):
+    value = _raw(name, default)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+
+
+def env_int(name, default=_UNSET, minimum=None):
+    value = _raw(name, default)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
+    return number
+
+
+def env_list(name, default=_UNSET):
+    value = _raw(name, default)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_secret(name, default=_UNSET):
+    """Read a secret from NAME, or from the file named by NAME_FILE (Docker/Kubernetes secrets)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            secret = Path(path).read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {error}") from None
+        if not secret:
+            raise ImproperlyConfigured(f"{name}_FILE={path!r} is empty.")
+        return secret
+    value = _raw(name, default)
+    if value is None:
+        return default
+    if not value.strip():
+        raise ImproperlyConfigured(f"{name} is set but empty.")
+    return value

@@ -1,0 +1,40 @@
+"""Top-level URLconf: accounts, the apps' pages, admin, and the REST API under /api/v1/."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from cases.api import CaseExportView, CaseViewSet, ScanViewSet
+from inference.api import ModelVersionViewSet
+
+from .api import TokenView
+
+handler404 = "brainscan.api.not_found"
+handler500 = "brainscan.api.server_error"
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("cases", CaseViewSet, basename="case")
+router.register("scans", ScanViewSet, basename="scan")
+router.register("models", ModelVersionViewSet, basename="modelversion")
+
+api_urlpatterns = [
+    path("auth/token/", TokenView.as_view(), name="token"),
+    # Before the router, whose case-detail route would otherwise be tried first.
+    path("cases/export.csv", CaseExportView.as_view(), name="case-export"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="cases:list", permanent=False)),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("cases/", include("cases.urls")),
+    path("models/", include("inference.urls")),
+    path("analytics/", include("analytics.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_urlpatterns, "api"))),
+]
