@@ -1,0 +1,111 @@
+"""Training-time augmentation that mimics how MRI slices vary between scanners and sequences.
+
+Geometry (flip, rotation, zoom, shift) and, above all, intensity: gamma, inversion,
+bias field, blur, resolution loss, noise and simulated skull stripping, so that "which
+sequence / which collection" stops predicting "which label" (issue: read anatomy, not the
+MRI sequence). Works on single images (SIZE, SIZE, 1) in [0, 1] inside tf.data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+
+
+def _uniform(lo, hi):
+    return tf.random.uniform([], lo, hi)
+
+
+def _chance(p):
+    return tf.random.uniform([]) < p
+
+
+def _affine(image, size):
+    angle = _uniform(-15.0, 15.0) * math.pi / 180
+    scale = _uniform(0.85, 1.15)
+    tx, ty = _uniform(-0.08, 0.08) * size, _uniform(-0.08, 0.08) * size
+    flip = tf.where(_chance(0.5), -1.0, 1.0)
+    c = (size - 1) / 2.0
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    # Output pixel (x, y) samples input at A @ (x - c - t) + c: inverse rotation and zoom.
+    a0, a1 = flip * cos, sin
+    b0, b1 = -flip * sin, cos
+    a2 = c - a0 * (c + tx) - a1 * (c + ty)
+    b2 = c - b0 * (c + tx) - b1 * (c + ty)
+    transform = tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])[None]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None],
+        transforms=transform,
+        output_shape=[size, size],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )[0]
+
+
+def _blur(image):
+    sigma = _uniform(0.5, 1.5)
+    x = tf.range(-3, 4, dtype=tf.float32)
+    k = tf.exp(-(x**2) / (2 * sigma**2))
+    k = k / tf.reduce_sum(k)
+    kernel = (k[:, None] * k[None, :])[:, :, None, None]
+    return tf.nn.conv2d(image[None], kernel, 1, "SAME")[0]
+
+
+def _low_resolution(image, size):
+    small = tf.cast(_uniform(0.35, 0.8) * size, tf.int32)
+    down = tf.image.resize(image, [small, small], method="area")
+    return tf.image.resize(down, [size, size], method="bilinear")
+
+
+def _head_mask(image):
+    # Foreground filled along rows and columns, so dark CSF, cysts and tumour cores inside
+    # the head count as head, not background.
+    fg = tf.cast(image[:, :, 0] > 0.06, tf.float32)
+
+    def span(axis):
+        ahead = tf.cumsum(fg, axis=axis) > 0
+        behind = tf.cumsum(fg, axis=axis, reverse=True) > 0
+        return tf.logical_and(ahead, behind)
+
+    return tf.cast(tf.logical_and(span(0), span(1)), tf.float32)[:, :, None]
+
+
+def _skull_strip(image, mask):
+    # Erode the head mask by a random radius: the outer rim (scalp, skull) goes dark, as
+    # in skull-stripped series from research pipelines.
+    radius = tf.random.uniform([], 2, 6, dtype=tf.int32)
+    eroded = mask
+    for i in range(6):
+        eroded = tf.cond(
+            i < radius, lambda e=eroded: -tf.nn.max_pool2d(-e[None], 3, 1, "SAME")[0], lambda e=eroded: e
+        )
+    return image * eroded
+
+
+def _bias_field(image, size):
+    grid = tf.linspace(-1.0, 1.0, size)
+    yy, xx = tf.meshgrid(grid, grid, indexing="ij")
+    field = 1.0 + _uniform(-0.3, 0.3) * xx + _uniform(-0.3, 0.3) * yy + _uniform(-0.2, 0.2) * xx * yy
+    return image * field[:, :, None]
+
+
+def augment(image, size: int):
+    image = _affine(image, size)
+    mask = _head_mask(image)
+    image = tf.cond(_chance(0.25), lambda: _skull_strip(image, mask), lambda: image)
+    image = tf.cond(_chance(0.3), lambda: tf.clip_by_value(_bias_field(image, size), 0.0, 1.0), lambda: image)
+    gamma = tf.exp(_uniform(-0.6, 0.6))
+    image = tf.pow(tf.clip_by_value(image, 1e-6, 1.0), gamma)
+    # Inversion inside the head: bright CSF (T2/FLAIR) <-> dark CSF (T1), background stays dark.
+    image = tf.cond(_chance(0.2), lambda: (1.0 - image) * mask, lambda: image)
+    image = image * _uniform(0.85, 1.15) + _uniform(-0.05, 0.05) * mask
+    image = tf.cond(_chance(0.25), lambda: _blur(image), lambda: image)
+    image = tf.cond(_chance(0.25), lambda: _low_resolution(image, size), lambda: image)
+    image = tf.cond(
+        _chance(0.35),
+        lambda: image + tf.random.normal(tf.shape(image), stddev=_uniform(0.005, 0.04)),
+        lambda: image,
+    )
+    return tf.clip_by_value(image, 0.0, 1.0)

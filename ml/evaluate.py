@@ -1,0 +1,138 @@
+"""Score a model on a labelled folder.
+
+    python -m ml.evaluate --data ../shared/datasets/brain-tumor-mri/Training --split test
+    python -m ml.evaluate --data ../shared/datasets/br35h --split test --json out.json
+    python -m ml.evaluate --data ../shared/datasets/alzheimer-mri/train --label notumor
+
+A folder of typed classes gets 4-class metrics; a binary set (yes/no folders, or one
+``--label``) gets tumour-present metrics. Prints a warning when a figure falls far below
+the model card's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ml import card as cards
+from ml import gate
+from ml.data import UNKNOWN_CODE, label_code, progress
+from ml.labels import CLASSES, NOTUMOR, index_folder
+from ml.metrics import NOTUMOR_INDEX, binary_report, multiclass_report
+
+# A folder whose figure is this far below the card's is reported as a warning.
+WARN_DROP = 0.05
+
+
+def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) -> dict:
+    """Metrics for images at ``paths`` with label codes ``labels`` (see ml.data.label_code)."""
+    import time
+
+    probs, refused = [], []
+    started = time.time()
+    thresholds = classifier.gate_thresholds
+    done = 0
+    for stats, feats, pr in classifier.score_files(paths, batch):
+        image_refusals = [bool(thresholds) and bool(gate.image_reason(s, thresholds)) for s in stats]
+        feature_refusals = [False] * len(stats)
+        if thresholds and classifier.gate_stats is not None:
+            dist = gate.mahalanobis(feats, classifier.gate_stats["mean"], classifier.gate_stats["precision"])
+            feature_refusals = list(dist > thresholds["max_feature_distance"])
+        probs.append(pr)
+        refused.extend(a or b for a, b in zip(image_refusals, feature_refusals, strict=True))
+        done += len(stats)
+        progress(done, len(paths), started, "scoring")
+    probs = np.concatenate(probs)
+    refused = np.array(refused)
+    threshold = classifier.threshold
+    typed = labels < UNKNOWN_CODE
+    if typed.all() and len(np.unique(labels)) > 1:
+        result = multiclass_report(probs, labels, threshold)
+        result.pop("roc_curves")
+        result.pop("reliability")
+    else:
+        binary = binary_report(1 - probs[:, NOTUMOR_INDEX], labels != NOTUMOR_INDEX, threshold)
+        result = {k: binary[k] for k in ("n", "accuracy", "f1", "tumour_recall", "tumour_specificity")}
+        result["counts"] = binary["counts"]
+    result["not_mri_refused"] = int(refused.sum())
+    result["not_mri_rate"] = round(float(refused.mean()), 4)
+    return result
+
+
+def warnings_against_card(result: dict, card: dict) -> list[str]:
+    reference = card.get("metrics", {})
+    out = []
+    for key in ("accuracy", "macro_f1", "tumour_recall", "tumour_specificity"):
+        ours, theirs = result.get(key), reference.get(key)
+        if ours is None or theirs is None:
+            continue
+        if key == "accuracy" and "labels" not in result:
+            continue  # binary accuracy is not comparable with 4-class accuracy
+        if ours < theirs - WARN_DROP:
+            out.append(
+                f"{key} {ours:.3f} is far below the model card's {theirs:.3f} on its internal test split"
+            )
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="model directory (default: newest shipped)")
+    parser.add_argument("--data", type=Path, required=True, help="folder of class folders")
+    parser.add_argument("--label", choices=[*CLASSES], help="every image under --data has this label")
+    parser.add_argument(
+        "--split",
+        choices=["train", "val", "test"],
+        help="only images in this split of the model's training data",
+    )
+    parser.add_argument("--limit", type=int, default=0, help="score at most N images (evenly spaced)")
+    parser.add_argument("--json", type=Path, help="also write the metrics here")
+    args = parser.parse_args(argv)
+
+    from ml.serve import Classifier, ModelLoadError
+
+    try:
+        model_dir = args.model or cards.default_model_dir()
+        classifier = Classifier.load(model_dir)
+        items = index_folder(args.data, label=args.label)
+    except (FileNotFoundError, ValueError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.split:
+        split_file = Path(model_dir) / "split.npz"
+        if not split_file.is_file():
+            print(f"error: {split_file} not found: this model did not save its split", file=sys.stderr)
+            return 2
+        from ml.dedup import sha256_file
+
+        with np.load(split_file) as data:
+            wanted = set(data[args.split].tolist())
+        items = [it for it in items if sha256_file(it.path) in wanted]
+        if not items:
+            print(f"error: no image under {args.data} is in the model's {args.split} split", file=sys.stderr)
+            return 2
+    if args.limit and len(items) > args.limit:
+        items = [items[i] for i in np.linspace(0, len(items) - 1, args.limit).round().astype(int)]
+    labels = np.array([label_code(it.label) for it in items])
+    result = evaluate(classifier, [str(it.path) for it in items], labels)
+    result = {
+        "model": f"{classifier.card['name']}/{classifier.card['version']}",
+        "data": str(args.data),
+        **result,
+    }
+    if args.label == NOTUMOR:
+        result["called_notumor"] = result["tumour_specificity"]
+    print(json.dumps(result, indent=1))
+    for warning in warnings_against_card(result, classifier.card):
+        print(f"WARNING: {warning}", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Canonical labels and the class-folder names that public brain-MRI datasets use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
+NOTUMOR = "notumor"
+# A binary dataset's "yes" folder: some tumour, type unknown. It trains and scores only the
+# tumour-present decision (1 - p(notumor)), never the tumour type.
+TUMOUR_UNKNOWN = "tumour"
+
+_ALIASES = {
+    "glioma": "glioma",
+    "glioma_tumor": "glioma",
+    "glioma_tumour": "glioma",
+    "meningioma": "meningioma",
+    "meningioma_tumor": "meningioma",
+    "meningioma_tumour": "meningioma",
+    "pituitary": "pituitary",
+    "pituitary_tumor": "pituitary",
+    "pituitary_tumour": "pituitary",
+    "notumor": NOTUMOR,
+    "no_tumor": NOTUMOR,
+    "no_tumour": NOTUMOR,
+    "notumour": NOTUMOR,
+    "no": NOTUMOR,
+    "normal": NOTUMOR,
+    "healthy": NOTUMOR,
+    "yes": TUMOUR_UNKNOWN,
+    "tumor": TUMOUR_UNKNOWN,
+    "tumour": TUMOUR_UNKNOWN,
+}
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
+
+
+class UnknownClassFolder(ValueError):
+    """A dataset folder whose name is not a known class name."""
+
+
+def canonical_label(folder_name: str) -> str:
+    """Map a class-folder name to a canonical label, or raise naming the folder."""
+    key = folder_name.strip().lower().replace("-", "_").replace(" ", "_")
+    try:
+        return _ALIASES[key]
+    except KeyError:
+        known = ", ".join(sorted(_ALIASES))
+        raise UnknownClassFolder(f"unknown class folder {folder_name!r}: expected one of {known}") from None
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    label: str  # one of CLASSES, or TUMOUR_UNKNOWN
+    source: str  # dataset name, for per-source metrics
+
+
+def index_folder(root: Path | str, *, label: str | None = None, source: str | None = None) -> list[Item]:
+    """List the images of a dataset laid out as one folder per class.
+
+    With ``label`` given, every image under ``root`` (at any depth) takes that label: for
+    folders of one known kind whose sub-folders are not class names (e.g. healthy scans).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    source = source or _source_name(root)
+    items: list[Item] = []
+    if label is not None:
+        if label not in CLASSES and label != TUMOUR_UNKNOWN:
+            raise UnknownClassFolder(f"unknown label {label!r}")
+        items = [Item(p, label, source) for p in _images_under(root)]
+    else:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not folders:
+            raise UnknownClassFolder(f"{root} holds no class folders")
+        for folder in folders:
+            canonical = canonical_label(folder.name)
+            items.extend(Item(p, canonical, source) for p in _images_under(folder))
+    if not items:
+        raise FileNotFoundError(f"no images found under {root}")
+    return items
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _source_name(root: Path) -> str:
+    # ".../brain-tumor-mri/Training" -> "brain-tumor-mri"; ".../br35h/yes" -> "br35h"
+    if root.name.lower() in {"training", "train", "testing", "test", "yes", "no"}:
+        return root.parent.name
+    return root.name

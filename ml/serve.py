@@ -1,0 +1,279 @@
+"""Serving: load a shipped model once, classify one image, explain the answer.
+
+The worker (``inference/runtime.py``) is the only caller in the web app; TensorFlow is
+imported here lazily, inside ``Classifier.load``.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ml import card as cards
+from ml import gate
+from ml.labels import NOTUMOR
+from ml.preprocess import PREPROCESS_VERSION, SIZE, decode, head_box, preprocess_grey
+
+GATE_FILE = "gate.npz"
+
+
+class ModelLoadError(Exception):
+    """The model directory is missing, incomplete or incompatible with this code."""
+
+
+@dataclass
+class Classification:
+    outcome: str  # "classified" | "uncertain" | "not_mri"
+    outcome_reason: str  # "" when classified
+    label: str | None  # None when not_mri
+    confidence: float  # calibrated top probability
+    probabilities: dict[str, float]
+    tumour_probability: float  # 1 - p(notumor)
+    tumour_suspected: bool
+    latency_ms: float
+    explanation_png: bytes | None = None
+    gate: dict = field(default_factory=dict)  # the evidence the OOD gate looked at
+
+
+class Classifier:
+    def __init__(self, model_dir: Path, card: dict, model, gate_stats: dict | None):
+        import tensorflow as tf
+
+        from ml.model import FEATURES, LAST_CONV
+
+        self.model_dir = Path(model_dir)
+        self.card = card
+        self.labels: list[str] = list(card["classes"])
+        self.temperature = float(card.get("temperature", 1.0))
+        self.threshold = float(card.get("tumour_threshold", 0.5))
+        self.refer_threshold = float(card.get("refer_threshold", 0.0))
+        self.gate_thresholds = card.get("ood_gate")
+        self.gate_stats = gate_stats
+        self._notumor = self.labels.index(card.get("no_finding_class", NOTUMOR))
+        size = int(card["input"]["height"])
+        self.size = size
+        import keras
+
+        conv = model.get_layer(LAST_CONV).output
+        features = model.get_layer(FEATURES).output
+        # One graph from the input to (conv activations, features, logits); Grad-CAM then
+        # differentiates only the head (pooling, dropout, dense) with respect to the
+        # activations, so explaining costs no full backward pass.
+        self._body = keras.Model(model.inputs, [conv, features, model.outputs[0]])
+        head_layers = model.layers[model.layers.index(model.get_layer(FEATURES)) :]
+        spec = tf.TensorSpec([None, size, size, 1], tf.float32)
+
+        @tf.function(input_signature=[spec], reduce_retracing=True)
+        def predict(x):
+            _, feats, logits = self._body(x, training=False)
+            return feats, logits
+
+        @tf.function(input_signature=[spec], reduce_retracing=True)
+        def explain(x):
+            acts, feats, logits = self._body(x, training=False)
+            with tf.GradientTape() as tape:
+                tape.watch(acts)
+                y = acts
+                for layer in head_layers:
+                    y = layer(y, training=False)
+                top = tf.argmax(y, axis=-1)
+                score = tf.gather(y, top, axis=1, batch_dims=1)
+            grads = tape.gradient(score, acts)
+            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # Grad-CAM
+            cam = tf.nn.relu(tf.reduce_sum(weights * acts, axis=-1))
+            return feats, logits, cam
+
+        self._predict = predict
+        self._explain = explain
+        # Trace both graphs now, so the first scan is not slow.
+        dummy = tf.zeros([1, size, size, 1])
+        self._predict(dummy)
+        self._explain(dummy)
+
+    @classmethod
+    def load(cls, model_dir: Path | str) -> Classifier:
+        model_dir = Path(model_dir)
+        try:
+            card = cards.read_card(model_dir)
+        except FileNotFoundError:
+            raise ModelLoadError(f"no model card ({cards.CARD_FILE}) in {model_dir}") from None
+        except (ValueError, KeyError) as exc:
+            raise ModelLoadError(f"unreadable model card in {model_dir}: {exc}") from exc
+        if card.get("preprocessing_version") != PREPROCESS_VERSION:
+            raise ModelLoadError(
+                f"{model_dir} was trained with preprocessing version {card.get('preprocessing_version')!r}; "
+                f"this code has version {PREPROCESS_VERSION!r}: retrain or check out the matching code"
+            )
+        model_path = model_dir / card.get("model_file", "model.keras")
+        if not model_path.is_file():
+            raise ModelLoadError(f"model file missing: {model_path}")
+        from ml.dedup import sha256_file
+
+        if card.get("sha256") and sha256_file(model_path) != card["sha256"]:
+            raise ModelLoadError(f"{model_path} does not match the sha256 in its card")
+        import keras
+
+        import ml.model  # noqa: F401  registers the custom layer for deserialisation
+
+        try:
+            model = keras.saving.load_model(model_path, compile=False)
+        except Exception as exc:  # Keras raises many types for a corrupt or foreign file
+            raise ModelLoadError(f"cannot load {model_path}: {exc}") from exc
+        gate_stats = None
+        gate_path = model_dir / GATE_FILE
+        if card.get("ood_gate") and gate_path.is_file():
+            with np.load(gate_path) as data:
+                gate_stats = {k: data[k] for k in data.files}
+        return cls(model_dir, card, model, gate_stats)
+
+    @property
+    def version(self) -> str:
+        return f"{self.card['name']}/{self.card['version']}"
+
+    def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(features, calibrated probabilities) for preprocessed images (n, size, size, 1)."""
+        feats, logits = self._predict(np.asarray(batch, dtype=np.float32))
+        z = logits.numpy().astype(np.float64) / self.temperature
+        z -= z.max(axis=1, keepdims=True)
+        probs = np.exp(z)
+        return feats.numpy(), probs / probs.sum(axis=1, keepdims=True)
+
+    def score_files(self, paths: list[str], batch: int = 128):
+        """Yield (image statistics, features, calibrated probabilities) per batch of files:
+        the serving path in bulk, for evaluation and for fitting the gate."""
+        for start in range(0, len(paths), batch):
+            stats, xs = [], []
+            for path in paths[start : start + batch]:
+                grey, colour = decode(path)
+                stats.append(gate.image_stats(grey, colour))
+                xs.append(preprocess_grey(grey, self.size))
+            feats, probs = self.predict_arrays(np.stack(xs))
+            yield stats, feats, probs
+
+    def classify(self, image, explain: bool = True) -> Classification:
+        started = time.perf_counter()
+        grey, colour = decode(image)
+        stats = gate.image_stats(grey, colour)
+        evidence: dict = {"image": stats.as_dict()}
+        reason = gate.image_reason(stats, self.gate_thresholds) if self.gate_thresholds else ""
+        if reason:
+            return self._not_mri(reason, evidence, started)
+        x = preprocess_grey(grey, self.size)[None]
+        cam = None
+        if explain:
+            feats, logits, cam = self._explain(x)
+            cam = cam.numpy()[0]
+        else:
+            feats, logits = self._predict(x)
+        feats = feats.numpy()
+        z = logits.numpy()[0].astype(np.float64) / self.temperature
+        probs = np.exp(z - z.max())
+        probs /= probs.sum()
+        if self.gate_thresholds and self.gate_stats is not None:
+            distance = float(
+                gate.mahalanobis(feats, self.gate_stats["mean"], self.gate_stats["precision"])[0]
+            )
+            evidence["feature_distance"] = round(distance, 3)
+            reason = gate.feature_reason(distance, self.gate_thresholds)
+            if reason:
+                return self._not_mri(reason, evidence, started)
+        top = int(probs.argmax())
+        confidence = float(probs[top])
+        tumour = float(1.0 - probs[self._notumor])
+        outcome, outcome_reason = "classified", ""
+        if confidence < self.refer_threshold:
+            outcome = "uncertain"
+            outcome_reason = (
+                f"confidence {confidence:.0%} is below the model's refer threshold "
+                f"{self.refer_threshold:.0%}: refer for specialist review"
+            )
+        png = heatmap_png(cam, grey) if cam is not None else None
+        return Classification(
+            outcome=outcome,
+            outcome_reason=outcome_reason,
+            label=self.labels[top],
+            confidence=confidence,
+            probabilities={name: float(p) for name, p in zip(self.labels, probs, strict=False)},
+            tumour_probability=tumour,
+            tumour_suspected=tumour >= self.threshold,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            explanation_png=png,
+            gate=evidence,
+        )
+
+    def _not_mri(self, reason: str, evidence: dict, started: float) -> Classification:
+        return Classification(
+            outcome="not_mri",
+            outcome_reason=f"not classified: not a brain MRI ({reason})",
+            label=None,
+            confidence=0.0,
+            probabilities={},
+            tumour_probability=0.0,
+            tumour_suspected=False,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            gate=evidence,
+        )
+
+
+# Perceptually ordered colour ramp (dark purple -> red -> yellow), like matplotlib's inferno.
+_RAMP = np.array(
+    [
+        [0, 0, 4],
+        [40, 11, 84],
+        [101, 21, 110],
+        [159, 42, 99],
+        [212, 72, 66],
+        [245, 125, 21],
+        [250, 193, 39],
+        [252, 255, 164],
+    ],
+    dtype=np.float32,
+)
+
+
+def cam_on_image(
+    cam: np.ndarray, grey_shape: tuple[int, int], box: tuple[int, int, int, int], scale: float = 1.0
+) -> np.ndarray:
+    """Map a low-resolution CAM over the model's square crop back onto the original image
+    (optionally scaled down by ``scale``): values in [0, 1], zero outside the head box."""
+    h, w = (max(1, round(v * scale)) for v in grey_shape)
+    top, bottom, left, right = (round(v * scale) for v in box)
+    bottom, right = max(bottom, top + 1), max(right, left + 1)
+    ch, cw = bottom - top, right - left
+    side = max(ch, cw)
+    cam = np.asarray(cam, dtype=np.float32)
+    peak = float(cam.max())
+    cam = cam / peak if peak > 0 else np.zeros_like(cam)
+    square = np.asarray(Image.fromarray(cam).resize((side, side), Image.Resampling.BILINEAR))
+    y0, x0 = (side - ch) // 2, (side - cw) // 2
+    full = np.zeros((h, w), dtype=np.float32)
+    full[top:bottom, left:right] = square[y0 : y0 + ch, x0 : x0 + cw]
+    return np.clip(full, 0.0, 1.0)
+
+
+def heatmap_png(cam: np.ndarray, grey: np.ndarray, max_side: int = 128) -> bytes:
+    """RGBA PNG with the input's aspect ratio: colour and opacity follow the heat. Pages
+    stretch it over the scan; the CAM is smooth, so a small picture loses nothing."""
+    scale = min(1.0, max_side / max(grey.shape))
+    heat = cam_on_image(cam, grey.shape, head_box(grey), scale)
+    pos = heat * (len(_RAMP) - 1)
+    lo = np.floor(pos).astype(int).clip(0, len(_RAMP) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = _RAMP[lo] * (1 - frac) + _RAMP[lo + 1] * frac
+    alpha = (heat**0.8 * 220)[..., None]
+    rgba = np.concatenate([rgb, alpha], axis=-1).round().astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def load_default(task: str = cards.DEFAULT_TASK) -> Classifier:
+    return Classifier.load(cards.default_model_dir(task))
+
+
+__all__ = ["Classification", "Classifier", "ModelLoadError", "SIZE", "load_default"]

@@ -1,0 +1,366 @@
+"""Train the brain-tumour classifier and write a model directory with its card.
+
+    python -m ml.train --data ../shared/datasets/brain-tumor-mri/Training \
+        --data ../shared/datasets/br35h --out ml/models/brain-tumour/2026.11.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ml import card as cards
+from ml.data import UNKNOWN_CODE, Dataset, load_items, split_by_group
+from ml.labels import CLASSES, NOTUMOR, index_folder
+from ml.metrics import (
+    NOTUMOR_INDEX,
+    binary_report,
+    calibrated_probs,
+    choose_refer_threshold,
+    choose_threshold,
+    fit_temperature,
+    multiclass_report,
+)
+from ml.preprocess import PREPROCESS_VERSION, SIZE
+
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "var" / "ml-cache"
+MODEL_FILE = "model.keras"
+
+
+def label_masks(labels: np.ndarray) -> np.ndarray:
+    """0/1 target masks: one-hot for a known class, "any tumour class" for unknown type."""
+    masks = np.zeros((len(labels), len(CLASSES)), dtype=np.float32)
+    known = labels < UNKNOWN_CODE
+    masks[np.flatnonzero(known), labels[known]] = 1.0
+    masks[~known] = 1.0
+    masks[~known, NOTUMOR_INDEX] = 0.0
+    return masks
+
+
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    counts = np.bincount(labels, minlength=UNKNOWN_CODE + 1).astype(np.float64)
+    present = counts > 0
+    per_label = np.zeros_like(counts)
+    per_label[present] = counts[present].sum() / (present.sum() * counts[present])
+    return per_label[labels].astype(np.float32)
+
+
+def make_training_data(train: Dataset, batch: int, seed: int):
+    """Shuffled, augmented, class-balanced batches of (image, label mask, weight)."""
+    import tensorflow as tf
+
+    from ml.augment import augment
+
+    data = tf.data.Dataset.from_tensor_slices(
+        (train.images, label_masks(train.labels), balanced_weights(train.labels))
+    )
+    data = data.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
+    data = data.map(lambda x, y, w: (augment(x, SIZE), y, w), num_parallel_calls=tf.data.AUTOTUNE)
+    return data.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def mask_accuracy(y_true, logits):
+    """Top-1 accuracy against a label mask (for unknown-type tumours: any tumour class)."""
+    from keras import ops
+
+    top = ops.argmax(logits, axis=-1)
+    return ops.take_along_axis(y_true, top[:, None], axis=-1)[:, 0]
+
+
+def recalibrate_batch_norm(model, images: np.ndarray, batch: int = 128) -> None:
+    """Re-estimate BatchNormalization moving statistics on clean (un-augmented) images.
+
+    The moving statistics gathered during training describe augmented batches (inverted,
+    gamma-shifted, blurred...), not the clean images the model serves; with them, inference
+    mode disagreed wildly with training mode and validation swung from 74% to 50% between
+    epochs. A cumulative average over clean batches in training mode fixes the mismatch
+    (as PyTorch's ``update_bn`` does for SWA).
+    """
+    import keras
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    try:
+        for step, start in enumerate(range(0, len(images), batch)):
+            for layer in norms:
+                layer.momentum = step / (step + 1.0)  # cumulative mean over batches
+            model(images[start : start + batch], training=True)
+    finally:
+        for layer, momentum in zip(norms, saved, strict=True):
+            layer.momentum = momentum
+
+
+def masked_nll_numpy(masks: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    from scipy.special import log_softmax, logsumexp
+
+    log_p = log_softmax(logits.astype(np.float64), axis=-1)
+    return -logsumexp(np.where(masks > 0, log_p, -1e9), axis=-1)
+
+
+class EpochReport:
+    """Recalibrates BatchNorm on clean training images, validates, and prints one line per
+    epoch with the figures that matter clinically. It writes ``val_loss`` and
+    ``val_mask_accuracy`` into the epoch logs, so early stopping and the history see
+    validation figures from the model exactly as it will serve."""
+
+    def __new__(cls, val: Dataset, calibration: np.ndarray, epochs: int):
+        import keras
+
+        class _Report(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                recalibrate_batch_norm(self.model, calibration)
+                logits = self.model.predict(val.images, batch_size=128, verbose=0)
+                masks = label_masks(val.labels)
+                logs["val_loss"] = float(masked_nll_numpy(masks, logits).mean())
+                logs["val_mask_accuracy"] = float(masks[np.arange(len(masks)), logits.argmax(1)].mean())
+                probs = calibrated_probs(logits)
+                known = val.labels < UNKNOWN_CODE
+                acc = (probs[known].argmax(1) == val.labels[known]).mean()
+                tumour = 1 - probs[:, NOTUMOR_INDEX]
+                is_tumour = val.labels != NOTUMOR_INDEX
+                recall = (tumour[is_tumour] >= 0.5).mean()
+                spec = (tumour[~is_tumour] < 0.5).mean()
+                unknown = val.labels == UNKNOWN_CODE
+                br_recall = (tumour[unknown] >= 0.5).mean() if unknown.any() else float("nan")
+                lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                print(
+                    f"epoch {epoch + 1}/{epochs} {time.time() - self.started:.0f}s "
+                    f"loss {logs['loss']:.4f} acc {logs['mask_accuracy']:.4f} | "
+                    f"val loss {logs['val_loss']:.4f} 4-class acc {acc:.4f} "
+                    f"tumour recall {recall:.4f} specificity {spec:.4f} "
+                    f"yes-only recall {br_recall:.4f} | lr {lr:.2e}",
+                    flush=True,
+                )
+
+        return _Report()
+
+
+def _library_versions() -> dict:
+    import keras
+    import PIL
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict:
+    """Metrics per source collection: 4-class where labels are typed, else tumour-present."""
+    out = {}
+    for source in sorted(set(ds.sources)):
+        sel = ds.sources == source
+        labels = ds.labels[sel]
+        typed = labels < UNKNOWN_CODE
+        entry = {"n": int(sel.sum())}
+        if typed.all() and len(set(labels)) > 1:
+            entry.update(multiclass_report(probs[sel], labels, threshold))
+            entry.pop("roc_curves")
+            entry.pop("reliability")
+        tumour = 1 - probs[sel][:, NOTUMOR_INDEX]
+        entry["tumour_present"] = binary_report(tumour, labels != NOTUMOR_INDEX, threshold)
+        out[source] = entry
+    return out
+
+
+def train(args) -> Path:
+    import keras
+
+    from ml.model import build_model, masked_nll
+
+    keras.utils.set_random_seed(args.seed)
+    started = time.time()
+    items = [item for folder in args.data for item in index_folder(Path(folder))]
+    if args.limit:
+        rng = np.random.default_rng(args.seed)
+        by_label: dict[str, list] = {}
+        for item in items:
+            by_label.setdefault(item.label, []).append(item)
+        items = [it for group in by_label.values() for it in rng.permutation(group)[: args.limit]]
+    full = load_items(items, cache_dir=args.cache)
+    split, dup_counts = split_by_group(full, seed=args.seed)
+    train_ds, val_ds, test_ds = (full.subset(split[k]) for k in ("train", "val", "test"))
+    print(
+        f"{len(full)} images, {dup_counts['groups']} duplicate groups "
+        f"({dup_counts['exact_duplicates']} exact copies, "
+        f"{dup_counts['near_duplicate_pairs']} near-duplicate pairs); "
+        f"train {len(train_ds)}, val {len(val_ds)}, test {len(test_ds)}",
+        flush=True,
+    )
+
+    tf_train = make_training_data(train_ds, args.batch, args.seed)
+    rng = np.random.default_rng(args.seed)
+    calibration = train_ds.images[rng.permutation(len(train_ds))[:1024]]
+    model = build_model(len(CLASSES))
+    steps = int(np.ceil(len(train_ds) / args.batch)) * args.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, steps, warmup_target=args.lr, warmup_steps=min(300, steps // 10), alpha=0.02
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+        loss=masked_nll,
+        metrics=[mask_accuracy],
+    )
+    callbacks = [
+        EpochReport(val_ds, calibration, args.epochs),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
+    ]
+    history = model.fit(tf_train, epochs=args.epochs, callbacks=callbacks, verbose=0)
+    recalibrate_batch_norm(model, train_ds.images[rng.permutation(len(train_ds))[:4096]])
+    train_seconds = time.time() - started
+
+    # Calibration and thresholds from validation only.
+    val_logits = model.predict(val_ds.images, batch_size=128, verbose=0)
+    typed = val_ds.labels < UNKNOWN_CODE
+    temperature = fit_temperature(val_logits[typed], val_ds.labels[typed])
+    val_probs = calibrated_probs(val_logits, temperature)
+    threshold = choose_threshold(1 - val_probs[:, NOTUMOR_INDEX], val_ds.labels != NOTUMOR_INDEX, 0.99)
+    refer = choose_refer_threshold(val_probs[typed], val_ds.labels[typed])
+
+    test_logits = model.predict(test_ds.images, batch_size=128, verbose=0)
+    test_probs = calibrated_probs(test_logits, temperature)
+    test_typed = test_ds.labels < UNKNOWN_CODE
+    test_metrics = multiclass_report(test_probs[test_typed], test_ds.labels[test_typed], threshold)
+    uncalibrated_ece = multiclass_report(
+        calibrated_probs(test_logits[test_typed]), test_ds.labels[test_typed], threshold
+    )["ece"]
+
+    from ml.baselines import run_baselines
+
+    tr_typed = train_ds.labels < UNKNOWN_CODE
+    baselines = run_baselines(
+        train_ds.images[tr_typed],
+        train_ds.labels[tr_typed],
+        test_ds.images[test_typed],
+        test_ds.labels[test_typed],
+        args.seed,
+    )
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{MODEL_FILE}.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, out / MODEL_FILE)
+    from ml.dedup import sha256_file
+
+    hist = {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
+    card = {
+        "card_format": cards.CARD_FORMAT,
+        "task": args.task,
+        "name": args.name or out.parent.name,
+        "version": out.name,
+        "description": "Brain MRI slice classifier: glioma, meningioma, pituitary tumour or no tumour.",
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "model_file": MODEL_FILE,
+        "sha256": sha256_file(out / MODEL_FILE),
+        "classes": list(CLASSES),
+        "no_finding_class": NOTUMOR,
+        "input": {"height": SIZE, "width": SIZE, "channels": 1, "dtype": "float32", "range": [0.0, 1.0]},
+        "preprocessing_version": PREPROCESS_VERSION,
+        "output": "logits; probabilities = softmax(logits / temperature)",
+        "temperature": round(temperature, 4),
+        "tumour_threshold": round(threshold, 4),
+        "tumour_threshold_rule": (
+            "highest cut-off on 1 - p(notumor) with validation tumour recall >= 0.99 (at most 0.5)"
+        ),
+        "refer_threshold": refer,
+        "refer_threshold_rule": "lowest calibrated top probability with validation accuracy >= 0.99 above it",
+        "parameters": int(model.count_params()),
+        "metrics": {
+            "split": "internal test (duplicate-group aware), 4-class images",
+            **test_metrics,
+            "ece_before_calibration": uncalibrated_ece,
+        },
+        "metrics_by_source": per_source_metrics(test_ds, test_probs, threshold),
+        "validation": {
+            "tumour_present": binary_report(
+                1 - val_probs[:, NOTUMOR_INDEX], val_ds.labels != NOTUMOR_INDEX, threshold
+            )
+        },
+        "baselines": baselines,
+        "history": hist,
+        "training": {
+            "data": [str(d) for d in args.data],
+            "dataset_fingerprint": full.fingerprint(),
+            "duplicates": dup_counts,
+            "split_sizes": {k: int(len(v)) for k, v in split.items()},
+            "label_counts": {
+                name: {
+                    lbl: int((full.subset(idx).labels == code).sum())
+                    for code, lbl in enumerate([*CLASSES, "tumour_unknown_type"])
+                }
+                for name, idx in split.items()
+            },
+            "epochs_run": len(hist.get("loss", [])),
+            "epochs_max": args.epochs,
+            "batch_size": args.batch,
+            "learning_rate": args.lr,
+            "seed": args.seed,
+            "seconds": round(train_seconds, 1),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        },
+        "libraries": _library_versions(),
+    }
+    cards.write_json_atomic(out / cards.CARD_FILE, card)
+    np.savez_compressed(
+        out / "split.npz", **{k: np.array([full.sha256[i] for i in v]) for k, v in split.items()}
+    )
+    from ml.gate import fit_for_model
+
+    fit_for_model(out, train_ds.paths)
+    print(
+        f"test accuracy {test_metrics['accuracy']:.4f} macro-F1 {test_metrics['macro_f1']:.4f} "
+        f"tumour recall {test_metrics['tumour_recall']} specificity {test_metrics['tumour_specificity']} "
+        f"ECE {test_metrics['ece']:.4f}; T={temperature:.3f} threshold={threshold:.3f} refer={refer}; "
+        f"{train_seconds / 60:.1f} min -> {out}",
+        flush=True,
+    )
+    return out
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", action="append", required=True, help="folder of class folders (repeatable)")
+    parser.add_argument(
+        "--out", required=True, help="model directory to write, e.g. ml/models/brain-tumour/VERSION"
+    )
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument("--limit", type=int, default=0, help="at most N images per label (quick runs)")
+    parser.add_argument("--task", default=cards.DEFAULT_TASK)
+    parser.add_argument("--name", default=None)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="preprocessed-array cache folder")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
