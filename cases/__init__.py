@@ -1,0 +1,1 @@
+"""Cases, scans, reviews and the audit trail: what a clinician works with."""

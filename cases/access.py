@@ -1,0 +1,48 @@
+"""Who may see what: every case, scan and prediction is fetched through these helpers."""
+
+from django.db.models import Exists, OuterRef
+
+from .models import Case, Membership, Scan, Team
+
+CLINICIAN_GROUP = "clinician"
+STEWARD_GROUP = "steward"
+
+
+def is_steward(user) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    cached = getattr(user, "_is_steward", None)
+    if cached is None:
+        cached = user.groups.filter(name=STEWARD_GROUP).exists()
+        user._is_steward = cached
+    return cached
+
+
+def teams_of(user):
+    if is_steward(user):
+        return Team.objects.all()
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return Team.objects.filter(memberships__user=user)
+
+
+def cases_visible_to(user):
+    """Stewards see every case; clinicians see their teams' cases; anyone else sees none."""
+    if not user.is_authenticated or not user.is_active:
+        return Case.objects.none()
+    if is_steward(user):
+        return Case.objects.all()
+    member = Membership.objects.filter(team=OuterRef("team"), user=user)
+    return Case.objects.filter(Exists(member))
+
+
+def scans_visible_to(user):
+    return Scan.objects.filter(case__in=cases_visible_to(user))
+
+
+def predictions_visible_to(user):
+    from inference.models import Prediction
+
+    return Prediction.objects.filter(scan__case__in=cases_visible_to(user))

@@ -1,0 +1,260 @@
+"""Django admin for stewards: teams and memberships, cases (consent, erasure), scans (held scans,
+release), anonymisation reports, reviews and the audit log (filters, CSV export)."""
+
+import csv
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from .access import is_steward
+from .export import _Echo, _safe
+from .models import (
+    AnonymisationReport,
+    AuditEvent,
+    Case,
+    Consent,
+    ConsentEvent,
+    Membership,
+    Review,
+    Scan,
+    Team,
+    erase_case_images,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name"]
+    inlines = [MembershipInline]
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class ConsentInline(ReadOnlyInline):
+    model = Consent
+    fields = ["scope", "state", "recorded_by", "recorded_at", "note"]
+    readonly_fields = fields
+
+
+class ConsentEventInline(ReadOnlyInline):
+    model = ConsentEvent
+    verbose_name_plural = "Consent history"
+    fields = ["recorded_at", "scope", "state", "recorded_by", "note"]
+    readonly_fields = fields
+
+
+@admin.register(Case)
+class CaseAdmin(admin.ModelAdmin):
+    list_display = ["pseudonym", "team", "status", "flag", "created_at"]
+    list_filter = ["status", "flag", "team"]
+    search_fields = ["pseudonym"]
+    readonly_fields = ["pseudonym", "patient_ref_hash", "created_by", "created_at"]
+    inlines = [ConsentInline, ConsentEventInline]
+    actions = ["erase_images"]
+
+    @admin.action(description="Erase the images of the selected cases (keeps tombstones, audited)")
+    def erase_images(self, request, queryset):
+        if not is_steward(request.user):
+            self.message_user(request, "Only data stewards erase images.", messages.ERROR)
+            return
+        erased = sum(len(erase_case_images(case, request.user)) for case in queryset)
+        self.message_user(request, f"Erased the images of {erased} scan(s); the rows remain as tombstones.")
+
+
+@admin.register(Consent)
+class ConsentAdmin(admin.ModelAdmin):
+    """Consent is changed only through Consent.record, so every change joins the history."""
+
+    list_display = ["case", "scope", "state", "recorded_by", "recorded_at"]
+    list_filter = ["scope", "state"]
+    search_fields = ["case__pseudonym"]
+    fields = ["case", "scope", "state", "note", "recorded_by", "recorded_at"]
+    readonly_fields = ["recorded_by", "recorded_at"]
+    autocomplete_fields = ["case"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (["case", "scope"] if obj else [])
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        recorded = Consent.record(obj.case, obj.scope, obj.state, request.user, note=obj.note)
+        obj.pk, obj.recorded_by, obj.recorded_at = recorded.pk, recorded.recorded_by, recorded.recorded_at
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Append-only records (consent history, anonymisation reports, audit): view, never edit."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(ReadOnlyAdmin):
+    list_display = ["recorded_at", "case", "scope", "state", "recorded_by"]
+    list_filter = ["scope", "state"]
+    search_fields = ["case__pseudonym"]
+    readonly_fields = [f.name for f in ConsentEvent._meta.fields]
+
+
+@admin.register(Scan)
+class ScanAdmin(admin.ModelAdmin):
+    list_display = ["pk", "case", "modality", "status", "outcome", "uploaded_at", "erased_at"]
+    list_filter = ["status", "modality", "outcome"]
+    search_fields = ["case__pseudonym", "sha256"]
+    readonly_fields = [f.name for f in Scan._meta.fields]
+    actions = ["release"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Release held scans for classification (pixels checked)")
+    def release(self, request, queryset):
+        if not is_steward(request.user):
+            self.message_user(request, "Only data stewards release held scans.", messages.ERROR)
+            return
+        released = sum(scan.release(request.user) for scan in queryset.filter(status=Scan.Status.HELD))
+        self.message_user(request, f"Released {released} held scan(s) for classification.")
+
+
+@admin.register(AnonymisationReport)
+class AnonymisationReportAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "case", "uploaded_by", "file_count", "held_count"]
+    list_filter = [("created_at", admin.DateFieldListFilter)]
+    search_fields = ["case__pseudonym"]
+    fields = ["case", "uploaded_by", "created_at", "summary"]
+    readonly_fields = fields
+
+    @admin.display(description="files")
+    def file_count(self, obj):
+        return len(obj.files)
+
+    @admin.display(description="held")
+    def held_count(self, obj):
+        return sum(bool(entry.get("held")) for entry in obj.files)
+
+    @admin.display(description="What was removed or replaced")
+    def summary(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
+            (
+                (
+                    entry.get("scan"),
+                    entry.get("format"),
+                    json.dumps({k: v for k, v in entry.items() if k not in ("scan", "format")}, indent=1),
+                )
+                for entry in obj.files
+            ),
+        )
+        return format_html("<table><tr><th>Scan</th><th>Format</th><th>Report</th></tr>{}</table>", rows)
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    list_display = ["prediction", "decision", "label", "reviewer", "created_at"]
+    readonly_fields = [f.name for f in Review._meta.fields]
+
+
+class AuditCaseFilter(admin.SimpleListFilter):
+    """Events about one case: the case itself, or its scans/predictions (detail["case"])."""
+
+    title = "case"
+    parameter_name = "case"
+
+    def lookups(self, request, model_admin):
+        return [(str(case.pk), case.pseudonym) for case in Case.objects.only("pseudonym")[:50]]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(object_type="cases.case", object_id=value) | queryset.filter(
+            detail__case=int(value)
+        )
+
+
+class AuditActorFilter(admin.SimpleListFilter):
+    title = "actor"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        names = AuditEvent.objects.exclude(actor_username="").values_list("actor_username", flat=True)
+        return [(name, name) for name in names.distinct().order_by("actor_username")[:100]]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(actor_username=self.value()) if self.value() else queryset
+
+
+AUDIT_COLUMNS = ["created_at", "actor", "verb", "object_type", "object_id", "detail"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor_username", "verb", "object_type", "object_id"]
+    list_filter = [AuditActorFilter, "verb", AuditCaseFilter, ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["actor_username", "object_id"]
+    date_hierarchy = "created_at"
+    change_list_template = "admin/cases/auditevent/change_list.html"
+
+    def get_urls(self):
+        export = self.admin_site.admin_view(self.export_csv)
+        return [path("export.csv", export, name="cases_auditevent_export")] + super().get_urls()
+
+    def export_csv(self, request):
+        """The audit log as filtered on the change list, as CSV (streamed, audited itself)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        events = self.get_changelist_instance(request).get_queryset(request)
+        filters = {key: value for key, value in request.GET.items() if value}
+        AuditEvent.record(request.user, AuditEvent.Verb.AUDIT_EXPORT, filters=filters)
+
+        def rows():
+            writer = csv.writer(_Echo())
+            yield writer.writerow(AUDIT_COLUMNS)
+            for event in events.iterator(chunk_size=500):
+                row = [
+                    event.created_at.isoformat(),
+                    event.actor_username,
+                    event.verb,
+                    event.object_type,
+                    event.object_id,
+                    json.dumps(event.detail, sort_keys=True),
+                ]
+                yield writer.writerow([_safe(value) for value in row])
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        response["Content-Disposition"] = f'attachment; filename="brainscan-audit-{stamp}.csv"'
+        return response

@@ -1,0 +1,263 @@
+"""De-identification of DICOM slices (PS3.15 basic profile via a deid recipe) and what it removed.
+
+A DICOM upload is read with pydicom, checked (a single-frame greyscale image in an
+uncompressed transfer syntax), stripped of identifiers by deid with the recipe in
+``deid.basic-profile``, and written back as the only copy kept. The report lists which
+attributes were removed, blanked or replaced, by keyword only: never a value.
+"""
+
+import hashlib
+import hmac
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from django.conf import settings
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.sequence import Sequence
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+RECIPE_PATH = Path(__file__).with_name("deid.basic-profile")
+# LO: at most 64 characters. The code sequence (DCM 113100) says the same in coded form.
+DEIDENTIFICATION_METHOD = "PS3.15 E.1-1 Basic Profile (deid recipe, BrainScan)"
+# Uncompressed only: decoding JPEG/JPEG 2000/RLE pixel data needs plugins we do not ship.
+SUPPORTED_TRANSFER_SYNTAXES = {
+    pydicom.uid.ImplicitVRLittleEndian: "Implicit VR Little Endian",
+    pydicom.uid.ExplicitVRLittleEndian: "Explicit VR Little Endian",
+    pydicom.uid.DeflatedExplicitVRLittleEndian: "Deflated Explicit VR Little Endian",
+    pydicom.uid.ExplicitVRBigEndian: "Explicit VR Big Endian",
+}
+SUPPORTED_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
+
+_recipe = None
+# pydicom's validation warnings quote the offending value, which may be a patient's name:
+# uploads are checked here, not by pydicom's logger.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+
+
+class DicomRejected(ValueError):
+    """Not a DICOM object we accept; the message is shown to the uploader as is."""
+
+
+def looks_like_dicom(head: bytes) -> bool:
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def _recipe_once():
+    # deid pulls in matplotlib: imported on the first DICOM upload, not at web start-up.
+    global _recipe
+    if _recipe is None:
+        from deid.config import DeidRecipe
+        from deid.logger import bot
+        from deid.logger.message import QUIET
+
+        # deid prints to stderr itself (not through logging); its messages may quote values.
+        bot.level = QUIET
+        _recipe = DeidRecipe(deid=str(RECIPE_PATH), base=False)
+    return _recipe
+
+
+def read_dicom(data: bytes, max_pixels: int) -> pydicom.Dataset:
+    """Parse and check one uploaded DICOM slice; raise DicomRejected with a clear reason."""
+    try:
+        dataset = pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as error:
+        raise DicomRejected(f"The DICOM file could not be read ({type(error).__name__}).") from None
+    syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if "PixelData" not in dataset:
+        kind = dataset.get("SOPClassUID")
+        name = UID(kind).name if kind else "unknown"
+        raise DicomRejected(
+            f"The DICOM object holds no image (SOP class: {name}); only image slices are accepted."
+        )
+    if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
+        name = UID(syntax).name if syntax else "missing"
+        raise DicomRejected(
+            f"The DICOM pixel data is encoded as {name}, which is not supported; "
+            "export the slice uncompressed (Explicit VR Little Endian)."
+        )
+    photometric = str(dataset.get("PhotometricInterpretation", ""))
+    if photometric not in SUPPORTED_PHOTOMETRIC or int(dataset.get("SamplesPerPixel", 1)) != 1:
+        raise DicomRejected(
+            f"The DICOM image is {photometric or 'of unknown colour type'}; only greyscale "
+            "(MONOCHROME1/MONOCHROME2) MRI slices are accepted."
+        )
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    if frames != 1:
+        raise DicomRejected(f"The DICOM file holds {frames} frames; upload single slices.")
+    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+    if rows * columns == 0:
+        raise DicomRejected("The DICOM image has no rows or columns.")
+    if rows * columns > max_pixels:
+        raise DicomRejected(
+            f"The image is {columns}×{rows} = {rows * columns:,} pixels; the limit is {max_pixels:,} pixels."
+        )
+    try:
+        dataset.pixel_array  # noqa: B018 -- decodes completely or fails here, not in the worker
+    except (ValueError, AttributeError, TypeError, NotImplementedError, RuntimeError) as error:
+        raise DicomRejected(
+            "The DICOM pixel data could not be decoded completely "
+            f"(truncated or corrupt: {type(error).__name__})."
+        ) from None
+    return dataset
+
+
+def burned_in_annotation(dataset) -> bool:
+    """True unless the header says NO: text burnt into the pixels cannot be removed from the header."""
+    return str(dataset.get("BurnedInAnnotation", "")).strip().upper() == "YES"
+
+
+def case_uid_key(case) -> bytes:
+    # Keyed per case: the same source UID maps to the same new UID within a case only.
+    return hmac.new(settings.SECRET_KEY.encode(), f"dicom-uid:{case.pk}".encode(), hashlib.sha256).digest()
+
+
+def _is_registered_uid(value: str) -> bool:
+    # SOP classes, transfer syntaxes, coding schemes: public constants, not identifiers.
+    uid = UID(value)
+    return uid.name != str(uid)
+
+
+def _new_uid(key: bytes, original: str) -> str:
+    if _is_registered_uid(original):
+        return original
+    return generate_uid(prefix="2.25.", entropy_srcs=[key.hex(), original])
+
+
+def remap_uids(dataset, key: bytes):
+    """Replace every non-registered UID with one derived from ``key`` (consistent for equal inputs)."""
+    for _, element in _walk(dataset):
+        if element.VR == "UI" and element.value:
+            if element.VM > 1:
+                element.value = [_new_uid(key, str(v)) for v in element.value]
+            else:
+                element.value = _new_uid(key, str(element.value))
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+
+
+def _walk(dataset, prefix=""):
+    for element in dataset:
+        path = f"{prefix}{element.tag}"
+        yield path, element
+        if element.VR == "SQ":
+            for index, item in enumerate(element.value or []):
+                yield from _walk(item, f"{path}[{index}].")
+
+
+def _snapshot(dataset):
+    return {
+        path: (element.keyword or str(element.tag), element.VR, None if element.VR == "SQ" else element.value)
+        for path, element in _walk(dataset)
+        if element.tag != 0x7FE00010
+    }
+
+
+@dataclass
+class DeidReport:
+    removed: list[str] = field(default_factory=list)
+    blanked: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    private_tags_removed: int = 0
+    overlay_elements_removed: int = 0
+    burned_in_annotation: bool = False
+
+    def as_dict(self):
+        return {
+            "format": "DICOM",
+            "method": DEIDENTIFICATION_METHOD,
+            "removed": sorted(set(self.removed)),
+            "blanked": sorted(set(self.blanked)),
+            "replaced": sorted(set(self.replaced)),
+            "private_tags_removed": self.private_tags_removed,
+            "overlay_elements_removed": self.overlay_elements_removed,
+            "burned_in_annotation": self.burned_in_annotation,
+        }
+
+
+def deidentify(dataset, uid_key: bytes) -> DeidReport:
+    """Apply the basic profile in place; UIDs are remapped with ``uid_key`` (see case_uid_key)."""
+    report = DeidReport(burned_in_annotation=burned_in_annotation(dataset))
+    before = _snapshot(dataset)
+    report.private_tags_removed = sum(1 for _, e in _walk(dataset) if e.tag.is_private)
+    report.overlay_elements_removed = sum(
+        1 for _, e in _walk(dataset) if 0x5000 <= e.tag.group <= 0x60FF and e.tag.group % 2 == 0
+    )
+
+    def case_uid(item, value, field, **kwargs):
+        return _new_uid(uid_key, str(field.element.value))
+
+    recipe = _recipe_once()
+    from deid.dicom.parser import DicomParser
+
+    parser = DicomParser(dataset, recipe=recipe)
+    parser.define("case_uid", case_uid)
+    parser.parse(remove_private=True)
+    dataset = parser.dicom
+    # Anything private the recipe pass may have missed (nested, malformed creators).
+    dataset.remove_private_tags()
+
+    dataset.PatientIdentityRemoved = "YES"
+    dataset.DeidentificationMethod = DEIDENTIFICATION_METHOD
+    code = Dataset()
+    code.CodeValue = "113100"
+    code.CodingSchemeDesignator = "DCM"
+    code.CodeMeaning = "Basic Application Confidentiality Profile"
+    dataset.DeidentificationMethodCodeSequence = Sequence([code])
+    # The 128-byte preamble and the file meta group can carry anything: rebuild both.
+    dataset.preamble = b"\0" * 128
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = dataset.get("SOPClassUID", pydicom.uid.MRImageStorage)
+    meta.MediaStorageSOPInstanceUID = dataset.get("SOPInstanceUID") or generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset.file_meta = meta
+
+    after = _snapshot(dataset)
+    for path, (keyword, vr, value) in before.items():
+        if 0x5000 <= int(path[1:5], 16) <= 0x60FF and keyword != "PixelData":
+            continue  # counted as overlay/curve elements
+        if path not in after:
+            if not keyword.startswith("("):  # private tags are counted, not named
+                report.removed.append(keyword)
+        elif vr != "SQ" and after[path][2] != value:
+            (report.blanked if after[path][2] in ("", None) else report.replaced).append(keyword)
+    return report
+
+
+def to_bytes(dataset) -> bytes:
+    out = io.BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def model_input(data: bytes) -> np.ndarray:
+    """The slice's pixels as the model sees them before ml.preprocess: rescaled, windowed, upright.
+
+    Rescale slope/intercept (modality LUT), then the window or VOI LUT in the header; the
+    16-bit/float result goes to ml.preprocess.decode, which maps it to 8 bits.
+    """
+    dataset = pydicom.dcmread(io.BytesIO(data))
+    pixels = apply_modality_lut(dataset.pixel_array, dataset)
+    if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
+        pixels = apply_voi_lut(pixels, dataset, prefer_lut=True)
+    pixels = np.asarray(pixels, dtype=np.float64)
+    if dataset.PhotometricInterpretation == "MONOCHROME1":
+        # MONOCHROME1 shows low values as white: invert so tissue looks as in MONOCHROME2.
+        pixels = pixels.max() + pixels.min() - pixels
+    return pixels
+
+
+def preview_png(data: bytes) -> bytes:
+    """An 8-bit PNG of the stored slice for the case page (through the shared decoding)."""
+    from PIL import Image
+
+    from ml.preprocess import decode
+
+    grey, _ = decode(model_input(data))
+    out = io.BytesIO()
+    Image.fromarray(grey).save(out, format="PNG")
+    return out.getvalue()

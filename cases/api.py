@@ -1,0 +1,411 @@
+"""REST API for cases, scan uploads, scan results, reviews and the CSV export.
+
+Same rules as the pages in views.py: objects come through the access helpers (outsiders get
+404), uploads go through uploads.py, filters through CaseFilterForm, the CSV through export.py,
+and every case access is audited as the matching page does.
+"""
+
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import exceptions, mixins, renderers, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle
+from inference.api import PredictionSerializer
+from ml.labels import CLASSES
+
+from . import export
+from .access import cases_visible_to, scans_visible_to, teams_of
+from .forms import CaseFilterForm, ReviewForm
+from .models import AuditEvent, Case, Review, Scan, Team
+from .uploads import store_scans, validate_files
+
+FILTER_PARAMETERS = [
+    OpenApiParameter("q", str, description="Part of the pseudonym.", pattern=NO_NUL),
+    OpenApiParameter(
+        "patient",
+        str,
+        description="Keyed hash of a patient reference (a case's `patient_ref_hash`).",
+        pattern=r"^[0-9a-f]{64}$",
+    ),
+    OpenApiParameter("status", str, enum=Case.Status.values),
+    OpenApiParameter("flag", str, enum=Case.Flag.values),
+    OpenApiParameter("created_from", OpenApiTypes.DATE, description="Created on or after (YYYY-MM-DD)."),
+    OpenApiParameter("created_to", OpenApiTypes.DATE, description="Created on or before (YYYY-MM-DD)."),
+]
+
+
+def filtered_cases(request):
+    """The caller's cases narrowed by the web list's filters; invalid filters are a 400."""
+    cases = cases_visible_to(request.user)
+    form = CaseFilterForm(request.query_params)
+    if not form.is_valid():
+        raise exceptions.ValidationError({field: list(messages) for field, messages in form.errors.items()})
+    # The web form reads "" as "any"; an API client leaves the parameter out instead.
+    empty = [name for name in form.fields if name != "q" and request.query_params.get(name) == ""]
+    if empty:
+        raise exceptions.ValidationError(
+            {name: ["Give a value or leave the parameter out."] for name in empty}
+        )
+    return form.filter(cases)
+
+
+class ReviewSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.get_username", read_only=True)
+
+    class Meta:
+        model = Review
+        fields = ["id", "decision", "label", "comment", "reviewer", "created_at"]
+        read_only_fields = fields
+
+
+class ReviewRequestSerializer(serializers.Serializer):
+    label = serializers.ChoiceField(choices=CLASSES, help_text="The label the reviewer confirms or sets.")
+    comment = serializers.CharField(required=False, allow_blank=True)
+
+
+class ScanSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:scan-detail")
+    case = serializers.PrimaryKeyRelatedField(read_only=True)
+    image_url = serializers.HyperlinkedIdentityField(view_name="api:scan-image")
+    explanation_url = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+    review = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Scan
+        fields = [
+            "id",
+            "url",
+            "case",
+            "status",
+            "failure_reason",
+            "outcome",
+            "outcome_reason",
+            "modality",
+            "width",
+            "height",
+            "uploaded_at",
+            "image_url",
+            "explanation_url",
+            "prediction",
+            "review",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(PredictionSerializer(allow_null=True))
+    def get_prediction(self, scan):
+        prediction = scan.latest_prediction
+        return PredictionSerializer(prediction, context=self.context).data if prediction else None
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_explanation_url(self, scan):
+        prediction = scan.latest_prediction
+        if prediction is None or not prediction.explanation:
+            return None
+        return self.context["request"].build_absolute_uri(reverse("api:scan-explanation", args=[scan.pk]))
+
+    @extend_schema_field(ReviewSerializer(allow_null=True))
+    def get_review(self, scan):
+        prediction = scan.latest_prediction
+        review = prediction.latest_review if prediction else None
+        return ReviewSerializer(review).data if review else None
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(view_name="api:case-detail")
+    scans_url = serializers.HyperlinkedIdentityField(view_name="api:case-scans")
+    team = serializers.PrimaryKeyRelatedField(
+        queryset=Team.objects.none(),
+        required=False,
+        help_text="One of your teams; may be left out when you belong to exactly one.",
+    )
+    team_name = serializers.CharField(source="team.name", read_only=True)
+    created_by = serializers.CharField(source="created_by.get_username", read_only=True)
+    patient_reference = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="Stored only as a keyed hash (patient_ref_hash); finds the patient's earlier cases.",
+    )
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "url",
+            "pseudonym",
+            "team",
+            "team_name",
+            "status",
+            "flag",
+            "notes",
+            "patient_reference",
+            "patient_ref_hash",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "scans_url",
+        ]
+        read_only_fields = ["pseudonym", "status", "flag", "patient_ref_hash", "created_at", "updated_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["team"].queryset = teams_of(request.user)
+
+    def validate(self, attrs):
+        if "team" not in attrs:
+            teams = list(teams_of(self.context["request"].user)[:2])
+            if len(teams) != 1:
+                raise serializers.ValidationError({"team": ["Choose one of your teams."]})
+            attrs["team"] = teams[0]
+        return attrs
+
+    def create(self, validated_data):
+        reference = validated_data.pop("patient_reference", "")
+        case = Case(**validated_data)
+        case.set_patient_reference(reference)
+        case.save()
+        return case
+
+
+class CaseUpdateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Case
+        fields = ["status", "notes"]
+
+
+class UploadResponseSerializer(serializers.Serializer):
+    scans = ScanSerializer(many=True)
+
+
+UPLOAD_REQUEST = {
+    "multipart/form-data": {
+        "type": "object",
+        "properties": {
+            "files": {
+                "type": "array",
+                "items": {"type": "string", "format": "binary"},
+                "description": "One or several JPEG/PNG images (the content decides, not the name).",
+            }
+        },
+        "required": ["files"],
+    }
+}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your teams' cases, newest first", parameters=FILTER_PARAMETERS),
+    create=extend_schema(summary="Open a case in one of your teams"),
+    retrieve=extend_schema(summary="One case (audited as a case view)"),
+    partial_update=extend_schema(summary="Change a case's status or notes", request=CaseUpdateSerializer),
+    update=extend_schema(summary="Set a case's status and notes", request=CaseUpdateSerializer),
+)
+class CaseViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = CaseSerializer
+    throttle_classes = [ScopedThrottle]
+    # Any id reaches the view, so a caller without credentials always hears 401, never a route 404.
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        cases = cases_visible_to(self.request.user).select_related("team", "created_by")
+        if self.action == "list":
+            cases = filtered_cases(self.request).select_related("team", "created_by")
+        return cases
+
+    @property
+    def throttle_scope(self):
+        return "api-upload" if self.action == "upload" else None
+
+    def perform_create(self, serializer):
+        case = serializer.save(created_by=self.request.user)
+        AuditEvent.record(self.request.user, AuditEvent.Verb.CASE_CREATE, case)
+
+    def retrieve(self, request, *args, **kwargs):
+        case = self.get_object()
+        AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, case)
+        return Response(self.get_serializer(case).data)
+
+    def update(self, request, *args, **kwargs):
+        case = self.get_object()
+        changes = CaseUpdateSerializer(case, data=request.data, partial=kwargs.get("partial", False))
+        changes.is_valid(raise_exception=True)
+        changed = sorted(
+            name for name, value in changes.validated_data.items() if getattr(case, name) != value
+        )
+        changes.save()
+        AuditEvent.record(request.user, AuditEvent.Verb.CASE_UPDATE, case, fields=changed)
+        return Response(self.get_serializer(case).data)
+
+    @extend_schema(summary="The case's scans with their results", responses=ScanSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="scans", pagination_class=None)
+    def scans(self, request, pk=None):
+        case = self.get_object()
+        return Response(
+            ScanSerializer(_with_results(case.scans.all()), many=True, context={"request": request}).data
+        )
+
+    @extend_schema(
+        summary="Upload images to classify: 202 with each new scan; any bad file stores nothing",
+        request=UPLOAD_REQUEST,
+        responses={202: UploadResponseSerializer},
+    )
+    @scans.mapping.post
+    def upload(self, request, pk=None):
+        case = self.get_object()
+        images, errors = validate_files(request.FILES.getlist("files"))
+        if errors:
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
+            body = {
+                "detail": "Nothing was stored: "
+                + "; ".join(f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors),
+                "code": "invalid_files",
+                "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
+            }
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        scans = store_scans(case, request.user, images)
+        data = ScanSerializer(
+            _with_results(Scan.objects.filter(pk__in=[s.pk for s in scans])),
+            many=True,
+            context={"request": request},
+        ).data
+        return Response({"scans": data}, status=status.HTTP_202_ACCEPTED)
+
+
+def _with_results(scans):
+    return scans.prefetch_related("predictions__model_version", "predictions__reviews__reviewer")
+
+
+class PNGRenderer(renderers.BaseRenderer):
+    media_type = "image/png"
+    format = "png"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+@extend_schema_view(retrieve=extend_schema(summary="A scan: status, outcome, prediction, review, file links"))
+class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = ScanSerializer
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self):
+        return _with_results(scans_visible_to(self.request.user).select_related("case"))
+
+    def retrieve(self, request, *args, **kwargs):
+        scan = self.get_object()
+        if not scan.is_pending:
+            # Reading a result is reading the case; polls while it is pending show no clinical data.
+            AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, scan.case, scan=scan.pk)
+        return Response(self.get_serializer(scan).data)
+
+    @extend_schema(
+        summary="Confirm or correct the label of the scan's latest prediction",
+        request=ReviewRequestSerializer,
+        responses={
+            201: ReviewSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The scan has no prediction yet."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def review(self, request, pk=None):
+        scan = self.get_object()
+        prediction = scan.latest_prediction
+        if prediction is None:
+            raise Conflict("The scan has no prediction to review yet.")
+        request_body = ReviewRequestSerializer(data=request.data)
+        request_body.is_valid(raise_exception=True)
+        form = ReviewForm(request_body.validated_data, prediction=prediction)
+        if not form.is_valid():
+            raise exceptions.ValidationError({k: [str(m) for m in v] for k, v in form.errors.items()})
+        review = form.save(reviewer=request.user)
+        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="The stored (de-identified) image", responses={(200, "image/png"): OpenApiTypes.BINARY}
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="image",
+        renderer_classes=[renderers.JSONRenderer, PNGRenderer],
+    )
+    def image(self, request, pk=None):
+        scan = self.get_object()
+        # DICOM slices are rendered from their de-identified pixels; erased scans have no file.
+        png = scan.preview_png()
+        if png is None:
+            raise exceptions.NotFound("This scan's image was erased.")
+        return HttpResponse(png, content_type="image/png")
+
+    @extend_schema(
+        summary="The explanation (Grad-CAM) image of the latest prediction, when there is one",
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="explanation",
+        renderer_classes=[renderers.JSONRenderer, PNGRenderer],
+    )
+    def explanation(self, request, pk=None):
+        prediction = self.get_object().latest_prediction
+        if prediction is None or not prediction.explanation:
+            raise exceptions.NotFound("No explanation image for this scan.")
+        return FileResponse(prediction.explanation.open("rb"), content_type="image/png")
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the object's state."
+    default_code = "conflict"
+
+
+class CSVRenderer(renderers.BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        # Only errors reach a renderer (the export streams itself): one "detail" cell.
+        return f"detail\r\n{data.get('detail', '')}\r\n".encode()
+
+
+class CaseExportView(APIView):
+    """The web export's CSV (cases/export.py), same filters, audited the same way."""
+
+    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        summary="Case history as CSV, one row per scan (same file as the web export)",
+        parameters=FILTER_PARAMETERS,
+        responses={(200, "text/csv"): OpenApiTypes.STR},
+    )
+    def get(self, request):
+        cases = filtered_cases(request)
+        filters = {key: value for key, value in request.query_params.items() if value}
+        AuditEvent.record(request.user, AuditEvent.Verb.EXPORT, filters=filters)
+        response = StreamingHttpResponse(export.csv_rows(cases), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{export.export_filename()}"'
+        return response

@@ -1,0 +1,87 @@
+"""Case history as CSV, one row per scan, streamed so a large export never sits in memory."""
+
+import csv
+
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from inference.models import ModelVersion, Prediction
+
+from .models import Review, Scan
+
+FIXED_COLUMNS = [
+    "pseudonym",
+    "scan_id",
+    "uploaded_at",
+    "status",
+    "outcome",
+    "model_version",
+    "predicted_label",
+    "confidence",
+]
+TAIL_COLUMNS = ["case_flag", "reviewed_label", "reviewer", "reviewed_at"]
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def export_filename(now=None):
+    return f"brainscan-cases-{(now or timezone.now()):%Y%m%d-%H%M%S}.csv"
+
+
+def _safe(value):
+    # Spreadsheet formula injection: a cell starting with = + - @ would be evaluated.
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def probability_classes():
+    classes = []
+    for version_classes in ModelVersion.objects.values_list("classes", flat=True):
+        for name in version_classes or []:
+            if name not in classes:
+                classes.append(name)
+    return classes
+
+
+def scans_for_export(cases):
+    reviews = Review.objects.select_related("reviewer").order_by("created_at", "id")
+    predictions = Prediction.objects.select_related("model_version").prefetch_related(
+        Prefetch("reviews", queryset=reviews)
+    )
+    return (
+        Scan.objects.filter(case__in=cases)
+        .select_related("case")
+        .prefetch_related(Prefetch("predictions", queryset=predictions))
+        .order_by("case__created_at", "case_id", "uploaded_at", "id")
+    )
+
+
+def csv_rows(cases):
+    classes = probability_classes()
+    writer = csv.writer(_Echo())
+    yield writer.writerow(FIXED_COLUMNS + [f"p_{name}" for name in classes] + TAIL_COLUMNS)
+    for scan in scans_for_export(cases).iterator(chunk_size=500):
+        prediction = scan.latest_prediction
+        review = prediction.latest_review if prediction else None
+        row = [
+            scan.case.pseudonym,
+            scan.pk,
+            scan.uploaded_at.isoformat(),
+            scan.status,
+            scan.outcome or "",
+            str(prediction.model_version) if prediction else "",
+            (prediction.label or "") if prediction else "",
+            f"{prediction.confidence:.4f}" if prediction else "",
+        ]
+        probabilities = prediction.probabilities if prediction else {}
+        row += [f"{probabilities[name]:.4f}" if name in probabilities else "" for name in classes]
+        row += [
+            scan.case.flag,
+            review.label if review else "",
+            review.reviewer.get_username() if review else "",
+            review.created_at.isoformat() if review else "",
+        ]
+        yield writer.writerow([_safe(value) for value in row])

@@ -1,0 +1,111 @@
+"""Forms for cases, their filters and reviews."""
+
+from django import forms
+from django.db import transaction
+
+from .models import AuditEvent, Case, Review
+
+
+class CaseCreateForm(forms.ModelForm):
+    patient_reference = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Patient reference (optional)",
+        help_text="Stored only as a keyed hash; entering it again finds the patient's earlier cases.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
+    class Meta:
+        model = Case
+        fields = ["team", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, teams, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = teams
+        if teams.count() == 1:
+            self.fields["team"].initial = teams.first()
+            self.fields["team"].widget = forms.HiddenInput()
+
+    def save(self, commit=True):
+        case = super().save(commit=False)
+        case.set_patient_reference(self.cleaned_data["patient_reference"])
+        if commit:
+            case.save()
+        return case
+
+
+class CaseUpdateForm(forms.ModelForm):
+    class Meta:
+        model = Case
+        fields = ["status", "notes"]
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+
+class CaseFilterForm(forms.Form):
+    q = forms.CharField(required=False, label="Pseudonym")
+    # The keyed hash, never the reference: filter URLs end up in access logs and browser history.
+    patient = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput())
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Case.Status.choices])
+    flag = forms.ChoiceField(required=False, choices=[("", "Any flag"), *Case.Flag.choices])
+    created_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def filter(self, queryset):
+        if not self.is_valid():
+            return queryset.none()
+        data = self.cleaned_data
+        if data["q"]:
+            queryset = queryset.filter(pseudonym__icontains=data["q"].strip())
+        if data["patient"]:
+            queryset = queryset.filter(patient_ref_hash=data["patient"])
+        if data["status"]:
+            queryset = queryset.filter(status=data["status"])
+        if data["flag"]:
+            queryset = queryset.filter(flag=data["flag"])
+        if data["created_from"]:
+            queryset = queryset.filter(created_at__date__gte=data["created_from"])
+        if data["created_to"]:
+            queryset = queryset.filter(created_at__date__lte=data["created_to"])
+        return queryset
+
+
+class PatientLookupForm(forms.Form):
+    patient_reference = forms.CharField(
+        max_length=100, label="Patient reference", widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+
+
+class ReviewForm(forms.ModelForm):
+    class Meta:
+        model = Review
+        fields = ["label", "comment"]
+        widgets = {"comment": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, prediction, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prediction = prediction
+        classes = prediction.model_version.classes or sorted(prediction.probabilities)
+        self.fields["label"] = forms.ChoiceField(
+            choices=[(c, c) for c in classes], initial=prediction.label, label="Label"
+        )
+
+    def save(self, reviewer):
+        review = super().save(commit=False)
+        review.prediction = self.prediction
+        review.reviewer = reviewer
+        review.decision = (
+            Review.Decision.CONFIRMED if review.label == self.prediction.label else Review.Decision.CORRECTED
+        )
+        with transaction.atomic():
+            review.save()
+            # Every review is audited, whichever door (page or API) it came through.
+            AuditEvent.record(
+                reviewer,
+                AuditEvent.Verb.REVIEW,
+                self.prediction,
+                decision=review.decision,
+                label=review.label,
+                case=self.prediction.scan.case_id,
+            )
+        return review

@@ -1,0 +1,293 @@
+"""Upload validation and de-identification of scan images, and storing an upload as scans.
+
+Every file is identified by its content (never its name or declared type), size- and
+pixel-capped, decoded completely, then de-identified: JPEG/PNG are re-encoded from their
+pixels alone as PNG, so no metadata (EXIF, GPS, ICC, XMP, text chunks) survives; DICOM
+slices are de-identified per the PS3.15 basic profile (cases/anonymise.py). The client's
+file name is never kept, nor logged. Formats register a sniffer and a cleaner in FORMATS.
+"""
+
+import hashlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from PIL import Image, ImageOps
+
+from . import anonymise
+from .models import AnonymisationReport, AuditEvent, Scan
+
+logger = logging.getLogger(__name__)
+# Pillow logs every EXIF tag's value at DEBUG while reading it (an Artist, a GPS position):
+# uploads must never put those in a log, whatever LOG_LEVEL says.
+logging.getLogger("PIL").setLevel(max(logging.getLogger("PIL").level, logging.INFO))
+
+
+class UploadRejected(Exception):
+    """A file that cannot become a scan; the message is shown to the uploader as is."""
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    content: bytes  # de-identified PNG, or DICOM before its UIDs are remapped (store_scans)
+    sha256: str
+    width: int
+    height: int
+    modality: str
+    # What de-identification removed: attribute/metadata names and counts, never values.
+    report: dict = field(default_factory=dict)
+    # BurnedInAnnotation YES: stored, but not classified until a steward releases it.
+    held: bool = False
+    # The de-identified DICOM dataset; its UIDs are remapped per case when stored.
+    dicom: object = None
+
+
+@dataclass(frozen=True)
+class FileError:
+    index: int
+    name: str
+    message: str
+
+
+def _megabytes(size):
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _decode_raster(data: bytes, pillow_format: str, label: str) -> Image.Image:
+    max_pixels = settings.UPLOAD_MAX_PIXELS
+    with warnings.catch_warnings():
+        # Pillow only warns on large declared sizes (and fails on huge ones): both are refusals.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=[pillow_format]) as probe:
+                width, height = probe.size  # from the header; nothing decompressed yet
+                if width * height > max_pixels:
+                    raise UploadRejected(
+                        f"The image is {width}×{height} = {width * height:,} pixels; "
+                        f"the limit is {max_pixels:,} pixels."
+                    )
+                probe.verify()
+            image = Image.open(io.BytesIO(data), formats=[pillow_format])
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise UploadRejected(
+                f"The image declares far more than {max_pixels:,} pixels (a decompression bomb "
+                "or an image far larger than a scan); it was not decoded."
+            ) from None
+        except UploadRejected:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise UploadRejected(
+                f"The {label} file could not be decoded completely (truncated or corrupt: {error})."
+            ) from None
+    return image
+
+
+def _pixels_only(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation, then rebuild the image from its raw pixels (no metadata at all)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit/float greyscale: stretch to 8 bits so every later step sees one format.
+        image = image.convert("F")
+        low, high = image.getextrema()
+        scale = 255.0 / (high - low) if high > low else 0.0
+        image = image.point(lambda value: (value - low) * scale).convert("L")
+    elif image.mode in ("1", "L", "LA", "La"):
+        image = image.convert("L")
+    else:
+        image = image.convert("RGB")
+    return Image.frombytes(image.mode, image.size, image.tobytes())
+
+
+def _metadata_found(image: Image.Image) -> list[str]:
+    """Names of the metadata blocks the file carried (all dropped by the re-encoding)."""
+    found = []
+    if image.getexif():
+        found.append("EXIF")
+        if image.getexif().get_ifd(0x8825):
+            found.append("EXIF GPS")
+    for key in image.info:
+        if key in ("icc_profile",):
+            found.append("ICC profile")
+        elif key in ("xmp", "XML:com.adobe.xmp"):
+            found.append("XMP")
+        elif key == "comment":
+            found.append("comment")
+        elif key not in (
+            "exif",
+            "dpi",
+            "jfif",
+            "jfif_version",
+            "jfif_unit",
+            "jfif_density",
+            "progressive",
+            "progression",
+            "adobe",
+            "adobe_transform",
+            "gamma",
+            "transparency",
+            "interlace",
+        ):
+            found.append("text chunk")
+    return sorted(set(found))
+
+
+def _clean_raster(data: bytes, pillow_format: str, label: str) -> CleanImage:
+    decoded = _decode_raster(data, pillow_format, label)
+    removed = _metadata_found(decoded)
+    image = _pixels_only(decoded)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    content = out.getvalue()
+    return CleanImage(
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
+        width=image.width,
+        height=image.height,
+        modality=Scan.Modality.IMAGE,
+        report={"format": label, "method": "re-encoded from pixels as PNG", "removed": removed},
+    )
+
+
+def _clean_dicom(data: bytes) -> CleanImage:
+    try:
+        dataset = anonymise.read_dicom(data, settings.UPLOAD_MAX_PIXELS)
+    except anonymise.DicomRejected as rejection:
+        raise UploadRejected(str(rejection)) from None
+    # Remove identifiers now: nothing identifying outlives validation; UIDs follow per case.
+    report = anonymise.deidentify(dataset, uid_key=b"")
+    return CleanImage(
+        content=b"",
+        sha256="",
+        width=int(dataset.Columns),
+        height=int(dataset.Rows),
+        modality=Scan.Modality.DICOM,
+        report=report.as_dict(),
+        held=report.burned_in_annotation,
+        dicom=dataset,
+    )
+
+
+@dataclass(frozen=True)
+class Format:
+    label: str
+    accepts: callable  # first bytes -> bool
+    clean: callable  # full bytes -> CleanImage (raises UploadRejected)
+
+
+FORMATS = [
+    Format(
+        "JPEG",
+        lambda head: head.startswith(b"\xff\xd8\xff"),
+        lambda data: _clean_raster(data, "JPEG", "JPEG"),
+    ),
+    Format(
+        "PNG",
+        lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
+        lambda data: _clean_raster(data, "PNG", "PNG"),
+    ),
+    Format("DICOM", anonymise.looks_like_dicom, _clean_dicom),
+]
+
+
+def accepted_formats() -> str:
+    return ", ".join(fmt.label for fmt in FORMATS)
+
+
+def clean_upload(uploaded_file) -> CleanImage:
+    """Validate one uploaded file and return its de-identified form, or raise UploadRejected."""
+    cap = settings.UPLOAD_MAX_BYTES
+    size = uploaded_file.size or 0
+    if size == 0:
+        raise UploadRejected("The file is empty.")
+    if size > cap:
+        raise UploadRejected(f"The file is {_megabytes(size)}; the limit is {_megabytes(cap)}.")
+    uploaded_file.seek(0)
+    data = uploaded_file.read(cap + 1)
+    if len(data) > cap:
+        raise UploadRejected(f"The file is larger than the limit of {_megabytes(cap)}.")
+    for fmt in FORMATS:
+        if fmt.accepts(data[:132]):
+            return fmt.clean(data)
+    raise UploadRejected(
+        f"The content is not a supported image ({accepted_formats()}), whatever its name says."
+    )
+
+
+def validate_files(files) -> tuple[list[CleanImage], list[FileError]]:
+    cleaned, errors = [], []
+    if not files:
+        errors.append(FileError(0, "", "Choose at least one image to upload."))
+    if len(files) > settings.UPLOAD_MAX_FILES:
+        errors.append(FileError(0, "", f"At most {settings.UPLOAD_MAX_FILES} files can be uploaded at once."))
+        return [], errors
+    for index, uploaded in enumerate(files, start=1):
+        try:
+            cleaned.append(clean_upload(uploaded))
+        except UploadRejected as rejection:
+            errors.append(FileError(index, uploaded.name or f"file {index}", str(rejection)))
+    return cleaned, errors
+
+
+def _finish(case, image: CleanImage) -> tuple[bytes, str]:
+    """The bytes to store and their SHA-256; DICOM UIDs are remapped consistently for the case."""
+    if image.dicom is None:
+        return image.content, image.sha256
+    anonymise.remap_uids(image.dicom, anonymise.case_uid_key(case))
+    content = anonymise.to_bytes(image.dicom)
+    return content, hashlib.sha256(content).hexdigest()
+
+
+def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
+    """Create the scans and their anonymisation report in one transaction; enqueue once committed.
+
+    Scans whose DICOM header declares burnt-in annotation are stored as held: a steward
+    releases them (Scan.release) before they are classified.
+    """
+    from inference.tasks import enqueue_classification
+
+    stored_names, scans = [], []
+    try:
+        with transaction.atomic():
+            report = AnonymisationReport.objects.create(case=case, uploaded_by=user)
+            for image in images:
+                content, sha256 = _finish(case, image)
+                scan = Scan(
+                    case=case,
+                    sha256=sha256,
+                    modality=image.modality,
+                    width=image.width,
+                    height=image.height,
+                    uploaded_by=user,
+                    anonymisation_report=report,
+                    status=Scan.Status.HELD if image.held else Scan.Status.QUEUED,
+                )
+                name = "scan.dcm" if image.modality == Scan.Modality.DICOM else "scan.png"
+                scan.image.save(name, ContentFile(content), save=False)
+                stored_names.append(scan.image.name)
+                scan.save()
+                scans.append(scan)
+                report.files.append({"scan": scan.pk, "held": image.held, **image.report})
+            report.save(update_fields=["files"])
+            AuditEvent.record(user, AuditEvent.Verb.UPLOAD, case, scans=[s.pk for s in scans])
+            for scan in scans:
+                if scan.status == Scan.Status.QUEUED:
+                    transaction.on_commit(lambda scan_id=scan.pk: enqueue_classification(scan_id))
+    except BaseException:
+        # The rows are rolled back; the files are not part of the transaction, so remove them.
+        storage = Scan._meta.get_field("image").storage
+        for name in stored_names:
+            storage.delete(name)
+        raise
+    # Ids and counts only: never a file name or a header value.
+    logger.info(
+        "Stored %d scan(s) for case %s (%d held for review)",
+        len(scans),
+        case.pk,
+        sum(s.status == Scan.Status.HELD for s in scans),
+    )
+    return scans

@@ -1,0 +1,20 @@
+"""URLs of the clinician pages."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "cases"
+urlpatterns = [
+    path("", views.case_list, name="list"),
+    path("new/", views.case_create, name="create"),
+    path("find-patient/", views.find_patient, name="find_patient"),
+    path("export.csv", views.export_csv, name="export"),
+    path("<int:pk>/", views.case_detail, name="detail"),
+    path("<int:pk>/edit/", views.case_update, name="update"),
+    path("<int:pk>/scans/", views.scan_upload, name="upload"),
+    path("<int:pk>/scans/fragment/", views.case_scans_fragment, name="scans_fragment"),
+    path("scans/<int:pk>/image.png", views.scan_image, name="scan_image"),
+    path("predictions/<int:pk>/explanation.png", views.explanation_image, name="explanation_image"),
+    path("predictions/<int:pk>/review/", views.review_create, name="review"),
+]
