@@ -1,0 +1,84 @@
+"""Model versions (from the cards in ml/models/) and the predictions they make."""
+
+from django.db import models, transaction
+from django.db.models import Q
+
+
+class ModelVersion(models.Model):
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=100)
+    task = models.CharField(max_length=100)
+    # Relative to settings.ML_MODELS_ROOT, e.g. "brain-tumour/2025-01-01".
+    path = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64, blank=True)
+    classes = models.JSONField(default=list)
+    metrics = models.JSONField(default=dict, blank=True)
+    card = models.JSONField(default=dict, blank=True)
+    card_created_at = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=False)
+    is_available = models.BooleanField(default=True, help_text="Its card is present on disk")
+    registered_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task", "-card_created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="modelversion_name_version_unique"),
+            models.UniqueConstraint(
+                fields=["task"], condition=Q(is_active=True), name="modelversion_one_active_per_task"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} {self.version}"
+
+    @classmethod
+    def active_for(cls, task):
+        return cls.objects.filter(task=task, is_active=True).first()
+
+    def activate(self):
+        # Two stewards switching at once: lock the task's rows so one switch wins cleanly.
+        with transaction.atomic():
+            rows = list(ModelVersion.objects.select_for_update().filter(task=self.task))
+            ModelVersion.objects.filter(task=self.task, is_active=True).exclude(pk=self.pk).update(
+                is_active=False
+            )
+            ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True
+        return rows
+
+
+class Prediction(models.Model):
+    scan = models.ForeignKey("cases.Scan", on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
+    label = models.CharField(max_length=64, null=True, blank=True)
+    confidence = models.FloatField()
+    probabilities = models.JSONField(default=dict)
+    tumour_probability = models.FloatField(null=True, blank=True)
+    tumour_suspected = models.BooleanField(default=False)
+    latency_ms = models.FloatField()
+    explanation = models.FileField(upload_to="explanations/", null=True, blank=True, max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scan", "model_version"], name="prediction_one_per_scan_and_model"
+            ),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1),
+                name="prediction_confidence_is_probability",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.label or 'no label'} ({self.confidence:.0%}) for scan {self.scan_id}"
+
+    @property
+    def sorted_probabilities(self):
+        return sorted(self.probabilities.items(), key=lambda item: -item[1])
+
+    @property
+    def latest_review(self):
+        reviews = list(self.reviews.all())
+        return reviews[-1] if reviews else None

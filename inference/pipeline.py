@@ -1,0 +1,149 @@
+"""Classify one scan and sweep lost ones: the plain functions the Celery tasks call."""
+
+import logging
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from cases import anonymise
+from cases.models import Case, Scan
+
+from . import runtime
+from .models import ModelVersion, Prediction
+
+logger = logging.getLogger(__name__)
+
+# Errors worth retrying: the database or storage hiccuped, not the scan or the model.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+class TransientScanError(Exception):
+    """Classification hit a transient error; the scan went back to queued for a retry."""
+
+
+def claim(scan_id) -> bool:
+    # Two workers may receive the same scan (redelivery, sweep): only one row update wins.
+    return bool(
+        Scan.objects.filter(pk=scan_id, status=Scan.Status.QUEUED).update(
+            status=Scan.Status.PROCESSING,
+            status_changed_at=timezone.now(),
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def _set_status(scan_id, status, expected=Scan.Status.PROCESSING, **fields):
+    return Scan.objects.filter(pk=scan_id, status=expected).update(
+        status=status, status_changed_at=timezone.now(), **fields
+    )
+
+
+def fail(scan_id, reason):
+    logger.warning("Scan %s failed: %s", scan_id, reason)
+    _set_status(scan_id, Scan.Status.FAILED, failure_reason=reason[:500])
+
+
+def classify_scan(scan_id) -> str | None:
+    """Claim, classify and record one scan. Returns the scan's new status, or None if not claimed."""
+    if not claim(scan_id):
+        return None
+    try:
+        scan = Scan.objects.select_related("case").get(pk=scan_id)
+        model_version = ModelVersion.active_for(settings.CLASSIFICATION_TASK)
+        if model_version is None:
+            fail(scan_id, "No active model: a data steward must activate a model version.")
+            return Scan.Status.FAILED
+        with scan.image.open("rb") as stored:
+            data = stored.read()
+        if scan.modality == Scan.Modality.DICOM:
+            # Rescaled and windowed pixels of the de-identified slice; ml.preprocess does the rest.
+            data = anonymise.model_input(data)
+        try:
+            result = runtime.classify_image(model_version, data)
+        except runtime.model_load_errors() as error:
+            fail(scan_id, f"The model {model_version} could not be loaded: {error}")
+            return Scan.Status.FAILED
+        _record(scan, model_version, result)
+        return Scan.Status.DONE
+    except TRANSIENT_ERRORS as error:
+        # Hand the scan back so the retry (or the sweep) can claim it again.
+        try:
+            _set_status(scan_id, Scan.Status.QUEUED)
+        except DatabaseError:
+            logger.exception("Could not requeue scan %s; the sweep will.", scan_id)
+        raise TransientScanError(f"{type(error).__name__}: {error}") from error
+    except Scan.DoesNotExist:
+        return None
+    except Exception as error:
+        logger.exception("Scan %s failed unexpectedly", scan_id)
+        fail(scan_id, f"Classification failed ({type(error).__name__}).")
+        return Scan.Status.FAILED
+
+
+def _record(scan, model_version, result):
+    outcome = result.outcome
+    with transaction.atomic():
+        # Scans of one case finishing together: serialise their flag updates on the case row.
+        case = Case.objects.select_for_update().get(pk=scan.case_id)
+        prediction, created = Prediction.objects.get_or_create(
+            scan=scan,
+            model_version=model_version,
+            defaults={
+                "label": result.label,
+                "confidence": float(result.confidence),
+                "probabilities": {k: float(v) for k, v in result.probabilities.items()},
+                "tumour_probability": float(result.tumour_probability),
+                "tumour_suspected": bool(result.tumour_suspected),
+                "latency_ms": float(result.latency_ms),
+            },
+        )
+        if created and result.explanation_png:
+            prediction.explanation.save(
+                f"{scan.pk}-{model_version.pk}.png", ContentFile(result.explanation_png)
+            )
+        _set_status(
+            scan.pk,
+            Scan.Status.DONE,
+            outcome=outcome,
+            outcome_reason=result.outcome_reason or "",
+            failure_reason="",
+        )
+        case.refresh_flag()
+
+
+def sweep_stuck_scans(now=None) -> list[int]:
+    """Re-enqueue scans left in queued/processing past their timeout; give up after max attempts.
+
+    Returns the ids re-enqueued. A crashed worker or a lost broker message leaves a scan
+    stuck; this is how it gets classified anyway.
+    """
+    from .tasks import enqueue_classification
+
+    now = now or timezone.now()
+    queued_cutoff = now - settings.SCAN_QUEUED_TIMEOUT
+    processing_cutoff = now - settings.SCAN_PROCESSING_TIMEOUT
+    stuck = Scan.objects.filter(
+        Q(status=Scan.Status.QUEUED, status_changed_at__lt=queued_cutoff)
+        | Q(status=Scan.Status.PROCESSING, status_changed_at__lt=processing_cutoff)
+    ).values_list("pk", "status", "status_changed_at", "attempts")
+    requeued = []
+    for scan_id, status, changed_at, attempts in stuck:
+        same_row = Scan.objects.filter(pk=scan_id, status=status, status_changed_at=changed_at)
+        if attempts >= settings.SCAN_MAX_ATTEMPTS:
+            same_row.update(
+                status=Scan.Status.FAILED,
+                status_changed_at=now,
+                failure_reason=f"Gave up after {attempts} attempts (worker lost or timed out).",
+            )
+            continue
+        # Conditional on the row being unchanged: a worker may finish it meanwhile.
+        if same_row.update(status=Scan.Status.QUEUED, status_changed_at=now):
+            requeued.append(scan_id)
+    for scan_id in requeued:
+        transaction.on_commit(lambda scan_id=scan_id: enqueue_classification(scan_id))
+    if requeued:
+        logger.info("Sweep re-enqueued %d stuck scan(s): %s", len(requeued), requeued)
+    return requeued

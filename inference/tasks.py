@@ -1,0 +1,54 @@
+"""Celery tasks: thin wrappers that take ids and call the plain functions in pipeline.py."""
+
+import logging
+
+from celery import shared_task
+from celery.signals import worker_process_init
+
+from . import pipeline
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(pipeline.TransientScanError,),
+    retry_backoff=2,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+)
+def classify_scan(self, scan_id):
+    return pipeline.classify_scan(scan_id)
+
+
+@shared_task
+def sweep_stuck_scans():
+    return pipeline.sweep_stuck_scans()
+
+
+def enqueue_classification(scan_id):
+    """Publish the classification task; a broker outage is survivable (the sweep retries)."""
+    try:
+        classify_scan.delay(scan_id)
+    except Exception:
+        logger.exception("Could not enqueue scan %s; the sweep will re-enqueue it.", scan_id)
+
+
+def _warm_up(**kwargs):
+    from django.db import close_old_connections
+
+    from . import runtime
+
+    try:
+        active = runtime.warm_up()
+        logger.info("Worker warmed up with model %s", active)
+    except Exception:
+        # A missing or broken model must not stop the worker: scans fail with the reason instead.
+        logger.exception("Could not load the active model at worker start")
+    finally:
+        close_old_connections()
+
+
+# Load the model when each worker process starts, not on its first scan.
+worker_process_init.connect(_warm_up, weak=False)

@@ -1,0 +1,39 @@
+"""Model registry page: every signed-in user sees the versions; a data steward switches the active one."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from cases.access import is_steward
+from cases.models import AuditEvent
+
+from .models import ModelVersion
+
+
+@login_required
+@require_GET
+def model_list(request):
+    versions = ModelVersion.objects.all()
+    return render(request, "inference/model_list.html", {"versions": versions})
+
+
+@login_required
+@require_POST
+def model_activate(request, pk):
+    if not is_steward(request.user):
+        raise PermissionDenied("Only a data steward can switch the active model.")
+    version = get_object_or_404(ModelVersion.objects.filter(is_available=True), pk=pk)
+    previous = ModelVersion.active_for(version.task)
+    version.activate()
+    AuditEvent.record(
+        request.user,
+        AuditEvent.Verb.MODEL_SWITCH,
+        version,
+        task=version.task,
+        previous=str(previous) if previous else "",
+        active=str(version),
+    )
+    messages.success(request, f"{version} is now the active model for {version.task}.")
+    return redirect("inference:list")
