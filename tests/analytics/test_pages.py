@@ -1,0 +1,190 @@
+"""Analytics pages: who may see them, and what the model and field performance pages show."""
+
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.urls import reverse
+
+from analytics.importer import import_folder
+from analytics.stats import compute_dataset_stats
+from cases.models import Consent, Review
+from tests.factories import (
+    CaseFactory,
+    ModelVersionFactory,
+    PredictionFactory,
+    ReviewFactory,
+    ScanFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dataset(small_folder):
+    dataset = import_folder(small_folder, "small").dataset
+    compute_dataset_stats(dataset.pk)
+    return dataset
+
+
+def page_urls(dataset, model_version):
+    return [
+        reverse("analytics:index"),
+        reverse("analytics:dataset", args=[dataset.pk]),
+        reverse("analytics:dataset_file", args=[dataset.pk, "mean-glioma.png"]),
+        reverse("analytics:model", args=[model_version.pk]),
+        reverse("analytics:field"),
+    ]
+
+
+def figures(response):
+    """Every plotly figure the page embeds, by its script id."""
+    found = re.findall(
+        r'<script id="([^"]+)" type="application/json">(.*?)</script>', response.content.decode(), re.S
+    )
+    return {name: json.loads(body) for name, body in found}
+
+
+def test_anonymous_users_are_sent_to_login(client, dataset, model_version):
+    for url in page_urls(dataset, model_version):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response.url.startswith(reverse("login")), url
+    response = client.post(reverse("analytics:dataset_resample", args=[dataset.pk]), {"label": "glioma"})
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_clinicians_and_stewards_see_every_page(client_for, owner, steward, dataset, model_version):
+    for user in (owner, steward):
+        client = client_for(user)
+        for url in page_urls(dataset, model_version):
+            assert client.get(url).status_code == 200, (user, url)
+
+
+def test_a_user_with_no_role_is_refused(client_for, dataset, model_version):
+    client = client_for(UserFactory(username="nobody"))
+    for url in page_urls(dataset, model_version):
+        assert client.get(url).status_code == 403, url
+
+
+def test_layout_links_analytics_and_serves_plotly_locally(owner_client, dataset):
+    response = owner_client.get(reverse("cases:list"))
+    assert f'href="{reverse("analytics:index")}"'.encode() in response.content
+    page = owner_client.get(reverse("analytics:dataset", args=[dataset.pk])).content.decode()
+    assert '/static/vendor/plotly.min.js"' in page
+    # Every script and stylesheet is served from this host: nothing loads from a CDN.
+    # (A bare "cdn" substring check is flaky: the random CSRF token can contain it.)
+    assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//', page)
+    assert finders.find("vendor/plotly.min.js")
+
+
+def test_dataset_page_shows_distributions_images_and_montages(owner_client, dataset):
+    response = owner_client.get(reverse("analytics:dataset", args=[dataset.pk]))
+    shown = figures(response)
+    assert shown["fig-labels"]["data"][0]["y"] == [10, 10, 10, 10]
+    content = response.content.decode()
+    for tumour in ("glioma", "meningioma", "pituitary"):
+        assert reverse("analytics:dataset_file", args=[dataset.pk, f"diff-{tumour}-notumor.png"]) in content
+    assert "random sample of 10 of 10" in content
+
+    chosen = owner_client.get(
+        reverse("analytics:dataset", args=[dataset.pk]), {"a": "notumor", "b": "glioma"}
+    )
+    assert (
+        reverse("analytics:dataset_file", args=[dataset.pk, "diff-notumor-glioma.png"])
+        in chosen.content.decode()
+    )
+    image = owner_client.get(reverse("analytics:dataset_file", args=[dataset.pk, "mean-notumor.png"]))
+    assert image["Content-Type"] == "image/png"
+    assert b"".join(image.streaming_content).startswith(b"\x89PNG")
+    assert (
+        owner_client.get(reverse("analytics:dataset_file", args=[dataset.pk, "mean-glioma.npy"])).status_code
+        == 404
+    )
+
+
+def test_new_montage_sample_on_request(owner_client, dataset):
+    before = dataset.stats.files["montage-glioma.png"]
+    response = owner_client.post(
+        reverse("analytics:dataset_resample", args=[dataset.pk]), {"label": "glioma"}
+    )
+    assert response.status_code == 302
+    dataset.stats.refresh_from_db()
+    assert dataset.stats.files["montage-glioma.png"] != before
+    assert (
+        owner_client.post(
+            reverse("analytics:dataset_resample", args=[dataset.pk]), {"label": "x"}
+        ).status_code
+        == 404
+    )
+
+
+def test_only_stewards_queue_a_recompute(client_for, owner, steward, dataset, monkeypatch):
+    from analytics import tasks
+
+    monkeypatch.setattr(tasks.compute_dataset_stats, "delay", lambda pk: None)
+    url = reverse("analytics:dataset_recompute", args=[dataset.pk])
+    assert client_for(owner).post(url).status_code == 403
+    assert client_for(steward).post(url).status_code == 302
+    dataset.stats.refresh_from_db()
+    assert dataset.stats.status == "pending"
+
+
+def test_model_page_draws_the_card(owner_client, model_version, card):
+    response = owner_client.get(reverse("analytics:model", args=[model_version.pk]))
+    shown = figures(response)
+    assert shown["fig-confusion"]["data"][0]["z"] == card["metrics"]["confusion_matrix"]
+    assert shown["fig-loss"]["data"][0]["y"] == card["history"]["loss"]
+    assert shown["fig-loss"]["data"][1]["y"] == card["history"]["val_loss"]
+    assert shown["fig-accuracy"]["data"][1]["y"] == card["history"]["val_mask_accuracy"]
+    assert shown["fig-split-sizes"]["data"][0]["y"] == [300, 40, 40]
+    assert [trace["name"] for trace in shown["fig-roc"]["data"]][0] == "glioma (AUC 0.900)"
+    assert shown["fig-reliability"]["data"][0]["y"] == [0.66, 0.93]
+    assert shown["fig-baselines"]["data"][0]["y"] == [0.85, 0.55, 0.7]
+    assert shown["fig-per-class"]["data"][0]["y"] == pytest.approx([0.8, 0.81, 0.82, 0.83])
+
+
+def test_model_page_without_a_card_says_so(owner_client):
+    version = ModelVersionFactory(card={})
+    response = owner_client.get(reverse("analytics:model", args=[version.pk]))
+    assert b"no model card stored" in response.content
+
+
+def test_field_performance_per_version_and_month(owner_client, owner, steward, team, model_version):
+    newer = ModelVersionFactory(name="bt", version="v2")
+    case = CaseFactory(team=team, created_by=owner)
+    Consent.record(case, Consent.Scope.ANALYTICS, Consent.State.GRANTED, steward)
+
+    def reviewed(version, predicted, reviewed_label, when, superseded=None):
+        prediction = PredictionFactory(scan=ScanFactory(case=case), model_version=version, label=predicted)
+        if superseded:
+            first = ReviewFactory(prediction=prediction, reviewer=owner, label=superseded)
+            Review.objects.filter(pk=first.pk).update(created_at=when.replace(day=1))
+        review = ReviewFactory(prediction=prediction, reviewer=owner, label=reviewed_label)
+        Review.objects.filter(pk=review.pk).update(created_at=when)
+
+    january, february = datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 2, 3, tzinfo=UTC)
+    reviewed(model_version, "glioma", "glioma", january)
+    reviewed(model_version, "glioma", "meningioma", january)
+    reviewed(model_version, "notumor", "notumor", february, superseded="glioma")  # the later review counts
+    reviewed(model_version, None, "notumor", february)
+    reviewed(newer, "pituitary", "pituitary", february)
+
+    response = owner_client.get(reverse("analytics:field"))
+    context = {v["name"]: v for v in response.context["versions"]}
+    old = context["bt v1"]
+    assert (old["reviews"], old["agreed"]) == (4, 2)
+    assert [(m["month"], m["reviews"], m["agreed"]) for m in old["months"]] == [
+        ("2026-01", 2, 1),
+        ("2026-02", 2, 1),
+    ]
+    matrix = dict(zip(old["predicted_labels"], old["matrix"], strict=True))
+    columns = old["reviewed_labels"]
+    assert matrix["glioma"][columns.index("meningioma")] == 1
+    assert matrix["not classified"][columns.index("notumor")] == 1
+    assert (context["bt v2"]["reviews"], context["bt v2"]["agreed"]) == (1, 1)
+    trend = figures(response)["fig-trend"]
+    assert trend["data"][0]["y"] == [0.5, 0.5]

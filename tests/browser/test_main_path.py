@@ -1,0 +1,73 @@
+"""The clinician's main path in headless Chromium: log in, create a case, upload, see the
+result appear without reloading, export the CSV."""
+
+import csv
+import io
+import os
+import shutil
+
+import pytest
+
+from inference.registry import sync_registry
+from tests.conftest import model_available, real_mri_images
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture
+def page(monkeypatch, close_thread_connections):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        yield page
+        browser.close()
+
+
+def test_log_in_create_case_upload_see_result_export(page, live_server, running_worker, owner):
+    has_model, _ = model_available()
+    if has_model:
+        sync_registry()
+    image = real_mri_images(1, classes=("pituitary",))[0]
+
+    page.goto(f"{live_server.url}/")
+    page.fill("#id_username", "owner")
+    page.fill("#id_password", "correct-horse-battery-staple")
+    page.click("button:has-text('Log in')")
+    page.wait_for_selector("h1:has-text('Cases')")
+
+    page.click("text=New case")
+    page.fill("#id_notes", "browser test")
+    page.click("button:has-text('Create case')")
+    pseudonym = page.text_content("#pseudonym").strip()
+
+    page.set_input_files("#upload-files", str(image))
+    page.click("#upload-form button[type=submit]")
+    # The scans panel refreshes itself from the server-rendered fragment until the scan is done.
+    page.wait_for_selector("#scans [data-pending='false'] .scan", timeout=180_000)
+    if has_model:
+        label = page.text_content("#scans .result .label").strip()
+        assert label in {"glioma", "meningioma", "notumor", "pituitary"}
+        assert page.locator("#scans .probs tr").count() == 4
+    else:
+        assert "No active model" in page.text_content("#scans .error")
+        label = ""
+
+    page.click("nav >> text=Cases")
+    with page.expect_download() as download_info:
+        page.click("#export-link")
+    download = download_info.value
+    assert download.suggested_filename.startswith("brainscan-cases-")
+    with open(download.path()) as exported:
+        rows = list(csv.DictReader(io.StringIO(exported.read())))
+    assert [row["pseudonym"] for row in rows] == [pseudonym]
+    assert rows[0]["predicted_label"] == label

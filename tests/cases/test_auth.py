@@ -1,0 +1,41 @@
+"""Login, failed logins locking out (django-axes), audit of both, password change."""
+
+import pytest
+from django.urls import reverse
+
+from cases.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, username, password):
+    return client.post(reverse("login"), {"username": username, "password": password})
+
+
+def test_login_and_failed_login_are_audited(client, owner):
+    assert login(client, "owner", "wrong").status_code == 200
+    assert login(client, "owner", "correct-horse-battery-staple").status_code == 302
+    verbs = list(AuditEvent.objects.order_by("id").values_list("verb", flat=True))
+    assert verbs == ["login_failed", "login"]
+    assert "wrong" not in str(AuditEvent.objects.values_list("detail", flat=True))
+
+
+def test_repeated_failures_lock_the_account_even_with_the_right_password(client, owner, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login(client, "owner", "wrong")
+    response = login(client, "owner", "correct-horse-battery-staple")
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_weak_password_change_is_refused(client_for, owner):
+    client = client_for(owner)
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "correct-horse-battery-staple",
+            "new_password1": "12345678",
+            "new_password2": "12345678",
+        },
+    )
+    assert response.status_code == 200 and b"too short" in response.content

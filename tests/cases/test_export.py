@@ -1,0 +1,87 @@
+"""CSV export: one streamed row per scan with prediction and review, filters, audit."""
+
+import csv
+import io
+import re
+
+import pytest
+from django.http import StreamingHttpResponse
+from django.urls import reverse
+
+from cases.models import AuditEvent, Case
+from tests.factories import CaseFactory, PredictionFactory, ReviewFactory, ScanFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def read_csv(response):
+    assert isinstance(response, StreamingHttpResponse)
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_export_streams_one_row_per_scan_with_prediction_and_review(owner_client, case, teammate):
+    review = ReviewFactory(
+        prediction=PredictionFactory(scan=ScanFactory(case=case)),
+        reviewer=teammate,
+        decision="corrected",
+        label="meningioma",
+    )
+    pending = ScanFactory(case=case)
+
+    response = owner_client.get(reverse("cases:export"))
+
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert re.fullmatch(
+        r'attachment; filename="brainscan-cases-\d{8}-\d{6}\.csv"', response["Content-Disposition"]
+    )
+    rows = read_csv(response)
+    assert [int(r["scan_id"]) for r in rows] == [review.prediction.scan_id, pending.pk]
+    done = rows[0]
+    assert done["pseudonym"] == case.pseudonym
+    assert done["model_version"] == str(review.prediction.model_version)
+    assert (done["predicted_label"], done["confidence"], done["p_glioma"]) == ("glioma", "0.9100", "0.9100")
+    assert (done["reviewed_label"], done["reviewer"]) == ("meningioma", "teammate")
+    assert done["reviewed_at"] and done["uploaded_at"]
+    assert (rows[1]["status"], rows[1]["predicted_label"], rows[1]["reviewer"]) == ("queued", "", "")
+
+
+def test_export_applies_the_list_filters_and_is_audited(owner_client, case, team, owner):
+    flagged = CaseFactory(team=team, created_by=owner, flag=Case.Flag.TUMOUR_SUSPECTED)
+    ScanFactory(case=flagged)
+    ScanFactory(case=case)
+    rows = read_csv(owner_client.get(reverse("cases:export"), {"flag": "tumour_suspected"}))
+    assert {r["pseudonym"] for r in rows} == {flagged.pseudonym}
+    event = AuditEvent.objects.get(verb=AuditEvent.Verb.EXPORT)
+    assert event.actor == owner and event.detail["filters"] == {"flag": "tumour_suspected"}
+
+
+def test_export_finds_cases_by_patient_reference_without_storing_it(owner_client, team, owner):
+    earlier = CaseFactory(team=team, created_by=owner)
+    earlier.set_patient_reference("943 476 5919")
+    earlier.save()
+    ScanFactory(case=earlier)
+    ScanFactory(case=CaseFactory(team=team, created_by=owner))
+    found = owner_client.post(reverse("cases:find_patient"), {"patient_reference": "9434765919"})
+    assert found.status_code == 302 and "943" not in found["Location"]
+    listing = owner_client.get(found["Location"]).content.decode()
+    assert earlier.pseudonym in listing and "Showing one patient" in listing
+    query = found["Location"].split("?", 1)[1]
+    rows = read_csv(owner_client.get(reverse("cases:export") + "?" + query))
+    assert {r["pseudonym"] for r in rows} == {earlier.pseudonym}
+    assert "943" not in str(AuditEvent.objects.get(verb=AuditEvent.Verb.EXPORT).detail)
+
+
+def test_export_neutralises_spreadsheet_formulas(owner_client, case, db):
+    from tests.factories import UserFactory
+
+    ReviewFactory(
+        prediction=PredictionFactory(scan=ScanFactory(case=case)), reviewer=UserFactory(username="=cmd")
+    )
+    rows = read_csv(owner_client.get(reverse("cases:export")))
+    assert rows[0]["reviewer"] == "'=cmd"
+
+
+def test_export_with_invalid_filter_is_a_clear_400(owner_client):
+    response = owner_client.get(reverse("cases:export"), {"created_from": "yesterday"})
+    assert response.status_code == 400
+    assert b"created_from" in response.content

@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+from tests.ml.conftest import REPO_ROOT
+
+MULTICLASS_KEYS = {
+    "n",
+    "labels",
+    "accuracy",
+    "macro_f1",
+    "per_class",
+    "confusion_matrix",
+    "tumour_recall",
+    "tumour_specificity",
+    "roc_auc",
+    "ece",
+}
+BINARY_KEYS = {"n", "accuracy", "f1", "tumour_recall", "tumour_specificity"}
+
+
+def _evaluate(model_dir, tmp_path, *args):
+    out = tmp_path / "metrics.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ml.evaluate", "--model", str(model_dir), "--json", str(out), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_four_class_folder_gets_the_documented_json(tiny_model, datasets, tmp_path):
+    result = _evaluate(
+        tiny_model[0], tmp_path, "--data", str(datasets / "brain-tumor-mri" / "Training"), "--limit", "40"
+    )
+    assert set(result) >= MULTICLASS_KEYS
+    assert result["n"] == 40 and sum(map(sum, result["confusion_matrix"])) == 40
+
+
+def test_binary_folder_scores_tumour_present(tiny_model, datasets, tmp_path):
+    result = _evaluate(tiny_model[0], tmp_path, "--data", str(datasets / "br35h"), "--limit", "20")
+    assert set(result) >= BINARY_KEYS and result["n"] == 20
+    assert result["tumour_specificity"] is None  # no healthy images in a "yes" folder
+
+
+def test_held_out_split_selects_only_test_images(tiny_model, datasets, tmp_path):
+    result = _evaluate(tiny_model[0], tmp_path, "--data", str(datasets / "br35h"), "--split", "test")
+    assert 0 < result["n"] <= 3  # 10 images per label, about a tenth in test
+
+
+def test_unknown_class_folder_is_a_clear_error(tiny_model, tmp_path):
+    (tmp_path / "set" / "astrocytoma").mkdir(parents=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ml.evaluate", "--model", str(tiny_model[0]), "--data", str(tmp_path / "set")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "astrocytoma" in proc.stderr
