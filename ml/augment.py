@@ -91,20 +91,29 @@ def _bias_field(image, size):
     return image * field[:, :, None]
 
 
-def augment(image, size: int):
+def augment(image, size: int, strength: float = 1.0):
+    """One random augmentation of ``image``; ``strength`` scales how often each optional
+    intensity transform fires (1.0 for training from scratch; lower to fine-tune a model
+    for clean accuracy after it has learnt robustness)."""
+
+    def _sometimes(p):
+        return tf.random.uniform([]) < p * strength
+
     image = _affine(image, size)
     mask = _head_mask(image)
-    image = tf.cond(_chance(0.25), lambda: _skull_strip(image, mask), lambda: image)
-    image = tf.cond(_chance(0.3), lambda: tf.clip_by_value(_bias_field(image, size), 0.0, 1.0), lambda: image)
+    image = tf.cond(_sometimes(0.25), lambda: _skull_strip(image, mask), lambda: image)
+    image = tf.cond(
+        _sometimes(0.3), lambda: tf.clip_by_value(_bias_field(image, size), 0.0, 1.0), lambda: image
+    )
     gamma = tf.exp(_uniform(-0.6, 0.6))
     image = tf.pow(tf.clip_by_value(image, 1e-6, 1.0), gamma)
     # Inversion inside the head: bright CSF (T2/FLAIR) <-> dark CSF (T1), background stays dark.
-    image = tf.cond(_chance(0.2), lambda: (1.0 - image) * mask, lambda: image)
+    image = tf.cond(_sometimes(0.2), lambda: (1.0 - image) * mask, lambda: image)
     image = image * _uniform(0.85, 1.15) + _uniform(-0.05, 0.05) * mask
-    image = tf.cond(_chance(0.25), lambda: _blur(image), lambda: image)
-    image = tf.cond(_chance(0.25), lambda: _low_resolution(image, size), lambda: image)
+    image = tf.cond(_sometimes(0.25), lambda: _blur(image), lambda: image)
+    image = tf.cond(_sometimes(0.25), lambda: _low_resolution(image, size), lambda: image)
     image = tf.cond(
-        _chance(0.35),
+        _sometimes(0.35),
         lambda: image + tf.random.normal(tf.shape(image), stddev=_uniform(0.005, 0.04)),
         lambda: image,
     )

@@ -52,7 +52,7 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
     return per_label[labels].astype(np.float32)
 
 
-def make_training_data(train: Dataset, batch: int, seed: int):
+def make_training_data(train: Dataset, batch: int, seed: int, strength: float = 1.0):
     """Shuffled, augmented, class-balanced batches of (image, label mask, weight)."""
     import tensorflow as tf
 
@@ -62,7 +62,7 @@ def make_training_data(train: Dataset, batch: int, seed: int):
         (train.images, label_masks(train.labels), balanced_weights(train.labels))
     )
     data = data.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
-    data = data.map(lambda x, y, w: (augment(x, SIZE), y, w), num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.map(lambda x, y, w: (augment(x, SIZE, strength), y, w), num_parallel_calls=tf.data.AUTOTUNE)
     return data.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
@@ -204,10 +204,29 @@ def train(args) -> Path:
         flush=True,
     )
 
-    tf_train = make_training_data(train_ds, args.batch, args.seed)
+    tf_train = make_training_data(train_ds, args.batch, args.seed, args.augment_strength)
     rng = np.random.default_rng(args.seed)
     calibration = train_ds.images[rng.permutation(len(train_ds))[:1024]]
-    model = build_model(len(CLASSES))
+    if args.init:
+        # Warm start: continue from an earlier model of the same architecture and inputs.
+        parent = cards.read_card(args.init)
+        if parent.get("preprocessing_version") != PREPROCESS_VERSION:
+            raise ValueError(
+                f"{args.init} was trained on preprocessing version {parent.get('preprocessing_version')}, "
+                f"this code uses {PREPROCESS_VERSION}"
+            )
+        # The parent's test images must stay unseen: same data, same seed, same split.
+        parent_split = np.load(Path(args.init) / "split.npz")
+        for name, idx in split.items():
+            if set(parent_split[name]) != {full.sha256[i] for i in idx}:
+                raise ValueError(
+                    f"{args.init}: its {name} split differs from this run's; use the same data and seed"
+                )
+        model = keras.models.load_model(Path(args.init) / parent.get("model_file", MODEL_FILE), compile=False)
+        print(f"starting from {args.init} ({parent['training']['epochs_run']} epochs)", flush=True)
+    else:
+        parent = None
+        model = build_model(len(CLASSES))
     steps = int(np.ceil(len(train_ds) / args.batch)) * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=args.lr, warmup_steps=min(300, steps // 10), alpha=0.02
@@ -308,9 +327,19 @@ def train(args) -> Path:
                 for name, idx in split.items()
             },
             "epochs_run": len(hist.get("loss", [])),
+            "initialised_from": (
+                {
+                    "version": parent["version"],
+                    "epochs_run": parent["training"]["epochs_run"],
+                    "seconds": parent["training"]["seconds"],
+                }
+                if parent
+                else None
+            ),
             "epochs_max": args.epochs,
             "batch_size": args.batch,
             "learning_rate": args.lr,
+            "augment_strength": args.augment_strength,
             "seed": args.seed,
             "seconds": round(train_seconds, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
@@ -345,7 +374,16 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--patience", type=int, default=8)
+    parser.add_argument(
+        "--augment-strength",
+        type=float,
+        default=1.0,
+        help="scales how often each intensity augmentation fires (0-1; lower to fine-tune with --init)",
+    )
     parser.add_argument("--limit", type=int, default=0, help="at most N images per label (quick runs)")
+    parser.add_argument(
+        "--init", type=Path, default=None, help="model directory to continue from (warm start, same split)"
+    )
     parser.add_argument("--task", default=cards.DEFAULT_TASK)
     parser.add_argument("--name", default=None)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="preprocessed-array cache folder")

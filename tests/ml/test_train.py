@@ -1,6 +1,8 @@
 """A tiny real training run yields a loadable model with a complete card."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 
@@ -8,6 +10,7 @@ from ml.card import find_model_dirs, read_card
 from ml.labels import CLASSES
 from ml.preprocess import PREPROCESS_VERSION, preprocess
 from ml.serve import Classifier
+from tests.ml.conftest import BR35H, REPO_ROOT, TUMOUR_TRAINING
 
 
 def test_training_prints_epoch_progress_and_writes_a_complete_card(tiny_model):
@@ -39,3 +42,31 @@ def test_trained_model_loads_and_gives_calibrated_probabilities(tiny_model, data
     # A one-epoch model on 50 images may well refuse the image; either way it answers.
     result = classifier.classify(image)
     assert result.outcome in {"classified", "uncertain", "not_mri"} and result.latency_ms > 0
+
+
+def _train(*args):
+    command = [sys.executable, "-m", "ml.train", *map(str, args)]
+    return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_path):
+    parent, _ = tiny_model
+    common = ["--data", TUMOUR_TRAINING, "--data", BR35H, "--epochs", 1, "--limit", 10, "--init", parent]
+    common += ["--cache", tmp_path / "cache"]
+    # Another seed gives another split: continuing would put the parent's training images in
+    # the new test split, so it is refused with a message and nothing is written.
+    refused = _train(*common, "--seed", 1, "--out", tmp_path / "other")
+    assert refused.returncode == 2 and "split differs" in refused.stderr
+    assert not (tmp_path / "other").exists()
+
+    child = tmp_path / "brain-tumour" / "child"
+    proc = _train(*common, "--out", child)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"starting from {parent}" in proc.stdout
+    card = read_card(child)
+    assert card["training"]["initialised_from"] == {
+        "version": "tiny",
+        "epochs_run": 1,
+        "seconds": read_card(parent)["training"]["seconds"],
+    }
+    assert np.array_equal(np.load(child / "split.npz")["test"], np.load(parent / "split.npz")["test"])
