@@ -44,6 +44,18 @@ class ErrorSerializer(serializers.Serializer):
     )
 
 
+def _without_nul(value):
+    """Error messages may echo the input back ("Select a valid choice. <value> is not one of
+    the available choices."): drop NUL characters, which the schema says no text field holds."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
 def _flatten(detail):
     if isinstance(detail, dict):
         return {
@@ -78,6 +90,7 @@ def exception_handler(exc, context):
             "detail": str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc),
             "code": codes if isinstance(codes, str) else "error",
         }
+    response.data = _without_nul(response.data)
     return response
 
 
