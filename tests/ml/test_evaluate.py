@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+from ml.evaluate import warnings_against_card
 from tests.ml.conftest import REPO_ROOT
 
 MULTICLASS_KEYS = {
@@ -61,3 +62,21 @@ def test_unknown_class_folder_is_a_clear_error(tiny_model, tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and "astrocytoma" in proc.stderr
+
+
+def test_warnings_compare_a_folder_with_the_cards_figures_for_the_same_source():
+    card = {
+        "metrics": {"accuracy": 0.94, "tumour_recall": 1.0, "tumour_specificity": 0.77},
+        "metrics_by_source": {"br35h": {"n": 146, "tumour_present": {"tumour_recall": 0.92}}},
+    }
+    # Br35H tumours found at 0.93: in line with the card's Br35H figure, not its 4-class 1.0.
+    assert warnings_against_card({"n": 146, "tumour_recall": 0.93}, card, "br35h") == []
+    assert warnings_against_card({"n": 146, "tumour_recall": 0.80}, card, "br35h") == [
+        "tumour_recall 0.800 is far below the model card's 0.920 on its internal test split of br35h"
+    ]
+    # A source the card has never seen is held to the 4-class test split's figures.
+    assert warnings_against_card({"n": 9, "tumour_specificity": 0.5}, card, "other") == [
+        "tumour_specificity 0.500 is far below the model card's 0.770 on its internal test split"
+    ]
+    four_class = {"labels": ["glioma"], "accuracy": 0.95, "tumour_recall": 0.99}
+    assert warnings_against_card(four_class, card, "brain-tumor-mri") == []
