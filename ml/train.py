@@ -179,6 +179,32 @@ def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict
     return out
 
 
+def load_parent(model_dir: Path, full: Dataset, split: dict):
+    """(model, card) of an earlier model to continue from (a warm start).
+
+    Refused unless its preprocessing and its train / validation / test split are this run's:
+    otherwise its training images could land in this run's test split.
+    """
+    import keras
+
+    import ml.model  # noqa: F401  registers the custom layer for deserialisation
+
+    parent = cards.read_card(model_dir)
+    if parent.get("preprocessing_version") != PREPROCESS_VERSION:
+        raise ValueError(
+            f"{model_dir} was trained on preprocessing version {parent.get('preprocessing_version')}, "
+            f"this code uses {PREPROCESS_VERSION}"
+        )
+    with np.load(model_dir / "split.npz") as parent_split:
+        for name, idx in split.items():
+            if set(parent_split[name]) != {full.sha256[i] for i in idx}:
+                raise ValueError(
+                    f"{model_dir}: its {name} split differs from this run's; use the same data and seed"
+                )
+    model = keras.models.load_model(model_dir / parent.get("model_file", MODEL_FILE), compile=False)
+    return model, parent
+
+
 def train(args) -> Path:
     import keras
 
@@ -208,25 +234,10 @@ def train(args) -> Path:
     rng = np.random.default_rng(args.seed)
     calibration = train_ds.images[rng.permutation(len(train_ds))[:1024]]
     if args.init:
-        # Warm start: continue from an earlier model of the same architecture and inputs.
-        parent = cards.read_card(args.init)
-        if parent.get("preprocessing_version") != PREPROCESS_VERSION:
-            raise ValueError(
-                f"{args.init} was trained on preprocessing version {parent.get('preprocessing_version')}, "
-                f"this code uses {PREPROCESS_VERSION}"
-            )
-        # The parent's test images must stay unseen: same data, same seed, same split.
-        parent_split = np.load(Path(args.init) / "split.npz")
-        for name, idx in split.items():
-            if set(parent_split[name]) != {full.sha256[i] for i in idx}:
-                raise ValueError(
-                    f"{args.init}: its {name} split differs from this run's; use the same data and seed"
-                )
-        model = keras.models.load_model(Path(args.init) / parent.get("model_file", MODEL_FILE), compile=False)
+        model, parent = load_parent(Path(args.init), full, split)
         print(f"starting from {args.init} ({parent['training']['epochs_run']} epochs)", flush=True)
     else:
-        parent = None
-        model = build_model(len(CLASSES))
+        model, parent = build_model(len(CLASSES)), None
     steps = int(np.ceil(len(train_ds) / args.batch)) * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=args.lr, warmup_steps=min(300, steps // 10), alpha=0.02
