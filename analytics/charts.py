@@ -6,6 +6,18 @@ PALETTE = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0
 SPLIT_COLOURS = {"train": "#1f6feb", "val": "#d1242f", "test": "#1a7f37"}
 
 
+def _diagonal(name):
+    """The dashed y = x reference line (chance on a ROC plot, perfect calibration)."""
+    return {
+        "type": "scatter",
+        "mode": "lines",
+        "name": name,
+        "x": [0, 1],
+        "y": [0, 1],
+        "line": {"color": "#999", "dash": "dash"},
+    }
+
+
 def _layout(title, **extra):
     layout = {
         "title": {"text": title, "font": {"size": 15}},
@@ -126,16 +138,7 @@ def roc_curves(curves: dict) -> dict:
         }
         for index, (name, curve) in enumerate(curves.items())
     ]
-    data.append(
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": "chance",
-            "x": [0, 1],
-            "y": [0, 1],
-            "line": {"color": "#999", "dash": "dash"},
-        }
-    )
+    data.append(_diagonal("chance"))
     return {
         "data": data,
         "layout": _layout(
@@ -175,14 +178,7 @@ def reliability(bins: list[dict], ece) -> dict:
                 "y": [b["confidence"] for b in used],
                 "marker": {"color": PALETTE[1], "symbol": "diamond"},
             },
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": "perfect calibration",
-                "x": [0, 1],
-                "y": [0, 1],
-                "line": {"color": "#999", "dash": "dash"},
-            },
+            _diagonal("perfect calibration"),
         ],
         "layout": _layout(
             title,
