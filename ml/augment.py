@@ -72,16 +72,36 @@ def _head_mask(image):
     return tf.cast(tf.logical_and(span(0), span(1)), tf.float32)[:, :, None]
 
 
-def _skull_strip(image, mask):
-    # Erode the head mask by a random radius: the outer rim (scalp, skull) goes dark, as
-    # in skull-stripped series from research pipelines.
-    radius = tf.random.uniform([], 2, 6, dtype=tf.int32)
+def _skull_strip(image, mask, size):
+    """Simulated skull stripping, as research pipelines (BraTS, OASIS) deliver their slices.
+
+    Erode the head mask by a random radius so the outer rim (scalp, skull) goes dark, then
+    crop to what is left and resize, as ``ml.preprocess`` does with a stripped slice: a
+    stripped brain fills the frame, so without the re-crop "small brain inside a dark ring"
+    would be a cue that real stripped slices never show.
+    """
+    radius = tf.random.uniform([], 3, 11, dtype=tf.int32)
     eroded = mask
-    for i in range(6):
+    for i in range(10):
         eroded = tf.cond(
             i < radius, lambda e=eroded: -tf.nn.max_pool2d(-e[None], 3, 1, "SAME")[0], lambda e=eroded: e
         )
-    return image * eroded
+    stripped = image * eroded
+    return tf.cond(tf.reduce_sum(eroded) > 0.05 * size * size, lambda: recrop(stripped, size), lambda: image)
+
+
+def recrop(image, size: int, threshold: float = 0.04, margin: float = 0.03):
+    """Crop ``image`` (size, size, 1) to its non-dark bounding box, padded to a centred
+    square with ``margin`` on each side, and resize it back to (size, size, 1)."""
+    fg = image[:, :, 0] > threshold
+    rows = tf.cast(tf.where(tf.reduce_any(fg, axis=1))[:, 0], tf.float32)
+    cols = tf.cast(tf.where(tf.reduce_any(fg, axis=0))[:, 0], tf.float32)
+    top, bottom = tf.reduce_min(rows), tf.reduce_max(rows) + 1
+    left, right = tf.reduce_min(cols), tf.reduce_max(cols) + 1
+    side = tf.maximum(bottom - top, right - left) * (1 + 2 * margin)
+    cy, cx = (top + bottom) / 2, (left + right) / 2
+    box = tf.stack([cy - side / 2, cx - side / 2, cy + side / 2, cx + side / 2]) / (size - 1)
+    return tf.image.crop_and_resize(image[None], box[None], [0], [size, size], extrapolation_value=0.0)[0]
 
 
 def _bias_field(image, size):
@@ -101,7 +121,8 @@ def augment(image, size: int, strength: float = 1.0):
 
     image = _affine(image, size)
     mask = _head_mask(image)
-    image = tf.cond(_sometimes(0.25), lambda: _skull_strip(image, mask), lambda: image)
+    image = tf.cond(_sometimes(0.35), lambda: _skull_strip(image, mask, size), lambda: image)
+    mask = _head_mask(image)  # the stripped, re-cropped head
     image = tf.cond(
         _sometimes(0.3), lambda: tf.clip_by_value(_bias_field(image, size), 0.0, 1.0), lambda: image
     )
