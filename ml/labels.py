@@ -88,8 +88,14 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+_SPLIT_NAMES = {"training", "train", "testing", "test", "validation", "val", "yes", "no"}
+
+
 def _source_name(root: Path) -> str:
-    # ".../brain-tumor-mri/Training" -> "brain-tumor-mri"; ".../br35h/yes" -> "br35h"
-    if root.name.lower() in {"training", "train", "testing", "test", "yes", "no"}:
+    # ".../brain-tumor-mri/Training" -> "brain-tumor-mri"; ".../br35h/yes" -> "br35h";
+    # ".../alzheimer-mri/train/NonDemented" -> "alzheimer-mri"
+    if root.name.lower() in _SPLIT_NAMES:
         return root.parent.name
+    if root.parent.name.lower() in _SPLIT_NAMES:
+        return root.parent.parent.name
     return root.name

@@ -179,6 +179,21 @@ def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict
     return out
 
 
+def healthy_items(folders: list[Path], limit: int, seed: int) -> list:
+    """``notumor`` items from folders of brain MRIs without a tumour whose sub-folders are
+    not class names (e.g. alzheimer-mri's dementia grades): at most ``limit`` of them from
+    each folder (0: all), drawn at random. They give ``notumor`` sequences and looks (T1,
+    skull-stripped) that the tumour collections' healthy class lacks."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for folder in folders:
+        found = index_folder(Path(folder), label=NOTUMOR)
+        if limit and len(found) > limit:
+            found = [found[i] for i in sorted(rng.choice(len(found), limit, replace=False))]
+        items.extend(found)
+    return items
+
+
 def load_parent(model_dir: Path, full: Dataset, split: dict):
     """(model, card) of an earlier model to continue from (a warm start).
 
@@ -219,6 +234,7 @@ def train(args) -> Path:
         for item in items:
             by_label.setdefault(item.label, []).append(item)
         items = [it for group in by_label.values() for it in rng.permutation(group)[: args.limit]]
+    items += healthy_items(args.healthy, args.healthy_limit, args.seed)
     full = load_items(items, cache_dir=args.cache)
     split, dup_counts = split_by_group(full, seed=args.seed)
     train_ds, val_ds, test_ds = (full.subset(split[k]) for k in ("train", "val", "test"))
@@ -327,6 +343,8 @@ def train(args) -> Path:
         "history": hist,
         "training": {
             "data": [str(d) for d in args.data],
+            "healthy_data": [str(d) for d in args.healthy],
+            "healthy_limit": args.healthy_limit,
             "dataset_fingerprint": full.fingerprint(),
             "duplicates": dup_counts,
             "split_sizes": {k: int(len(v)) for k, v in split.items()},
@@ -380,6 +398,16 @@ def parse_args(argv=None):
     parser.add_argument(
         "--out", required=True, help="model directory to write, e.g. ml/models/brain-tumour/VERSION"
     )
+    parser.add_argument(
+        "--healthy",
+        action="append",
+        type=Path,
+        default=[],
+        help="folder of tumour-free brain MRIs at any depth, all labelled notumor (repeatable)",
+    )
+    parser.add_argument(
+        "--healthy-limit", type=int, default=0, help="at most N images from each --healthy folder (0: all)"
+    )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=32)
@@ -391,7 +419,9 @@ def parse_args(argv=None):
         default=1.0,
         help="scales how often each intensity augmentation fires (0-1; lower to fine-tune with --init)",
     )
-    parser.add_argument("--limit", type=int, default=0, help="at most N images per label (quick runs)")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="at most N images per label of --data (quick runs)"
+    )
     parser.add_argument(
         "--init", type=Path, default=None, help="model directory to continue from (warm start, same split)"
     )

@@ -10,11 +10,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 TUMOUR_TRAINING = DATASETS / "brain-tumor-mri" / "Training"
 BR35H = DATASETS / "br35h"
+HEALTHY = DATASETS / "alzheimer-mri" / "train" / "NonDemented"
 
 
 @pytest.fixture(scope="session")
 def datasets():
-    if not TUMOUR_TRAINING.is_dir() or not BR35H.is_dir():
+    if not all(folder.is_dir() for folder in (TUMOUR_TRAINING, BR35H, HEALTHY)):
         pytest.skip(f"real MRI datasets not found under {DATASETS}")
     return DATASETS
 
@@ -39,6 +40,10 @@ def tiny_model(datasets, tmp_path_factory):
             "1",
             "--limit",
             "10",
+            "--healthy",
+            str(HEALTHY),
+            "--healthy-limit",
+            "6",
             "--cache",
             str(cache),
         ],

@@ -55,3 +55,19 @@ def test_real_dataset_indexes_every_file(datasets):
     items = index_folder(datasets / "brain-tumor-mri" / "Training")
     assert len(items) == 5712
     assert {i.label for i in items} == set(CLASSES)
+
+
+@pytest.mark.parametrize(
+    "path, source",
+    [
+        ("brain-tumor-mri/Training", "brain-tumor-mri"),
+        ("br35h/yes", "br35h"),
+        ("alzheimer-mri/train/NonDemented", "alzheimer-mri"),
+        ("my-hospital", "my-hospital"),
+    ],
+)
+def test_source_is_the_collection_not_its_split_or_grade_folder(tmp_path, path, source):
+    root = tmp_path / path
+    (root / "scan").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(root / "scan" / "a.png")
+    assert {i.source for i in index_folder(root, label=NOTUMOR)} == {source}

@@ -10,7 +10,7 @@ from ml.card import find_model_dirs, read_card
 from ml.labels import CLASSES
 from ml.preprocess import PREPROCESS_VERSION, preprocess
 from ml.serve import Classifier
-from tests.ml.conftest import BR35H, REPO_ROOT, TUMOUR_TRAINING
+from tests.ml.conftest import BR35H, HEALTHY, REPO_ROOT, TUMOUR_TRAINING
 
 
 def test_training_prints_epoch_progress_and_writes_a_complete_card(tiny_model):
@@ -26,6 +26,9 @@ def test_training_prints_epoch_progress_and_writes_a_complete_card(tiny_model):
     assert len(card["history"]["loss"]) == 1 and "val_loss" in card["history"]
     assert card["training"]["duplicates"]["images"] == sum(card["training"]["split_sizes"].values())
     assert {"br35h", "brain-tumor-mri"} <= set(card["metrics_by_source"])
+    # --healthy adds tumour-free scans of another collection as notumor, beside --limit's 10.
+    assert card["training"]["healthy_data"] == [str(HEALTHY)]
+    assert sum(counts["notumor"] for counts in card["training"]["label_counts"].values()) == 16
     assert card["ood_gate"]["max_feature_distance"] > 0
     assert (model_dir / "model.keras").stat().st_size < 30 * 2**20
     assert find_model_dirs(model_dir.parent.parent) == [model_dir]
@@ -51,7 +54,8 @@ def _train(*args):
 
 def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_path):
     parent, _ = tiny_model
-    common = ["--data", TUMOUR_TRAINING, "--data", BR35H, "--epochs", 1, "--limit", 10, "--init", parent]
+    common = ["--data", TUMOUR_TRAINING, "--data", BR35H, "--healthy", HEALTHY, "--healthy-limit", 6]
+    common += ["--epochs", 1, "--limit", 10, "--init", parent]
     common += ["--cache", tmp_path / "cache"]
     # Another seed gives another split: continuing would put the parent's training images in
     # the new test split, so it is refused with a message and nothing is written.
