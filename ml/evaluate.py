@@ -83,6 +83,21 @@ def warnings_against_card(result: dict, card: dict, source: str | None = None) -
     return out
 
 
+def in_split(items: list, model_dir: Path, split: str) -> list:
+    """The items whose image is in ``split`` ("train", "val" or "test") of the model's data."""
+    split_file = model_dir / "split.npz"
+    if not split_file.is_file():
+        raise FileNotFoundError(f"{split_file} not found: this model did not save its split")
+    from ml.dedup import sha256_file
+
+    with np.load(split_file) as data:
+        wanted = set(data[split].tolist())
+    chosen = [it for it in items if sha256_file(it.path) in wanted]
+    if not chosen:
+        raise ValueError(f"none of these images is in the model's {split} split")
+    return chosen
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: newest shipped)")
@@ -107,17 +122,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.split:
-        split_file = Path(model_dir) / "split.npz"
-        if not split_file.is_file():
-            print(f"error: {split_file} not found: this model did not save its split", file=sys.stderr)
-            return 2
-        from ml.dedup import sha256_file
-
-        with np.load(split_file) as data:
-            wanted = set(data[args.split].tolist())
-        items = [it for it in items if sha256_file(it.path) in wanted]
-        if not items:
-            print(f"error: no image under {args.data} is in the model's {args.split} split", file=sys.stderr)
+        try:
+            items = in_split(items, Path(model_dir), args.split)
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {args.data}: {exc}", file=sys.stderr)
             return 2
     if args.limit and len(items) > args.limit:
         items = [items[i] for i in np.linspace(0, len(items) - 1, args.limit).round().astype(int)]
