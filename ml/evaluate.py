@@ -98,6 +98,18 @@ def in_split(items: list, model_dir: Path, split: str) -> list:
     return chosen
 
 
+def seen_in_training(items: list, model_dir: Path) -> int:
+    """How many of ``items`` the model trained or was validated on (0 without a saved split)."""
+    split_file = model_dir / "split.npz"
+    if not split_file.is_file():
+        return 0
+    from ml.dedup import sha256_file
+
+    with np.load(split_file) as data:
+        seen = set(data["train"].tolist()) | set(data["val"].tolist())
+    return sum(sha256_file(it.path) in seen for it in items)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: newest shipped)")
@@ -129,6 +141,7 @@ def main(argv=None) -> int:
             return 2
     if args.limit and len(items) > args.limit:
         items = [items[i] for i in np.linspace(0, len(items) - 1, args.limit).round().astype(int)]
+    seen = 0 if args.split == "test" else seen_in_training(items, Path(model_dir))
     labels = np.array([label_code(it.label) for it in items])
     result = evaluate(classifier, [str(it.path) for it in items], labels)
     result = {
@@ -138,7 +151,14 @@ def main(argv=None) -> int:
     }
     if args.label == NOTUMOR:
         result["called_notumor"] = result["tumour_specificity"]
+    result["seen_in_training"] = seen
     print(json.dumps(result, indent=1))
+    if seen:
+        print(
+            f"WARNING: the model trained or was validated on {seen} of these {len(items)} images: "
+            "the figures are optimistic (--split test scores only its held-out ones)",
+            file=sys.stderr,
+        )
     for warning in warnings_against_card(result, classifier.card, items[0].source):
         print(f"WARNING: {warning}", file=sys.stderr)
     if args.json:

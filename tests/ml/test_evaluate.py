@@ -1,7 +1,11 @@
 import json
+import shutil
 import subprocess
 import sys
 
+import numpy as np
+
+from ml.dedup import sha256_file
 from ml.evaluate import warnings_against_card
 from tests.ml.conftest import REPO_ROOT
 
@@ -50,6 +54,34 @@ def test_binary_folder_scores_tumour_present(tiny_model, datasets, tmp_path):
 def test_held_out_split_selects_only_test_images(tiny_model, datasets, tmp_path):
     result = _evaluate(tiny_model[0], tmp_path, "--data", str(datasets / "br35h"), "--split", "test")
     assert 0 < result["n"] <= 3  # 10 images per label, about a tenth in test
+
+
+def test_images_the_model_trained_on_are_counted_and_warned_about(tiny_model, datasets, tmp_path):
+    model_dir = tiny_model[0]
+    split = np.load(model_dir / "split.npz")
+    seen = set(split["train"].tolist()) | set(split["val"].tolist())
+    unseen = seen | set(split["test"].tolist())
+    folder = tmp_path / "set" / "yes"
+    folder.mkdir(parents=True)
+    trained, fresh = [], []
+    for path in sorted((datasets / "br35h" / "yes").iterdir()):
+        digest = sha256_file(path)
+        if digest in seen and len(trained) < 2:
+            trained.append(path)
+        elif digest not in unseen and len(fresh) < 2:
+            fresh.append(path)
+    for path in trained + fresh:
+        shutil.copy(path, folder / path.name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ml.evaluate", "--model", str(model_dir), "--data", str(folder.parent)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["seen_in_training"] == len(trained) == 2
+    assert "trained or was validated on 2 of these 4 images" in proc.stderr
 
 
 def test_unknown_class_folder_is_a_clear_error(tiny_model, tmp_path):
