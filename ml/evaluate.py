@@ -83,35 +83,21 @@ def warnings_against_card(result: dict, card: dict, source: str | None = None) -
     return out
 
 
-def in_split(items: list, model_dir: Path, split: str) -> list:
-    """The items whose image is in ``split`` ("train", "val" or "test") of the model's data."""
+def split_names(items: list, model_dir: Path) -> list[str | None]:
+    """For each item, the split ("train", "val", "test") of the model's data its image is in,
+    or None: one hash per file, one read of the saved split."""
     split_file = model_dir / "split.npz"
     if not split_file.is_file():
         raise FileNotFoundError(f"{split_file} not found: this model did not save its split")
     from ml.dedup import sha256_file
 
     with np.load(split_file) as data:
-        wanted = set(data[split].tolist())
-    chosen = [it for it in items if sha256_file(it.path) in wanted]
-    if not chosen:
-        raise ValueError(f"none of these images is in the model's {split} split")
-    return chosen
+        where = {digest: name for name in ("train", "val", "test") for digest in data[name].tolist()}
+    return [where.get(sha256_file(it.path)) for it in items]
 
 
-def seen_in_training(items: list, model_dir: Path) -> int:
-    """How many of ``items`` the model trained or was validated on (0 without a saved split)."""
-    split_file = model_dir / "split.npz"
-    if not split_file.is_file():
-        return 0
-    from ml.dedup import sha256_file
-
-    with np.load(split_file) as data:
-        seen = set(data["train"].tolist()) | set(data["val"].tolist())
-    return sum(sha256_file(it.path) in seen for it in items)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --data, --label, --split, --limit, --json: which model scores which images."""
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: newest shipped)")
     parser.add_argument("--data", type=Path, required=True, help="folder of class folders")
     parser.add_argument("--label", choices=[*CLASSES], help="every image under --data has this label")
@@ -121,27 +107,47 @@ def main(argv=None) -> int:
         help="only images in this split of the model's training data",
     )
     parser.add_argument("--limit", type=int, default=0, help="score at most N images (evenly spaced)")
-    parser.add_argument("--json", type=Path, help="also write the metrics here")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+
+
+def select(args) -> tuple:
+    """(classifier, items, seen): the model and the images ``args`` name, and how many of
+    them the model trained or was validated on. Raises FileNotFoundError, ValueError or
+    ModelLoadError with a message for the user."""
+    from ml.serve import Classifier
+
+    model_dir = Path(args.model or cards.default_model_dir())
+    classifier = Classifier.load(model_dir)
+    items = index_folder(args.data, label=args.label)
+    splits = None
+    if args.split:
+        splits = split_names(items, model_dir)
+        items = [it for it, name in zip(items, splits, strict=True) if name == args.split]
+        if not items:
+            raise ValueError(f"none of these images is in the model's {args.split} split")
+        splits = [args.split] * len(items)
+    if args.limit and len(items) > args.limit:
+        keep = np.linspace(0, len(items) - 1, args.limit).round().astype(int)
+        items = [items[i] for i in keep]
+        splits = [splits[i] for i in keep] if splits else None
+    if splits is None and (model_dir / "split.npz").is_file():
+        splits = split_names(items, model_dir)
+    seen = sum(name in ("train", "val") for name in splits or [])
+    return classifier, items, seen
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
+    add_selection_arguments(parser)
     args = parser.parse_args(argv)
 
-    from ml.serve import Classifier, ModelLoadError
+    from ml.serve import ModelLoadError
 
     try:
-        model_dir = args.model or cards.default_model_dir()
-        classifier = Classifier.load(model_dir)
-        items = index_folder(args.data, label=args.label)
+        classifier, items, seen = select(args)
     except (FileNotFoundError, ValueError, ModelLoadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {args.data}: {exc}", file=sys.stderr)
         return 2
-    if args.split:
-        try:
-            items = in_split(items, Path(model_dir), args.split)
-        except (FileNotFoundError, ValueError) as exc:
-            print(f"error: {args.data}: {exc}", file=sys.stderr)
-            return 2
-    if args.limit and len(items) > args.limit:
-        items = [items[i] for i in np.linspace(0, len(items) - 1, args.limit).round().astype(int)]
-    seen = 0 if args.split == "test" else seen_in_training(items, Path(model_dir))
     labels = np.array([label_code(it.label) for it in items])
     result = evaluate(classifier, [str(it.path) for it in items], labels)
     result = {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.preprocess import crop_square
+from ml.preprocess import crop_square, foreground_mask
 
 
 @dataclass
@@ -35,12 +35,11 @@ def image_stats(grey: np.ndarray, colourfulness: float) -> ImageStats:
     border = np.concatenate(
         [square[:ring].ravel(), square[-ring:].ravel(), square[:, :ring].ravel(), square[:, -ring:].ravel()]
     )
-    bright = float(np.percentile(square, 99))
     return ImageStats(
         colourfulness=float(colourfulness),
         border_brightness=float(np.median(border)),
         contrast=float(square.std()),
-        foreground=float((square > max(10.0, 0.08 * bright)).mean()),
+        foreground=float(foreground_mask(square).mean()),
     )
 
 

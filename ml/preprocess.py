@@ -107,12 +107,16 @@ def _array_to_grey(arr: np.ndarray) -> np.ndarray:
     return (np.clip((arr - lo) / (hi - lo), 0, 1) * 255).round().astype(np.uint8)
 
 
+def foreground_mask(grey: np.ndarray) -> np.ndarray:
+    """Pixels brighter than the background: above 8% of the 99th percentile (at least 10)."""
+    bright = float(np.percentile(grey, 99))
+    return grey > max(10.0, _BACKGROUND_FRACTION * bright)
+
+
 def head_box(grey: np.ndarray) -> tuple[int, int, int, int]:
     """Bounding box (top, bottom, left, right) of the head, empty borders dropped."""
     h, w = grey.shape
-    bright = float(np.percentile(grey, 99))
-    threshold = max(10.0, _BACKGROUND_FRACTION * bright)
-    mask = grey > threshold
+    mask = foreground_mask(grey)
     rows = np.flatnonzero(mask.mean(axis=1) > _MIN_FOREGROUND)
     cols = np.flatnonzero(mask.mean(axis=0) > _MIN_FOREGROUND)
     if rows.size == 0 or cols.size == 0:

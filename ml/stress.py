@@ -16,15 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+import time
 
 import numpy as np
 
-from ml import card as cards
 from ml.data import UNKNOWN_CODE, label_code, progress
-from ml.labels import CLASSES, index_folder
+from ml.evaluate import add_selection_arguments, select
 from ml.metrics import NOTUMOR_INDEX, binary_report
-from ml.preprocess import decode, preprocess_grey
+from ml.preprocess import decode, foreground_mask, preprocess_grey
 
 
 def skull_strip(grey: np.ndarray, fraction: float = 0.07) -> np.ndarray:
@@ -32,9 +31,7 @@ def skull_strip(grey: np.ndarray, fraction: float = 0.07) -> np.ndarray:
     head's larger side set to 0: scalp and skull gone, as in a stripped series."""
     from scipy import ndimage
 
-    bright = float(np.percentile(grey, 99))
-    mask = grey > max(10.0, 0.08 * bright)
-    mask = ndimage.binary_fill_holes(ndimage.binary_closing(mask, iterations=3))
+    mask = ndimage.binary_fill_holes(ndimage.binary_closing(foreground_mask(grey), iterations=3))
     labelled, n = ndimage.label(mask)
     if n == 0:
         return grey
@@ -52,8 +49,6 @@ def stress(classifier, paths: list[str], labels: np.ndarray, fraction: float, ba
     """Tumour-present figures (and 4-class accuracy where typed) on the images as they are
     and skull-stripped."""
     plain, stripped = [], []
-    import time
-
     started = time.time()
     for start in range(0, len(paths), batch):
         xs, ys = [], []
@@ -78,29 +73,17 @@ def stress(classifier, paths: list[str], labels: np.ndarray, fraction: float, ba
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.stress", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="model directory (default: newest shipped)")
-    parser.add_argument("--data", type=Path, required=True, help="folder of class folders")
-    parser.add_argument("--label", choices=[*CLASSES], help="every image under --data has this label")
-    parser.add_argument("--split", choices=["train", "val", "test"], help="only images in this split")
+    add_selection_arguments(parser)
     parser.add_argument("--strip", type=float, default=0.07, help="erosion as a fraction of the head's size")
-    parser.add_argument("--limit", type=int, default=0, help="score at most N images (evenly spaced)")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    from ml.evaluate import in_split
-    from ml.serve import Classifier, ModelLoadError
+    from ml.serve import ModelLoadError
 
     try:
-        model_dir = args.model or cards.default_model_dir()
-        classifier = Classifier.load(model_dir)
-        items = index_folder(args.data, label=args.label)
-        if args.split:
-            items = in_split(items, Path(model_dir), args.split)
+        classifier, items, _ = select(args)
     except (FileNotFoundError, ValueError, ModelLoadError) as exc:
         print(f"error: {args.data}: {exc}", file=sys.stderr)
         return 2
-    if args.limit and len(items) > args.limit:
-        items = [items[i] for i in np.linspace(0, len(items) - 1, args.limit).round().astype(int)]
     labels = np.array([label_code(it.label) for it in items])
     result = {
         "model": f"{classifier.card['name']}/{classifier.card['version']}",
