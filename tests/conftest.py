@@ -69,28 +69,26 @@ def other_team(db):
     return TeamFactory(name="Neuro B")
 
 
-@pytest.fixture
-def owner(team):
-    user = UserFactory(username="owner")
+def _clinician(username, team):
+    user = UserFactory(username=username)
     user.groups.add(ensure_groups()[0])
     MembershipFactory(user=user, team=team)
     return user
+
+
+@pytest.fixture
+def owner(team):
+    return _clinician("owner", team)
 
 
 @pytest.fixture
 def teammate(team):
-    user = UserFactory(username="teammate")
-    user.groups.add(ensure_groups()[0])
-    MembershipFactory(user=user, team=team)
-    return user
+    return _clinician("teammate", team)
 
 
 @pytest.fixture
 def outsider(other_team):
-    user = UserFactory(username="outsider")
-    user.groups.add(ensure_groups()[0])
-    MembershipFactory(user=user, team=other_team)
-    return user
+    return _clinician("outsider", other_team)
 
 
 @pytest.fixture
