@@ -2,7 +2,9 @@
 
 Two kinds of evidence, both fitted on the training split only and recorded in the card:
 - image statistics the model never sees: colour (MRI is grey), a dark background around
-  the head, some structure (not blank);
+  the head, some contrast (not blank), anatomy inside the head (not a smooth gradient:
+  ``structure``), and one connected head rather than bright points scattered over a dark
+  field (``head_blob``: a star field);
 - the model's own pooled features: Mahalanobis distance to the training features
   (Lee et al., 2018), which catches grey pictures of other things (documents, textures,
   other body parts) that pass the image checks.
@@ -13,8 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+from scipy import ndimage
 
 from ml.preprocess import crop_square, foreground_mask
+
+# Side of the thumbnail on which ``structure`` is measured: coarse enough that a blurred or
+# low-resolution slice still shows its anatomy, fine enough that a smooth ramp shows none.
+_STRUCTURE_SIDE = 32
+# ``head_blob``: thumbnail side, and the tissue threshold as a fraction of the 99th percentile.
+_BLOB_SIDE = 64
+_TISSUE_FRACTION = 0.25
 
 
 @dataclass
@@ -23,13 +34,20 @@ class ImageStats:
     border_brightness: float  # median of the outer ring of the cropped square, 0-255
     contrast: float  # standard deviation of the cropped square, 0-255
     foreground: float  # fraction of the cropped square brighter than the background
+    # Mean |Laplacian| inside the head on a 32 px thumbnail, over the head's intensity
+    # spread: about 0.5-2 for MRI slices (blurred ones included), below 0.1 for gradients.
+    structure: float = 1.0
+    # Largest connected region of tissue (holes filled) as a share of the foreground: over
+    # 0.25 for MRI slices, under 0.05 for scattered bright points on a dark field.
+    head_blob: float = 1.0
 
     def as_dict(self) -> dict:
         return {k: round(float(v), 3) for k, v in self.__dict__.items()}
 
 
 def image_stats(grey: np.ndarray, colourfulness: float) -> ImageStats:
-    square = crop_square(grey).astype(np.float32)
+    square8 = crop_square(grey)
+    square = square8.astype(np.float32)
     side = square.shape[0]
     ring = max(1, side // 16)
     border = np.concatenate(
@@ -40,7 +58,35 @@ def image_stats(grey: np.ndarray, colourfulness: float) -> ImageStats:
         border_brightness=float(np.median(border)),
         contrast=float(square.std()),
         foreground=float(foreground_mask(square).mean()),
+        structure=_structure(_thumbnail(square8, _STRUCTURE_SIDE)),
+        head_blob=_head_blob(_thumbnail(square8, _BLOB_SIDE)),
     )
+
+
+def _thumbnail(square: np.ndarray, side: int) -> np.ndarray:
+    small = Image.fromarray(square).resize((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(small, dtype=np.float32)
+
+
+def _structure(thumb: np.ndarray) -> float:
+    """How much anatomy the head holds: mean absolute Laplacian inside the filled head,
+    divided by the head's intensity spread (so contrast does not count)."""
+    head = ndimage.binary_fill_holes(foreground_mask(thumb))
+    inner = ndimage.binary_erosion(head)
+    if not inner.any():
+        return 0.0
+    return float(np.abs(ndimage.laplace(thumb))[inner].mean() / (thumb[head].std() + 1e-3))
+
+
+def _head_blob(thumb: np.ndarray) -> float:
+    """Share of the foreground covered by the largest connected region of tissue (pixels at
+    least a quarter as bright as the 99th percentile), its holes filled."""
+    foreground = int(foreground_mask(thumb).sum())
+    labels, n = ndimage.label(thumb >= _TISSUE_FRACTION * float(np.percentile(thumb, 99)))
+    if n == 0 or foreground == 0:
+        return 0.0
+    largest = np.argmax(np.bincount(labels.ravel())[1:]) + 1
+    return float(ndimage.binary_fill_holes(labels == largest).sum() / foreground)
 
 
 def fit(stats: list[ImageStats], features: np.ndarray, quantile: float = 0.999) -> tuple[dict, dict]:
@@ -49,6 +95,8 @@ def fit(stats: list[ImageStats], features: np.ndarray, quantile: float = 0.999) 
     border = np.array([s.border_brightness for s in stats])
     contrast = np.array([s.contrast for s in stats])
     fg = np.array([s.foreground for s in stats])
+    structure = np.array([s.structure for s in stats])
+    blob = np.array([s.head_blob for s in stats])
     mean = features.mean(axis=0)
     from sklearn.covariance import LedoitWolf
 
@@ -63,6 +111,10 @@ def fit(stats: list[ImageStats], features: np.ndarray, quantile: float = 0.999) 
         "min_contrast": round(float(min(np.quantile(contrast, 1 - quantile) * 0.5, 12.0)), 3),
         "min_foreground": round(float(np.quantile(fg, 1 - quantile) * 0.5), 4),
         "max_foreground": round(float(min(1.0, np.quantile(fg, quantile) + 0.02)), 4),
+        # Blurring a slice (Gaussian sigma 4 px) or shrinking it to 48 px lowers structure
+        # to about half its training minimum: the margin is wider than that.
+        "min_structure": round(float(np.quantile(structure, 1 - quantile) * 0.35), 4),
+        "min_head_blob": round(float(np.quantile(blob, 1 - quantile) * 0.35), 4),
         "max_feature_distance": round(float(np.quantile(dist, quantile) * 1.25), 3),
         "fitted_on": f"{len(stats)} training images, quantile {quantile}",
         "training_feature_distance_p50": round(float(np.median(dist)), 3),
@@ -85,6 +137,11 @@ def image_reason(stats: ImageStats, t: dict) -> str:
         return "bright background: an MRI slice shows the head on a dark background"
     if not (t["min_foreground"] <= stats.foreground <= t["max_foreground"]):
         return "no head-shaped region on a dark background"
+    # Cards fitted before these two checks existed lack their thresholds: skip them there.
+    if stats.structure < t.get("min_structure", 0.0):
+        return "smooth shading with no anatomy inside it"
+    if stats.head_blob < t.get("min_head_blob", 0.0):
+        return "scattered bright points on a dark field, not one head"
     return ""
 
 

@@ -1,0 +1,90 @@
+"""The out-of-distribution gate's image checks, without a model: what each statistic
+measures on real slices (blurred and shrunk ones too) and on pictures that are not MRI."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from ml import gate
+from ml.preprocess import decode
+
+# Thresholds as ml.gate.fit writes them, with the values fitted for models on this data.
+THRESHOLDS = {
+    "max_colourfulness": 8.6,
+    "max_border_brightness": 75.0,
+    "min_contrast": 12.0,
+    "min_foreground": 0.18,
+    "max_foreground": 1.0,
+    "min_structure": 0.17,
+    "min_head_blob": 0.12,
+}
+
+
+def _stats(array) -> gate.ImageStats:
+    grey, colour = decode(np.asarray(array))
+    return gate.image_stats(grey, colour)
+
+
+def _real_slices(datasets, n=12):
+    folders = [
+        datasets / "brain-tumor-mri" / "Training" / "glioma",
+        datasets / "brain-tumor-mri" / "Training" / "notumor",
+        datasets / "br35h" / "yes",
+        datasets / "alzheimer-mri" / "train" / "NonDemented",
+    ]
+    return [path for folder in folders for path in sorted(folder.glob("*.jpg"))[:n]]
+
+
+def _radial_gradient(side=256):
+    yy, xx = np.mgrid[-1 : 1 : side * 1j, -1 : 1 : side * 1j]
+    return (np.clip(1 - np.hypot(xx, yy), 0, 1) * 255).astype(np.uint8)
+
+
+def _star_field(side=512, stars=150, seed=0):
+    """Faint noise with small bright points scattered over it, like a deep-field photograph."""
+    rng = np.random.default_rng(seed)
+    field = rng.normal(20, 6, (side, side))
+    for y, x in rng.integers(4, side - 4, (stars, 2)):
+        field[y - 3 : y + 4, x - 3 : x + 4] += rng.uniform(120, 225)
+    return np.clip(field, 0, 255).astype(np.uint8)
+
+
+def test_real_slices_pass_the_image_checks_even_blurred_or_shrunk(datasets):
+    for path in _real_slices(datasets):
+        grey = Image.fromarray(decode(path)[0])
+        for variant in (grey, grey.filter(ImageFilter.GaussianBlur(3)), grey.resize((64, 64))):
+            stats = _stats(variant)
+            assert gate.image_reason(stats, THRESHOLDS) == "", (path.name, variant.size, stats)
+            assert stats.structure > 0.3 and stats.head_blob > 0.2, (path.name, stats)
+
+
+def test_smooth_shading_is_refused_for_lack_of_anatomy():
+    ramp = np.tile(np.linspace(0, 255, 256, dtype=np.float32), (256, 1)).astype(np.uint8)
+    for picture in (_radial_gradient(), ramp):
+        stats = _stats(picture)
+        assert stats.structure < 0.1
+        assert gate.image_reason(stats, THRESHOLDS) == "smooth shading with no anatomy inside it"
+
+
+def test_scattered_bright_points_are_refused_as_not_one_head():
+    stats = _stats(_star_field())
+    assert stats.head_blob < 0.05
+    assert gate.image_reason(stats, THRESHOLDS) == "scattered bright points on a dark field, not one head"
+
+
+def test_a_card_fitted_before_the_new_checks_skips_them():
+    older = {k: v for k, v in THRESHOLDS.items() if k not in ("min_structure", "min_head_blob")}
+    assert gate.image_reason(_stats(_radial_gradient()), older) == ""
+
+
+def test_fit_sets_the_new_limits_below_what_training_images_show(datasets):
+    stats = [_stats(Image.open(path)) for path in _real_slices(datasets, n=25)]
+    thresholds, arrays = gate.fit(stats, np.random.default_rng(0).normal(size=(len(stats), 8)))
+    assert 0 < thresholds["min_structure"] < min(s.structure for s in stats)
+    assert 0 < thresholds["min_head_blob"] < min(s.head_blob for s in stats)
+    assert arrays["precision"].shape == (8, 8)
+
+
+@pytest.mark.parametrize("name", ["structure", "head_blob"])
+def test_new_statistics_are_reported_as_evidence(name):
+    assert name in _stats(_radial_gradient()).as_dict()
