@@ -485,5 +485,17 @@ class AuditEvent(models.Model):
             verb=verb,
             object_type=obj._meta.label_lower if obj is not None else "",
             object_id=str(obj.pk) if obj is not None else "",
-            detail=detail,
+            detail=_storable(detail),
         )
+
+
+def _storable(value):
+    """``value`` with every NUL character shown as U+FFFD: PostgreSQL's JSON cannot hold NUL, and an
+    audit event must be written whatever odd query string a client sent (keys included)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_storable(v) for v in value]
+    return value
