@@ -127,6 +127,8 @@ ERROR_RESPONSES = {
     "404": "No such object, or one outside your teams.",
     "429": "Too many requests: retry after the `Retry-After` header's seconds.",
 }
+# Only operations that read a request body can answer this.
+UNSUPPORTED_MEDIA_TYPE = {"415": "The request body's Content-Type is not one this operation reads."}
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -145,7 +147,10 @@ class AutoSchema(SpectacularAutoSchema):
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         public = any(isinstance(p, AllowAny) for p in self.view.get_permissions())
-        for code, description in ERROR_RESPONSES.items():
+        errors = dict(ERROR_RESPONSES)
+        if self.method in ("POST", "PUT", "PATCH"):
+            errors |= UNSUPPORTED_MEDIA_TYPE
+        for code, description in errors.items():
             if code in responses or (public and code in ("403", "404")):
                 continue
             response = self._get_response_for_code(ErrorSerializer, code, direction=direction)

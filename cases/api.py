@@ -57,6 +57,10 @@ def filtered_cases(request):
         raise exceptions.ValidationError(
             {name: ["Give a value or leave the parameter out."] for name in empty}
         )
+    # A form reads only the last of repeated values: say so rather than filter on part of them.
+    repeated = [name for name in form.fields if len(request.query_params.getlist(name)) > 1]
+    if repeated:
+        raise exceptions.ValidationError({name: ["Give this parameter once."] for name in repeated})
     return form.filter(cases)
 
 

@@ -207,7 +207,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # No ?format=: the Accept header alone picks JSON, CSV or PNG.
     "URL_FORMAT_OVERRIDE": None,
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "brainscan.pagination.Pagination",
     "PAGE_SIZE": 25,
     "EXCEPTION_HANDLER": "brainscan.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "brainscan.api.AutoSchema",

@@ -45,6 +45,20 @@ def test_case_list_uses_the_web_filters_and_paginates(owner_api, owner, team):
     assert owner_api.get("/api/v1/cases/", {"status": ""}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["page=1&page=2", "page=", "page=2&page=", "status=open&status=closed", "q=a&q=b"],
+)
+def test_case_list_refuses_a_repeated_or_empty_page_or_filter(owner_api, case, query):
+    """Django reads the last of repeated values and DRF reads an empty page as page 1: both would
+    answer a question the client did not ask."""
+    response = owner_api.get(f"/api/v1/cases/?{query}")
+    assert response.status_code == 400, response.content
+    name = query.split("=")[0]
+    assert name in response.json()["errors"]
+    assert owner_api.get("/api/v1/cases/?page=1").status_code == 200
+
+
 def test_retrieve_and_update_are_audited_like_the_web(owner_api, owner, case):
     assert owner_api.get(f"/api/v1/cases/{case.pk}/").status_code == 200
     response = owner_api.patch(
