@@ -36,10 +36,10 @@ class ImageStats:
     foreground: float  # fraction of the cropped square brighter than the background
     # Mean |Laplacian| inside the head on a 32 px thumbnail, over the head's intensity
     # spread: about 0.5-2 for MRI slices (blurred ones included), below 0.1 for gradients.
-    structure: float = 1.0
+    structure: float
     # Largest connected region of tissue (holes filled) as a share of the foreground: over
     # 0.25 for MRI slices, under 0.05 for scattered bright points on a dark field.
-    head_blob: float = 1.0
+    head_blob: float
 
     def as_dict(self) -> dict:
         return {k: round(float(v), 3) for k, v in self.__dict__.items()}
