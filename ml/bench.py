@@ -123,9 +123,7 @@ def main(argv=None) -> int:
         else:
             result["throughput_images_per_s"] = figures["throughput_images_per_s"]
             result["peak_rss_mb"] = max(result["peak_rss_mb"], figures["peak_rss_mb"])
-    print(json.dumps(result, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    cards.print_report(result, args.json)
     return 0
 
 

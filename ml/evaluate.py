@@ -12,7 +12,6 @@ the model card's.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -136,29 +135,38 @@ def select(args) -> tuple:
     return classifier, items, seen
 
 
+def select_or_explain(args) -> tuple | None:
+    """``select(args)``, or None after telling the user on stderr why nothing was selected."""
+    from ml.serve import ModelLoadError
+
+    try:
+        return select(args)
+    except (FileNotFoundError, ValueError, ModelLoadError) as exc:
+        print(f"error: {args.data}: {exc}", file=sys.stderr)
+        return None
+
+
+def report_header(classifier, args) -> dict:
+    """The first keys of every report on selected images: which model, which folder."""
+    return {"model": f"{classifier.card['name']}/{classifier.card['version']}", "data": str(args.data)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
     add_selection_arguments(parser)
     args = parser.parse_args(argv)
 
-    from ml.serve import ModelLoadError
-
-    try:
-        classifier, items, seen = select(args)
-    except (FileNotFoundError, ValueError, ModelLoadError) as exc:
-        print(f"error: {args.data}: {exc}", file=sys.stderr)
+    selection = select_or_explain(args)
+    if selection is None:
         return 2
+    classifier, items, seen = selection
     labels = np.array([label_code(it.label) for it in items])
-    result = evaluate(classifier, [str(it.path) for it in items], labels)
-    result = {
-        "model": f"{classifier.card['name']}/{classifier.card['version']}",
-        "data": str(args.data),
-        **result,
-    }
+    paths = [str(it.path) for it in items]
+    result = {**report_header(classifier, args), **evaluate(classifier, paths, labels)}
     if args.label == NOTUMOR:
         result["called_notumor"] = result["tumour_specificity"]
     result["seen_in_training"] = seen
-    print(json.dumps(result, indent=1))
+    cards.print_report(result, args.json)
     if seen:
         print(
             f"WARNING: the model trained or was validated on {seen} of these {len(items)} images: "
@@ -167,8 +175,6 @@ def main(argv=None) -> int:
         )
     for warning in warnings_against_card(result, classifier.card, items[0].source):
         print(f"WARNING: {warning}", file=sys.stderr)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 

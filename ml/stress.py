@@ -14,14 +14,14 @@ tumour-present figures of both, so the shortcut shows as a drop in recall.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
 import numpy as np
 
+from ml.card import print_report
 from ml.data import UNKNOWN_CODE, label_code, progress
-from ml.evaluate import add_selection_arguments, select
+from ml.evaluate import add_selection_arguments, report_header, select_or_explain
 from ml.metrics import NOTUMOR_INDEX, binary_report
 from ml.preprocess import decode, foreground_mask, preprocess_grey
 
@@ -77,22 +77,16 @@ def main(argv=None) -> int:
     parser.add_argument("--strip", type=float, default=0.07, help="erosion as a fraction of the head's size")
     args = parser.parse_args(argv)
 
-    from ml.serve import ModelLoadError
-
-    try:
-        classifier, items, _ = select(args)
-    except (FileNotFoundError, ValueError, ModelLoadError) as exc:
-        print(f"error: {args.data}: {exc}", file=sys.stderr)
+    selection = select_or_explain(args)
+    if selection is None:
         return 2
+    classifier, items, _ = selection
     labels = np.array([label_code(it.label) for it in items])
     result = {
-        "model": f"{classifier.card['name']}/{classifier.card['version']}",
-        "data": str(args.data),
+        **report_header(classifier, args),
         **stress(classifier, [str(it.path) for it in items], labels, args.strip),
     }
-    print(json.dumps(result, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print_report(result, args.json)
     return 0
 
 
