@@ -39,8 +39,10 @@ def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) 
         image_refusals = [bool(thresholds) and bool(gate.image_reason(s, thresholds)) for s in stats]
         feature_refusals = [False] * len(stats)
         if thresholds and classifier.gate_stats is not None:
-            dist = gate.mahalanobis(feats, classifier.gate_stats["mean"], classifier.gate_stats["precision"])
-            feature_refusals = list(dist > thresholds["max_feature_distance"])
+            feature_refusals = [
+                bool(gate.feature_reason(ev, thresholds))
+                for ev in gate.feature_evidence(feats, classifier.gate_stats)
+            ]
         probs.append(pr)
         refused.extend(a or b for a, b in zip(image_refusals, feature_refusals, strict=True))
         done += len(stats)

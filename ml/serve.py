@@ -175,11 +175,8 @@ class Classifier:
         probs = np.exp(z - z.max())
         probs /= probs.sum()
         if self.gate_thresholds and self.gate_stats is not None:
-            distance = float(
-                gate.mahalanobis(feats, self.gate_stats["mean"], self.gate_stats["precision"])[0]
-            )
-            evidence["feature_distance"] = round(distance, 3)
-            reason = gate.feature_reason(distance, self.gate_thresholds)
+            evidence |= gate.feature_evidence(feats, self.gate_stats)[0]
+            reason = gate.feature_reason(evidence, self.gate_thresholds)
             if reason:
                 return self._not_mri(reason, evidence, started)
         top = int(probs.argmax())

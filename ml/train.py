@@ -18,6 +18,7 @@ import numpy as np
 
 from ml import card as cards
 from ml.data import UNKNOWN_CODE, Dataset, load_items, split_by_group
+from ml.gate import OUTLIER_PICTURES
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import (
     NOTUMOR_INDEX,
@@ -385,7 +386,7 @@ def train(args) -> Path:
     )
     from ml.gate import fit_for_model
 
-    fit_for_model(out, train_ds.paths)
+    fit_for_model(out, train_ds.paths, args.outlier_pictures)
     print(
         f"test accuracy {test_metrics['accuracy']:.4f} macro-F1 {test_metrics['macro_f1']:.4f} "
         f"tumour recall {test_metrics['tumour_recall']} specificity {test_metrics['tumour_specificity']} "
@@ -428,6 +429,12 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--init", type=Path, default=None, help="model directory to continue from (warm start, same split)"
+    )
+    parser.add_argument(
+        "--outlier-pictures",
+        type=int,
+        default=OUTLIER_PICTURES,
+        help="generated non-MRI pictures the out-of-distribution gate is fitted against (ml.outliers)",
     )
     parser.add_argument("--task", default=cards.DEFAULT_TASK)
     parser.add_argument("--name", default=None)

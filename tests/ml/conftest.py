@@ -46,6 +46,8 @@ def tiny_model(datasets, tmp_path_factory):
             "6",
             "--cache",
             str(cache),
+            "--outlier-pictures",
+            "40",
         ],
         cwd=REPO_ROOT,
         capture_output=True,

@@ -11,7 +11,7 @@ from ml.preprocess import decode
 # Thresholds as ml.gate.fit writes them, with the values fitted for models on this data.
 THRESHOLDS = {
     "max_colourfulness": 8.6,
-    "max_border_brightness": 75.0,
+    "max_border_brightness": 100.0,
     "min_contrast": 12.0,
     "min_foreground": 0.18,
     "max_foreground": 1.0,
@@ -88,3 +88,58 @@ def test_fit_sets_the_new_limits_below_what_training_images_show(datasets):
 @pytest.mark.parametrize("name", ["structure", "head_blob"])
 def test_new_statistics_are_reported_as_evidence(name):
     assert name in _stats(_radial_gradient()).as_dict()
+
+
+def test_outlier_pictures_are_repeatable_grey_pictures_of_every_kind():
+    from ml.outliers import GENERATORS, outlier_pictures
+
+    first, again = outlier_pictures(20, seed=3), outlier_pictures(20, seed=3)
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(first, again, strict=True))
+    assert {kind.removesuffix("_framed") for kind, _ in first} == set(GENERATORS)
+    for _, picture in first:
+        assert picture.dtype == np.uint8 and picture.ndim == 2 and min(picture.shape) >= 64
+        assert picture.std() > 5  # a picture, not a blank
+
+
+def _two_clusters(seed=0, n=400, dim=8):
+    rng = np.random.default_rng(seed)
+    slices = rng.normal(0, 1, (n, dim))
+    others = rng.normal(0, 1, (n, dim)) + np.r_[3.0, np.zeros(dim - 1)]  # apart along one axis
+    return slices, others
+
+
+def test_outlier_exposure_refuses_the_other_side_and_keeps_the_slices(datasets):
+    stats = [_stats(Image.open(path)) for path in _real_slices(datasets, n=25)]
+    slices, others = _two_clusters(n=len(stats))
+    thresholds, arrays = gate.fit(stats, slices, outlier_features=others)
+    assert thresholds["outlier_exposure"].startswith(f"{len(others)} generated non-MRI pictures")
+    evidence = gate.feature_evidence(slices, arrays)
+    refused = [bool(gate.feature_reason(ev, thresholds)) for ev in evidence]
+    assert sum(refused) <= 0.01 * len(slices)  # the limit sits above the training slices
+    # A picture as close to the slices' centre as they are, but far along the separating
+    # direction: Mahalanobis distance alone would let it through.
+    far_along = np.r_[4.5, np.zeros(slices.shape[1] - 1)][None]
+    (ev,) = gate.feature_evidence(far_along, arrays)
+    assert ev["feature_distance"] < thresholds["max_feature_distance"]
+    assert gate.feature_reason(ev, thresholds).startswith("closer to pictures that are not brain MRI")
+
+
+def test_a_gate_fitted_without_outlier_exposure_skips_the_outlier_score(datasets):
+    stats = [_stats(Image.open(path)) for path in _real_slices(datasets, n=25)]
+    slices, _ = _two_clusters(n=len(stats))
+    thresholds, arrays = gate.fit(stats, slices)
+    assert "max_outlier_score" not in thresholds and "outlier_weights" not in arrays
+    (ev,) = gate.feature_evidence(slices[:1], arrays)
+    assert set(ev) == {"feature_distance"} and gate.feature_reason(ev, thresholds) == ""
+    # Evidence with a score but a card without its limit (fitted before outlier exposure).
+    assert gate.feature_reason(ev | {"outlier_score": 99.0}, thresholds) == ""
+
+
+def test_a_slice_framed_in_mid_grey_passes_the_image_checks(datasets):
+    """Br35H has slices on a mid-grey background (border about 89 of 255): still MRI."""
+    path = datasets / "br35h" / "yes" / "y201.jpg"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    stats = _stats(Image.open(path))
+    assert 75 < stats.border_brightness <= THRESHOLDS["max_border_brightness"]
+    assert gate.image_reason(stats, THRESHOLDS) == ""

@@ -168,3 +168,14 @@ def test_gate_accepts_real_mri_slices_from_another_source(shipped, datasets):
     paths = sorted(folder.rglob("*.jpg"))[::25]
     refused = [p.name for p in paths if shipped.classify(p, explain=False).outcome == "not_mri"]
     assert len(refused) / len(paths) <= 0.01, refused
+
+
+def test_gate_refuses_most_generated_non_mri_pictures_it_was_not_fitted_on(shipped):
+    """Outlier exposure fitted the gate on ml.outliers' seed 0; seed 1 draws other pictures."""
+    from ml.outliers import outlier_pictures
+
+    if "max_outlier_score" not in shipped.gate_thresholds:
+        pytest.skip("the shipped gate was fitted without outlier exposure")
+    pictures = outlier_pictures(100, seed=1)
+    refused = [shipped.classify(picture, explain=False).outcome == "not_mri" for _, picture in pictures]
+    assert np.mean(refused) >= 0.75

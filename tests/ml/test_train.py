@@ -30,6 +30,8 @@ def test_training_prints_epoch_progress_and_writes_a_complete_card(tiny_model):
     assert card["training"]["healthy_data"] == [str(HEALTHY)]
     assert sum(counts["notumor"] for counts in card["training"]["label_counts"].values()) == 16
     assert card["ood_gate"]["max_feature_distance"] > 0
+    # The gate is fitted against generated non-MRI pictures too (--outlier-pictures 40).
+    assert "max_outlier_score" in card["ood_gate"] and "outlier_exposure" in card["ood_gate"]
     assert (model_dir / "model.keras").stat().st_size < 30 * 2**20
     assert find_model_dirs(model_dir.parent.parent) == [model_dir]
     json.dumps(card)  # plain JSON all the way down
@@ -56,7 +58,7 @@ def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_pat
     parent, _ = tiny_model
     common = ["--data", TUMOUR_TRAINING, "--data", BR35H, "--healthy", HEALTHY, "--healthy-limit", 6]
     common += ["--epochs", 1, "--limit", 10, "--init", parent]
-    common += ["--cache", tmp_path / "cache"]
+    common += ["--cache", tmp_path / "cache", "--outlier-pictures", 0]
     # Another seed gives another split: continuing would put the parent's training images in
     # the new test split, so it is refused with a message and nothing is written.
     refused = _train(*common, "--seed", 1, "--out", tmp_path / "other")
