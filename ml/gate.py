@@ -227,6 +227,7 @@ def feature_reason(evidence: dict, t: dict) -> str:
 def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUTLIER_PICTURES) -> dict:
     """Fit the gate on a model's training images and ``outlier_pictures`` generated non-MRI
     pictures; write gate.npz and the card's thresholds."""
+    import sys
     from pathlib import Path
 
     from ml import card as cards
@@ -235,11 +236,12 @@ def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUT
 
     model_dir = Path(model_dir)
     classifier = Classifier.load(model_dir)
-    stats, feats = _stats_and_features(classifier, train_paths)
+    stats, feats = _stats_and_features(classifier, train_paths, "gate: training images")
     thresholds, arrays = fit(stats, feats)
     if outlier_pictures:
+        print(f"gate: generating {outlier_pictures} non-MRI pictures (ml.outliers)", file=sys.stderr)
         pictures = [picture for _, picture in generate_outliers(outlier_pictures)]
-        outlier_stats, outlier_feats = _stats_and_features(classifier, pictures)
+        outlier_stats, outlier_feats = _stats_and_features(classifier, pictures, "gate: non-MRI pictures")
         # Only pictures that get past the image checks reach the feature checks.
         passing = np.array([image_reason(s, thresholds) == "" for s in outlier_stats])
         thresholds, arrays = fit(stats, feats, outlier_features=outlier_feats[passing])
@@ -251,11 +253,16 @@ def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUT
     return thresholds
 
 
-def _stats_and_features(classifier, images: list) -> tuple[list[ImageStats], np.ndarray]:
-    stats, feats = [], []
+def _stats_and_features(classifier, images: list, what: str) -> tuple[list[ImageStats], np.ndarray]:
+    import time
+
+    from ml.data import progress
+
+    stats, feats, started = [], [], time.time()
     for batch_stats, batch_feats, _ in classifier.score_files(images):
         stats.extend(batch_stats)
         feats.append(batch_feats)
+        progress(len(stats), len(images), started, what)
     return stats, np.concatenate(feats)
 
 
