@@ -21,7 +21,6 @@ endif
 .PHONY: run test lint bench lock setup deps
 
 run: setup
-	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "BrainScan: http://$(HOST):$(PORT)/  -- first admin: see above or $(VAR)/admin-password.txt. Ctrl-C stops web and worker."
 	@trap 'kill $$worker $$web 2>/dev/null; wait' INT TERM EXIT; \
 	$(VENV)/bin/celery -A brainscan worker --beat --schedule $(VAR)/celerybeat-schedule \
@@ -48,6 +47,7 @@ setup: deps $(VAR)/secret_key $(VAR)/patient_ref_key
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py sync_models
 	$(PY) manage.py ensure_admin
+	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 deps: $(STAMP)
 
