@@ -76,3 +76,19 @@ def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_pat
         "seconds": read_card(parent)["training"]["seconds"],
     }
     assert np.array_equal(np.load(child / "split.npz")["test"], np.load(parent / "split.npz")["test"])
+
+
+def test_refitting_the_gate_uses_every_training_image_healthy_ones_included(tiny_model, tmp_path):
+    """python -m ml.gate refits on the model's own training split, --healthy images too."""
+    import shutil
+
+    model_dir = tmp_path / "brain-tumour" / "refit"
+    shutil.copytree(tiny_model[0], model_dir)
+    before = read_card(model_dir)["ood_gate"]
+    command = [sys.executable, "-m", "ml.gate", "--model", str(model_dir), "--outlier-pictures", "40"]
+    proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = read_card(model_dir)["ood_gate"]
+    train_size = read_card(model_dir)["training"]["split_sizes"]["train"]
+    assert after["fitted_on"] == before["fitted_on"] == f"{train_size} training images, quantile 0.999"
+    assert after["max_outlier_score"] > 0 and after["outlier_exposure"].endswith("C=0.3")
