@@ -36,15 +36,11 @@ def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) 
     thresholds = classifier.gate_thresholds
     done = 0
     for stats, feats, pr in classifier.score_files(paths, batch):
-        image_refusals = [bool(thresholds) and bool(gate.image_reason(s, thresholds)) for s in stats]
-        feature_refusals = [False] * len(stats)
-        if thresholds and classifier.gate_stats is not None:
-            feature_refusals = [
-                bool(gate.feature_reason(ev, thresholds))
-                for ev in gate.feature_evidence(feats, classifier.gate_stats)
-            ]
+        if thresholds:
+            refused.extend(bool(r) for r in gate.refusals(stats, feats, thresholds, classifier.gate_stats))
+        else:
+            refused.extend([False] * len(stats))
         probs.append(pr)
-        refused.extend(a or b for a, b in zip(image_refusals, feature_refusals, strict=True))
         done += len(stats)
         progress(done, len(paths), started, "scoring")
     probs = np.concatenate(probs)

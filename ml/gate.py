@@ -101,31 +101,17 @@ OUTLIER_PICTURES = 3000
 _OUTLIER_MARGIN = 1.5
 
 
-def fit(
-    stats: list[ImageStats],
-    features: np.ndarray,
-    quantile: float = 0.999,
-    outlier_features: np.ndarray | None = None,
-) -> tuple[dict, dict]:
-    """Gate thresholds (for the card) and feature statistics (saved beside the model).
-
-    ``outlier_features``: pooled features of pictures that are not MRI slices and pass the
-    image checks; with them the gate also gets an outlier score and its limit."""
+def image_limits(stats: list[ImageStats], quantile: float = 0.999) -> dict:
+    """Limits of the image checks, from the training images' statistics."""
     col = np.array([s.colourfulness for s in stats])
     border = np.array([s.border_brightness for s in stats])
     contrast = np.array([s.contrast for s in stats])
     fg = np.array([s.foreground for s in stats])
     structure = np.array([s.structure for s in stats])
     blob = np.array([s.head_blob for s in stats])
-    mean = features.mean(axis=0)
-    from sklearn.covariance import LedoitWolf
-
-    cov = LedoitWolf().fit(features - mean).covariance_
-    precision = np.linalg.inv(cov)
-    dist = mahalanobis(features, mean, precision)
     # Margins beyond the training extremes: other scanners differ in noise and contrast, and
     # the gate must refuse non-MRI pictures, not unusual MRIs.
-    thresholds = {
+    return {
         "max_colourfulness": round(float(max(np.quantile(col, quantile) * 2, 6.0)), 3),
         # x2: some scanners frame the head in mid-grey (held-out Br35H slices reach 89); a
         # photograph with a bright background that gets under it meets the feature checks.
@@ -137,6 +123,26 @@ def fit(
         # to about half its training minimum: the margin is wider than that.
         "min_structure": round(float(np.quantile(structure, 1 - quantile) * 0.35), 4),
         "min_head_blob": round(float(np.quantile(blob, 1 - quantile) * 0.35), 4),
+    }
+
+
+def fit(
+    stats: list[ImageStats],
+    features: np.ndarray,
+    quantile: float = 0.999,
+    outlier_features: np.ndarray | None = None,
+) -> tuple[dict, dict]:
+    """Gate thresholds (for the card) and feature statistics (saved beside the model).
+
+    ``outlier_features``: pooled features of pictures that are not MRI slices and pass the
+    image checks; with them the gate also gets an outlier score and its limit."""
+    from sklearn.covariance import LedoitWolf
+
+    mean = features.mean(axis=0)
+    cov = LedoitWolf().fit(features - mean).covariance_
+    precision = np.linalg.inv(cov)
+    dist = mahalanobis(features, mean, precision)
+    thresholds = image_limits(stats, quantile) | {
         "max_feature_distance": round(float(np.quantile(dist, quantile) * 1.25), 3),
         "fitted_on": f"{len(stats)} training images, quantile {quantile}",
         "training_feature_distance_p50": round(float(np.median(dist)), 3),
@@ -224,6 +230,17 @@ def feature_reason(evidence: dict, t: dict) -> str:
     return ""
 
 
+def refusals(
+    stats: list[ImageStats], features: np.ndarray, thresholds: dict, arrays: dict | None
+) -> list[str]:
+    """Per picture, why the gate refuses it ("" when it passes): the serving decision in bulk."""
+    evidence = feature_evidence(features, arrays) if arrays is not None else [None] * len(stats)
+    return [
+        image_reason(s, thresholds) or (feature_reason(ev, thresholds) if ev else "")
+        for s, ev in zip(stats, evidence, strict=True)
+    ]
+
+
 def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUTLIER_PICTURES) -> dict:
     """Fit the gate on a model's training images and ``outlier_pictures`` generated non-MRI
     pictures; write gate.npz and the card's thresholds."""
@@ -237,14 +254,15 @@ def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUT
     model_dir = Path(model_dir)
     classifier = Classifier.load(model_dir)
     stats, feats = _stats_and_features(classifier, train_paths, "gate: training images")
-    thresholds, arrays = fit(stats, feats)
+    outliers = None
     if outlier_pictures:
         print(f"gate: generating {outlier_pictures} non-MRI pictures (ml.outliers)", file=sys.stderr)
         pictures = [picture for _, picture in generate_outliers(outlier_pictures)]
         outlier_stats, outlier_feats = _stats_and_features(classifier, pictures, "gate: non-MRI pictures")
         # Only pictures that get past the image checks reach the feature checks.
-        passing = np.array([image_reason(s, thresholds) == "" for s in outlier_stats])
-        thresholds, arrays = fit(stats, feats, outlier_features=outlier_feats[passing])
+        limits = image_limits(stats)
+        outliers = outlier_feats[[image_reason(s, limits) == "" for s in outlier_stats]]
+    thresholds, arrays = fit(stats, feats, outlier_features=outliers)
     np.savez(model_dir / GATE_FILE, **arrays)
     card = cards.read_card(model_dir)
     card["ood_gate"] = thresholds
