@@ -1,6 +1,7 @@
 """Out-of-distribution gate: is this picture a brain MRI slice the model can read?
 
-Two kinds of evidence, both fitted on the training split only and recorded in the card:
+Three kinds of evidence, fitted on the training split (the third also on generated
+pictures) and recorded in the card:
 - image statistics the model never sees: colour (MRI is grey), a dark background around
   the head, some contrast (not blank), anatomy inside the head (not a smooth gradient:
   ``structure``), and one connected head rather than bright points scattered over a dark
@@ -168,7 +169,10 @@ def _fit_outlier_direction(features: np.ndarray, outliers: np.ndarray) -> tuple[
 
     x = np.concatenate([features, outliers]).astype(np.float64)
     y = np.r_[np.zeros(len(features)), np.ones(len(outliers))]
-    centre, scale = features.mean(axis=0), features.std(axis=0) + 1e-6
+    centre, spread = features.mean(axis=0), features.std(axis=0)
+    # A feature (nearly) constant on the training slices would otherwise get an unbounded
+    # weight, and any real slice that lights it slightly would be refused.
+    scale = np.maximum(spread, 0.01 * float(np.median(spread)) + 1e-6)
     model = LogisticRegression(C=_OUTLIER_C, class_weight="balanced", max_iter=5000)
     model.fit((x - centre) / scale, y)
     weights = model.coef_[0] / scale
@@ -262,6 +266,8 @@ def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUT
         # Only pictures that get past the image checks reach the feature checks.
         limits = image_limits(stats)
         outliers = outlier_feats[[image_reason(s, limits) == "" for s in outlier_stats]]
+        if not len(outliers):
+            print("gate: no generated picture passes the image checks: no outlier score", file=sys.stderr)
     thresholds, arrays = fit(stats, feats, outlier_features=outliers)
     np.savez(model_dir / GATE_FILE, **arrays)
     card = cards.read_card(model_dir)

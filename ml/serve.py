@@ -143,9 +143,10 @@ class Classifier:
         probs = np.exp(z)
         return feats.numpy(), probs / probs.sum(axis=1, keepdims=True)
 
-    def score_files(self, paths: list[str], batch: int = 128):
-        """Yield (image statistics, features, calibrated probabilities) per batch of files:
-        the serving path in bulk, for evaluation and for fitting the gate."""
+    def score_files(self, paths: list, batch: int = 128):
+        """Yield (image statistics, features, calibrated probabilities) per batch of files (or
+        arrays: anything ``decode`` takes): the serving path in bulk, for evaluation and for
+        fitting the gate."""
         for start in range(0, len(paths), batch):
             stats, xs = [], []
             for path in paths[start : start + batch]:

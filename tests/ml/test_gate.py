@@ -143,3 +143,17 @@ def test_a_slice_framed_in_mid_grey_passes_the_image_checks(datasets):
     stats = _stats(Image.open(path))
     assert 75 < stats.border_brightness <= THRESHOLDS["max_border_brightness"]
     assert gate.image_reason(stats, THRESHOLDS) == ""
+
+
+def test_a_feature_constant_on_the_slices_gets_a_bounded_outlier_weight(datasets):
+    """A feature that is always 0 on training slices but lit on generated pictures must not
+    decide alone: a real slice that lights it slightly is still accepted."""
+    stats = [_stats(Image.open(path)) for path in _real_slices(datasets, n=25)]
+    slices, others = _two_clusters(n=len(stats))
+    slices[:, -1] = 0.0
+    others[:, -1] = 1.0
+    thresholds, arrays = gate.fit(stats, slices, outlier_features=others)
+    slightly_lit = slices[:1].copy()
+    slightly_lit[0, -1] = 0.05
+    (ev,) = gate.feature_evidence(slightly_lit, arrays)
+    assert gate.feature_reason(ev, thresholds) == ""

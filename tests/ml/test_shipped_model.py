@@ -171,7 +171,8 @@ def test_gate_accepts_real_mri_slices_from_another_source(shipped, datasets):
 
 
 def test_gate_refuses_most_generated_non_mri_pictures_it_was_not_fitted_on(shipped):
-    """Outlier exposure fitted the gate on ml.outliers' seed 0; seed 1 draws other pictures."""
+    """Outlier exposure fitted the gate on ml.outliers' seed 0; seed 1 draws other noise,
+    shapes, textures and gratings, and other crops of the same two photographs."""
     from ml.outliers import outlier_pictures
 
     if "max_outlier_score" not in shipped.gate_thresholds:
