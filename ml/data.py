@@ -51,6 +51,19 @@ class Dataset:
         return digest.hexdigest()
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type for counts: a clear error for "-5" or "many" before any work starts."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
 def progress(done: int, total: int, started: float, what: str) -> None:
     rate = done / max(time.time() - started, 1e-6)
     sys.stderr.write(f"\r{what}: {done}/{total} ({rate:.0f}/s)")

@@ -297,15 +297,20 @@ def main(argv=None) -> int:
     from pathlib import Path
 
     from ml import card as cards
+    from ml.data import non_negative_int
     from ml.dedup import sha256_file
     from ml.labels import index_folder
     from ml.train import healthy_items
 
     parser = argparse.ArgumentParser(prog="python -m ml.gate", description=main.__doc__)
     parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--outlier-pictures", type=int, default=OUTLIER_PICTURES)
+    parser.add_argument("--outlier-pictures", type=non_negative_int, default=OUTLIER_PICTURES)
     args = parser.parse_args(argv)
-    card = cards.read_card(args.model)
+    try:
+        card = cards.read_card(args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {args.model} is not a model directory with a readable card: {exc}", file=sys.stderr)
+        return 2
     with np.load(args.model / "split.npz") as data:
         train_hashes = set(data["train"].tolist())
     training = card["training"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
-from ml.data import UNKNOWN_CODE, Dataset, load_items, split_by_group
+from ml.data import UNKNOWN_CODE, Dataset, load_items, non_negative_int, split_by_group
 from ml.gate import OUTLIER_PICTURES
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import (
@@ -432,7 +432,7 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--outlier-pictures",
-        type=int,
+        type=non_negative_int,
         default=OUTLIER_PICTURES,
         help="generated non-MRI pictures the out-of-distribution gate is fitted against (ml.outliers)",
     )

@@ -157,3 +157,22 @@ def test_a_feature_constant_on_the_slices_gets_a_bounded_outlier_weight(datasets
     slightly_lit[0, -1] = 0.05
     (ev,) = gate.feature_evidence(slightly_lit, arrays)
     assert gate.feature_reason(ev, thresholds) == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "/nonexistent/model-dir"], "is not a model directory with a readable card"),
+        (["--model", ".", "--outlier-pictures", "-5"], "expected 0 or more, got -5"),
+    ],
+)
+def test_refitting_cli_refuses_bad_input_with_a_message(args, message):
+    import subprocess
+    import sys
+
+    from tests.ml.conftest import REPO_ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "ml.gate", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
