@@ -24,13 +24,12 @@ from scipy import ndimage
 
 
 def _photos() -> list[np.ndarray]:
+    """scikit-learn's two sample photographs, greyscale as serving makes them."""
     from sklearn.datasets import load_sample_images
 
-    return [np.asarray(img) for img in load_sample_images().images]
+    from ml.preprocess import to_grey
 
-
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    return rgb @ np.array([0.299, 0.587, 0.114]) if rgb.ndim == 3 else rgb.astype(np.float64)
+    return [to_grey(np.asarray(img)).astype(np.float64) for img in load_sample_images().images]
 
 
 def _stretch(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -44,10 +43,10 @@ def _stretch(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _photo_crop(rng, side, photos) -> np.ndarray:
     photo = photos[rng.integers(len(photos))]
-    h, w = photo.shape[:2]
+    h, w = photo.shape
     crop = int(rng.uniform(0.15, 1.0) * min(h, w))
     y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
-    patch = _grey(photo[y : y + crop, x : x + crop])
+    patch = photo[y : y + crop, x : x + crop]
     if rng.random() < 0.3:
         patch = patch.max() - patch
     return _resize(_stretch(patch, rng), side)
