@@ -1,5 +1,6 @@
 """Settings shared by every environment, read from environment variables (see README)."""
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,6 +113,16 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "brainscan.clientip.client_ip"
+
+# Reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by default, so
+# a client cannot choose the address that audit, lock-out and throttles record.
+TRUSTED_PROXIES = []
+for _proxy in env_list("TRUSTED_PROXIES", []):
+    try:
+        TRUSTED_PROXIES.append(ipaddress.ip_network(_proxy, strict=False))
+    except ValueError:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP address or network.") from None
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
