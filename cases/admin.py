@@ -71,6 +71,11 @@ class CaseAdmin(admin.ModelAdmin):
     inlines = [ConsentInline, ConsentEventInline]
     actions = ["erase_images"]
 
+    def has_add_permission(self, request):
+        # Cases are opened on the Cases page, which hashes the patient reference, names the
+        # creator and audits the creation; the admin only manages existing cases.
+        return False
+
     @admin.action(description="Erase the images of the selected cases (keeps tombstones, audited)")
     def erase_images(self, request, queryset):
         if not is_steward(request.user):
@@ -180,7 +185,10 @@ class AnonymisationReportAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(ReadOnlyAdmin):
+    """Reviews are written by clinicians on the case page or the API, beside the prediction and
+    audited there; here they are only read."""
+
     list_display = ["prediction", "decision", "label", "reviewer", "created_at"]
     readonly_fields = [f.name for f in Review._meta.fields]
 

@@ -100,14 +100,18 @@ class Case(models.Model):
         if self.pseudonym:
             return super().save(*args, **kwargs)
         # A collision is astronomically rare but possible; the constraint decides, we retry.
+        # Only that collision: any other error (a missing field, another constraint) is raised as is.
         for _ in range(10):
             self.pseudonym = generate_pseudonym()
             try:
                 with transaction.atomic():
                     return super().save(*args, **kwargs)
             except IntegrityError:
+                taken = Case.objects.filter(pseudonym=self.pseudonym).exists()
                 self.pseudonym = ""
                 self.pk = None
+                if not taken:
+                    raise
         raise IntegrityError("Could not generate a unique case pseudonym.")
 
     def set_patient_reference(self, reference: str):
