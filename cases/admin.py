@@ -7,7 +7,7 @@ import json
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -133,8 +133,16 @@ class ScanAdmin(admin.ModelAdmin):
     list_display = ["pk", "case", "modality", "status", "outcome", "uploaded_at", "erased_at"]
     list_filter = ["status", "modality", "outcome"]
     search_fields = ["case__pseudonym", "sha256"]
-    readonly_fields = [f.name for f in Scan._meta.fields]
+    # The stored file has no public URL: the image is linked through the access-checked view.
+    readonly_fields = [f.name if f.name != "image" else "image_link" for f in Scan._meta.fields]
+    exclude = ["image"]
     actions = ["release"]
+
+    @admin.display(description="image")
+    def image_link(self, obj):
+        if not obj.image:
+            return "erased" if obj.is_erased else "-"
+        return format_html('<a href="{}">View the image</a>', reverse("cases:scan_image", args=[obj.pk]))
 
     def has_add_permission(self, request):
         return False

@@ -1,11 +1,12 @@
-"""Case and review admin: no add form that cannot work."""
+"""Case, scan, review and prediction admin: no add form that cannot work, images only through the
+access-checked views, erasure only after a confirmation page."""
 
 import pytest
 from django.db import IntegrityError
 from django.urls import reverse
 
-from cases.models import Case, Review
-from tests.factories import ReviewFactory
+from cases.models import Case, Review, Scan
+from tests.factories import PredictionFactory, ReviewFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -39,3 +40,25 @@ def test_case_save_reports_the_real_error_not_a_pseudonym_collision(team):
     assert "pseudonym" not in str(raised.value)
     assert case.pseudonym == "" and case.pk is None
     assert not Case.objects.exists()
+
+
+def test_scan_and_prediction_admin_link_to_the_access_checked_images(admin_client, case):
+    prediction = PredictionFactory(scan__case=case, explanation="explanations/heat.png")
+    scan = prediction.scan
+    page = admin_client.get(reverse("admin:cases_scan_change", args=[scan.pk])).content.decode()
+    assert reverse("cases:scan_image", args=[scan.pk]) in page
+    assert "/media/" not in page
+    page = admin_client.get(reverse("admin:inference_prediction_change", args=[prediction.pk]))
+    page = page.content.decode()
+    assert reverse("cases:explanation_image", args=[prediction.pk]) in page
+    assert reverse("cases:scan_image", args=[scan.pk]) in page
+    assert "/media/" not in page
+    # The links work for the admin who follows them.
+    assert admin_client.get(reverse("cases:scan_image", args=[scan.pk])).status_code == 200
+
+
+def test_erased_scan_admin_shows_no_image_link(admin_client, case):
+    scan = Scan.objects.get(pk=PredictionFactory(scan__case=case).scan_id)
+    scan.image.delete()
+    page = admin_client.get(reverse("admin:cases_scan_change", args=[scan.pk])).content.decode()
+    assert reverse("cases:scan_image", args=[scan.pk]) not in page
