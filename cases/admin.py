@@ -5,8 +5,11 @@ import csv
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -81,8 +84,33 @@ class CaseAdmin(admin.ModelAdmin):
         if not is_steward(request.user):
             self.message_user(request, "Only data stewards erase images.", messages.ERROR)
             return
+        if request.POST.get("post") != "yes":
+            # Irreversible: show what will go and ask once, as Django's delete action does.
+            return self.erase_images_confirmation(request, queryset)
         erased = sum(len(erase_case_images(case, request.user)) for case in queryset)
         self.message_user(request, f"Erased the images of {erased} scan(s); the rows remain as tombstones.")
+
+    def erase_images_confirmation(self, request, queryset):
+        from inference.models import Prediction
+
+        cases = queryset.annotate(
+            stored_scans=Count("scans", filter=Q(scans__erased_at=None)),
+            all_scans=Count("scans"),
+        )
+        explanations = Prediction.objects.filter(scan__case__in=queryset, scan__erased_at=None).exclude(
+            explanation=""
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Erase the images? This cannot be undone",
+            "opts": self.model._meta,
+            "cases": cases,
+            "scan_count": sum(case.stored_scans for case in cases),
+            "explanation_count": explanations.count(),
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/cases/case/erase_images_confirmation.html", context)
 
 
 @admin.register(Consent)
