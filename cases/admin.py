@@ -3,9 +3,11 @@ release), anonymisation reports, reviews and the audit log (filters, CSV export)
 
 import csv
 import json
+from collections import defaultdict
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
@@ -261,16 +263,102 @@ class AuditActorFilter(admin.SimpleListFilter):
         return queryset.filter(actor_username=self.value()) if self.value() else queryset
 
 
-AUDIT_COLUMNS = ["created_at", "actor", "verb", "object_type", "object_id", "detail"]
+AUDIT_COLUMNS = ["created_at", "actor", "client_ip", "verb", "object", "object_type", "object_id", "detail"]
+
+
+def describe_subjects(events):
+    """Name each event's object as a person reads it, with a few queries for the whole list: a case
+    by its pseudonym, a scan (and a reviewed prediction) by its scan and that scan's case, a user
+    by username, a model by name and version. Sets ``event.subject``; returns ``events``."""
+    from django.contrib.auth import get_user_model
+
+    from inference.models import ModelVersion, Prediction
+
+    ids = defaultdict(set)
+    for event in events:
+        if event.object_id.isdigit():
+            ids[event.object_type].add(int(event.object_id))
+    scan_of_prediction = dict(
+        Prediction.objects.filter(pk__in=ids["inference.prediction"]).values_list("pk", "scan_id")
+    )
+    case_of_scan = dict(
+        Scan.objects.filter(pk__in=ids["cases.scan"] | set(scan_of_prediction.values())).values_list(
+            "pk", "case_id"
+        )
+    )
+    pseudonyms = dict(
+        Case.objects.filter(pk__in=ids["cases.case"] | set(case_of_scan.values())).values_list(
+            "pk", "pseudonym"
+        )
+    )
+    usernames = dict(get_user_model().objects.filter(pk__in=ids["auth.user"]).values_list("pk", "username"))
+    models = {m.pk: str(m) for m in ModelVersion.objects.filter(pk__in=ids["inference.modelversion"])}
+
+    def scan_name(scan_id):
+        case = pseudonyms.get(case_of_scan.get(scan_id))
+        return f"scan {scan_id} of {case}" if case else f"scan {scan_id}"
+
+    for event in events:
+        key = int(event.object_id) if event.object_id.isdigit() else None
+        if key is None:
+            event.subject = ""
+        elif event.object_type == "cases.case" and key in pseudonyms:
+            event.subject = pseudonyms[key]
+        elif event.object_type == "cases.scan":
+            event.subject = scan_name(key)
+        elif event.object_type == "inference.prediction" and key in scan_of_prediction:
+            event.subject = scan_name(scan_of_prediction[key])
+        elif event.object_type == "auth.user" and key in usernames:
+            event.subject = f"user {usernames[key]}"
+        elif event.object_type == "inference.modelversion" and key in models:
+            event.subject = f"model {models[key]}"
+        else:
+            event.subject = f"{event.object_type} {event.object_id} (deleted)"
+    return events
+
+
+class AuditChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        describe_subjects(self.result_list)
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "actor_username", "verb", "object_type", "object_id"]
+    list_display = ["created_at", "actor_username", "client_ip", "verb", "subject"]
     list_filter = [AuditActorFilter, "verb", AuditCaseFilter, ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["actor_username", "object_id"]
+    search_fields = ["actor_username", "object_id", "client_ip"]
     date_hierarchy = "created_at"
     change_list_template = "admin/cases/auditevent/change_list.html"
+    fields = [
+        "created_at",
+        "actor_username",
+        "client_ip",
+        "verb",
+        "subject",
+        "object_type",
+        "object_id",
+        "detail",
+    ]
+    readonly_fields = fields
+
+    def get_changelist(self, request, **kwargs):
+        return AuditChangeList
+
+    @admin.display(description="object")
+    def subject(self, event):
+        if not hasattr(event, "subject"):
+            describe_subjects([event])
+        return event.subject
+
+    def get_search_results(self, request, queryset, search_term):
+        """A case's pseudonym finds the events about the case, its scans and their reviews."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        case = Case.objects.filter(pseudonym=search_term.strip()).first() if search_term.strip() else None
+        if case is not None:
+            results |= queryset.filter(object_type="cases.case", object_id=str(case.pk))
+            results |= queryset.filter(detail__case=case.pk)
+        return results, may_have_duplicates
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_csv)
@@ -287,18 +375,30 @@ class AuditEventAdmin(ReadOnlyAdmin):
         def rows():
             writer = csv.writer(_Echo())
             yield writer.writerow(AUDIT_COLUMNS)
+            chunk = []
             for event in events.iterator(chunk_size=500):
-                row = [
-                    event.created_at.isoformat(),
-                    event.actor_username,
-                    event.verb,
-                    event.object_type,
-                    event.object_id,
-                    json.dumps(event.detail, sort_keys=True),
-                ]
-                yield writer.writerow([_safe(value) for value in row])
+                chunk.append(event)
+                if len(chunk) == 500:
+                    yield from map(writer.writerow, _audit_rows(chunk))
+                    chunk = []
+            yield from map(writer.writerow, _audit_rows(chunk))
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = f'attachment; filename="brainscan-audit-{stamp}.csv"'
         return response
+
+
+def _audit_rows(events):
+    for event in describe_subjects(events):
+        row = [
+            event.created_at.isoformat(),
+            event.actor_username,
+            event.client_ip or "",
+            event.verb,
+            event.subject,
+            event.object_type,
+            event.object_id,
+            json.dumps(event.detail, sort_keys=True),
+        ]
+        yield [_safe(value) for value in row]
