@@ -1,5 +1,6 @@
-"""Django admin for stewards: teams and memberships, cases (consent, erasure), scans (held scans,
-release), anonymisation reports, reviews and the audit log (filters, CSV export)."""
+"""Django admin for stewards: user accounts (roles changed by superusers only), teams and
+memberships, cases (consent, erasure), scans (held scans, release), anonymisation reports, reviews
+and the audit log (filters, CSV export)."""
 
 import csv
 import json
@@ -8,6 +9,8 @@ from collections import defaultdict
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
@@ -30,6 +33,35 @@ from .models import (
     Team,
     erase_case_images,
 )
+
+User = get_user_model()
+# Who holds which rights: only a superuser changes these, for any account.
+ROLE_FIELDS = ["is_superuser", "is_staff", "groups", "user_permissions"]
+
+
+def has_rights_above_clinician(user) -> bool:
+    return user.is_superuser or user.is_staff or is_steward(user)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAccountAdmin(UserAdmin):
+    """Only a superuser changes roles (superuser, staff, groups, permissions). A data steward adds
+    accounts and manages clinicians' (details, active flag, password), and may only view an account
+    with more rights than a clinician, their own included. Every change is audited (cases.audit)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += [*ROLE_FIELDS, "last_login", "date_joined"]
+        return readonly
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or request.user.is_superuser or not has_rights_above_clinician(obj)
 
 
 class MembershipInline(admin.TabularInline):
@@ -270,8 +302,6 @@ def describe_subjects(events):
     """Name each event's object as a person reads it, with a few queries for the whole list: a case
     by its pseudonym, a scan (and a reviewed prediction) by its scan and that scan's case, a user
     by username, a model by name and version. Sets ``event.subject``; returns ``events``."""
-    from django.contrib.auth import get_user_model
-
     from inference.models import ModelVersion, Prediction
 
     ids = defaultdict(set)
@@ -291,7 +321,7 @@ def describe_subjects(events):
             "pk", "pseudonym"
         )
     )
-    usernames = dict(get_user_model().objects.filter(pk__in=ids["auth.user"]).values_list("pk", "username"))
+    usernames = dict(User.objects.filter(pk__in=ids["auth.user"]).values_list("pk", "username"))
     models = {m.pk: str(m) for m in ModelVersion.objects.filter(pk__in=ids["inference.modelversion"])}
 
     def scan_name(scan_id):

@@ -457,6 +457,8 @@ class AuditEvent(models.Model):
         SCAN_RELEASE = "scan_release", "Released held scan"
         TRAINING_EXPORT = "training_export", "Exported training images"
         AUDIT_EXPORT = "audit_export", "Exported audit log"
+        USER_CREATE = "user_create", "Created user account"
+        USER_CHANGE = "user_change", "Changed user account"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
