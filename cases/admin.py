@@ -1,13 +1,21 @@
-"""Django admin for stewards: teams and memberships, cases (consent, erasure), scans (held scans,
-release), anonymisation reports, reviews and the audit log (filters, CSV export)."""
+"""Django admin for stewards: user accounts (roles changed by superusers only), teams and
+memberships, cases (consent, erasure), scans (held scans, release), anonymisation reports, reviews
+and the audit log (filters, CSV export)."""
 
 import csv
 import json
+from collections import defaultdict
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.http import StreamingHttpResponse
-from django.urls import path
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -25,6 +33,35 @@ from .models import (
     Team,
     erase_case_images,
 )
+
+User = get_user_model()
+# Who holds which rights: only a superuser changes these, for any account.
+ROLE_FIELDS = ["is_superuser", "is_staff", "groups", "user_permissions"]
+
+
+def has_rights_above_clinician(user) -> bool:
+    return user.is_superuser or user.is_staff or is_steward(user)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAccountAdmin(UserAdmin):
+    """Only a superuser changes roles (superuser, staff, groups, permissions). A data steward adds
+    accounts and manages clinicians' (details, active flag, password), and may only view an account
+    with more rights than a clinician, their own included. Every change is audited (cases.audit)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += [*ROLE_FIELDS, "last_login", "date_joined"]
+        return readonly
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or request.user.is_superuser or not has_rights_above_clinician(obj)
 
 
 class MembershipInline(admin.TabularInline):
@@ -71,13 +108,43 @@ class CaseAdmin(admin.ModelAdmin):
     inlines = [ConsentInline, ConsentEventInline]
     actions = ["erase_images"]
 
+    def has_add_permission(self, request):
+        # Cases are opened on the Cases page, which hashes the patient reference, names the
+        # creator and audits the creation; the admin only manages existing cases.
+        return False
+
     @admin.action(description="Erase the images of the selected cases (keeps tombstones, audited)")
     def erase_images(self, request, queryset):
         if not is_steward(request.user):
             self.message_user(request, "Only data stewards erase images.", messages.ERROR)
             return
+        if request.POST.get("post") != "yes":
+            # Irreversible: show what will go and ask once, as Django's delete action does.
+            return self.erase_images_confirmation(request, queryset)
         erased = sum(len(erase_case_images(case, request.user)) for case in queryset)
         self.message_user(request, f"Erased the images of {erased} scan(s); the rows remain as tombstones.")
+
+    def erase_images_confirmation(self, request, queryset):
+        from inference.models import Prediction
+
+        cases = queryset.annotate(
+            stored_scans=Count("scans", filter=Q(scans__erased_at=None)),
+            all_scans=Count("scans"),
+        )
+        explanations = Prediction.objects.filter(scan__case__in=queryset, scan__erased_at=None).exclude(
+            explanation=""
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Erase the images? This cannot be undone",
+            "opts": self.model._meta,
+            "cases": cases,
+            "scan_count": sum(case.stored_scans for case in cases),
+            "explanation_count": explanations.count(),
+            "queryset": queryset,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/cases/case/erase_images_confirmation.html", context)
 
 
 @admin.register(Consent)
@@ -128,8 +195,16 @@ class ScanAdmin(admin.ModelAdmin):
     list_display = ["pk", "case", "modality", "status", "outcome", "uploaded_at", "erased_at"]
     list_filter = ["status", "modality", "outcome"]
     search_fields = ["case__pseudonym", "sha256"]
-    readonly_fields = [f.name for f in Scan._meta.fields]
+    # The stored file has no public URL: the image is linked through the access-checked view.
+    readonly_fields = [f.name if f.name != "image" else "image_link" for f in Scan._meta.fields]
+    exclude = ["image"]
     actions = ["release"]
+
+    @admin.display(description="image")
+    def image_link(self, obj):
+        if not obj.image:
+            return "erased" if obj.is_erased else "-"
+        return format_html('<a href="{}">View the image</a>', reverse("cases:scan_image", args=[obj.pk]))
 
     def has_add_permission(self, request):
         return False
@@ -180,7 +255,10 @@ class AnonymisationReportAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(ReadOnlyAdmin):
+    """Reviews are written by clinicians on the case page or the API, beside the prediction and
+    audited there; here they are only read."""
+
     list_display = ["prediction", "decision", "label", "reviewer", "created_at"]
     readonly_fields = [f.name for f in Review._meta.fields]
 
@@ -217,16 +295,100 @@ class AuditActorFilter(admin.SimpleListFilter):
         return queryset.filter(actor_username=self.value()) if self.value() else queryset
 
 
-AUDIT_COLUMNS = ["created_at", "actor", "verb", "object_type", "object_id", "detail"]
+AUDIT_COLUMNS = ["created_at", "actor", "client_ip", "verb", "object", "object_type", "object_id", "detail"]
+
+
+def describe_subjects(events):
+    """Name each event's object as a person reads it, with a few queries for the whole list: a case
+    by its pseudonym, a scan (and a reviewed prediction) by its scan and that scan's case, a user
+    by username, a model by name and version. Sets ``event.subject``; returns ``events``."""
+    from inference.models import ModelVersion, Prediction
+
+    ids = defaultdict(set)
+    for event in events:
+        if event.object_id.isdigit():
+            ids[event.object_type].add(int(event.object_id))
+    scan_of_prediction = dict(
+        Prediction.objects.filter(pk__in=ids["inference.prediction"]).values_list("pk", "scan_id")
+    )
+    case_of_scan = dict(
+        Scan.objects.filter(pk__in=ids["cases.scan"] | set(scan_of_prediction.values())).values_list(
+            "pk", "case_id"
+        )
+    )
+    pseudonyms = dict(
+        Case.objects.filter(pk__in=ids["cases.case"] | set(case_of_scan.values())).values_list(
+            "pk", "pseudonym"
+        )
+    )
+    usernames = dict(User.objects.filter(pk__in=ids["auth.user"]).values_list("pk", "username"))
+    models = {m.pk: str(m) for m in ModelVersion.objects.filter(pk__in=ids["inference.modelversion"])}
+
+    def scan_name(scan_id):
+        case = pseudonyms.get(case_of_scan.get(scan_id))
+        return f"scan {scan_id} of {case}" if case else f"scan {scan_id}"
+
+    for event in events:
+        key = int(event.object_id) if event.object_id.isdigit() else None
+        if key is None:
+            event.subject = ""
+        elif event.object_type == "cases.case" and key in pseudonyms:
+            event.subject = pseudonyms[key]
+        elif event.object_type == "cases.scan":
+            event.subject = scan_name(key)
+        elif event.object_type == "inference.prediction" and key in scan_of_prediction:
+            event.subject = scan_name(scan_of_prediction[key])
+        elif event.object_type == "auth.user" and key in usernames:
+            event.subject = f"user {usernames[key]}"
+        elif event.object_type == "inference.modelversion" and key in models:
+            event.subject = f"model {models[key]}"
+        else:
+            event.subject = f"{event.object_type} {event.object_id} (deleted)"
+    return events
+
+
+class AuditChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        describe_subjects(self.result_list)
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "actor_username", "verb", "object_type", "object_id"]
+    list_display = ["created_at", "actor_username", "client_ip", "verb", "subject"]
     list_filter = [AuditActorFilter, "verb", AuditCaseFilter, ("created_at", admin.DateFieldListFilter)]
-    search_fields = ["actor_username", "object_id"]
+    search_fields = ["actor_username", "object_id", "client_ip"]
     date_hierarchy = "created_at"
     change_list_template = "admin/cases/auditevent/change_list.html"
+    fields = [
+        "created_at",
+        "actor_username",
+        "client_ip",
+        "verb",
+        "subject",
+        "object_type",
+        "object_id",
+        "detail",
+    ]
+    readonly_fields = fields
+
+    def get_changelist(self, request, **kwargs):
+        return AuditChangeList
+
+    @admin.display(description="object")
+    def subject(self, event):
+        if not hasattr(event, "subject"):
+            describe_subjects([event])
+        return event.subject
+
+    def get_search_results(self, request, queryset, search_term):
+        """A case's pseudonym finds the events about the case, its scans and their reviews."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        case = Case.objects.filter(pseudonym=search_term.strip()).first() if search_term.strip() else None
+        if case is not None:
+            results |= queryset.filter(object_type="cases.case", object_id=str(case.pk))
+            results |= queryset.filter(detail__case=case.pk)
+        return results, may_have_duplicates
 
     def get_urls(self):
         export = self.admin_site.admin_view(self.export_csv)
@@ -243,18 +405,30 @@ class AuditEventAdmin(ReadOnlyAdmin):
         def rows():
             writer = csv.writer(_Echo())
             yield writer.writerow(AUDIT_COLUMNS)
+            chunk = []
             for event in events.iterator(chunk_size=500):
-                row = [
-                    event.created_at.isoformat(),
-                    event.actor_username,
-                    event.verb,
-                    event.object_type,
-                    event.object_id,
-                    json.dumps(event.detail, sort_keys=True),
-                ]
-                yield writer.writerow([_safe(value) for value in row])
+                chunk.append(event)
+                if len(chunk) == 500:
+                    yield from map(writer.writerow, _audit_rows(chunk))
+                    chunk = []
+            yield from map(writer.writerow, _audit_rows(chunk))
 
         response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         response["Content-Disposition"] = f'attachment; filename="brainscan-audit-{stamp}.csv"'
         return response
+
+
+def _audit_rows(events):
+    for event in describe_subjects(events):
+        row = [
+            event.created_at.isoformat(),
+            event.actor_username,
+            event.client_ip or "",
+            event.verb,
+            event.subject,
+            event.object_type,
+            event.object_id,
+            json.dumps(event.detail, sort_keys=True),
+        ]
+        yield [_safe(value) for value in row]

@@ -2,14 +2,23 @@
 
 import hashlib
 import hmac
+import ipaddress
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from brainscan.clientip import client_ip
+
 from .pseudonyms import generate_pseudonym
+
+# The request being served (set by cases.audit.AuditRequestMiddleware), so that every audit
+# event names its client address, whichever page, API view, admin action or signal records it.
+_serving = ContextVar("audit_request", default=None)
 
 
 class Team(models.Model):
@@ -100,14 +109,18 @@ class Case(models.Model):
         if self.pseudonym:
             return super().save(*args, **kwargs)
         # A collision is astronomically rare but possible; the constraint decides, we retry.
+        # Only that collision: any other error (a missing field, another constraint) is raised as is.
         for _ in range(10):
             self.pseudonym = generate_pseudonym()
             try:
                 with transaction.atomic():
                     return super().save(*args, **kwargs)
             except IntegrityError:
+                taken = Case.objects.filter(pseudonym=self.pseudonym).exists()
                 self.pseudonym = ""
                 self.pk = None
+                if not taken:
+                    raise
         raise IntegrityError("Could not generate a unique case pseudonym.")
 
     def set_patient_reference(self, reference: str):
@@ -444,6 +457,8 @@ class AuditEvent(models.Model):
         SCAN_RELEASE = "scan_release", "Released held scan"
         TRAINING_EXPORT = "training_export", "Exported training images"
         AUDIT_EXPORT = "audit_export", "Exported audit log"
+        USER_CREATE = "user_create", "Created user account"
+        USER_CHANGE = "user_change", "Changed user account"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
@@ -454,6 +469,9 @@ class AuditEvent(models.Model):
     object_type = models.CharField(max_length=50, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
     detail = models.JSONField(default=dict, blank=True)
+    # The client of the request that caused the event (brainscan.clientip: X-Forwarded-For only
+    # from TRUSTED_PROXIES); empty for the worker and management commands.
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = AuditQuerySet.as_manager()
@@ -476,6 +494,20 @@ class AuditEvent(models.Model):
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only.")
 
+    @staticmethod
+    @contextmanager
+    def serving(request):
+        """Events recorded inside this block come from ``request`` (its client address)."""
+        token = _serving.set(request)
+        try:
+            yield
+        finally:
+            _serving.reset(token)
+
+    @staticmethod
+    def current_request():
+        return _serving.get()
+
     @classmethod
     def record(cls, actor, verb, obj=None, **detail):
         user = actor if getattr(actor, "is_authenticated", False) else None
@@ -486,7 +518,19 @@ class AuditEvent(models.Model):
             object_type=obj._meta.label_lower if obj is not None else "",
             object_id=str(obj.pk) if obj is not None else "",
             detail=_storable(detail),
+            client_ip=_client_address(_serving.get()),
         )
+
+
+def _client_address(request):
+    if request is None:
+        return None
+    address = client_ip(request)
+    try:
+        # REMOTE_ADDR is whatever the server put there (empty on a unix socket): an address or nothing.
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
 
 
 def _storable(value):

@@ -1,6 +1,8 @@
-"""Django admin: read-only model versions and predictions."""
+"""Django admin: read-only model versions and predictions (images linked through the access-checked views)."""
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from .models import ModelVersion, Prediction
 
@@ -15,7 +17,25 @@ class ModelVersionAdmin(admin.ModelAdmin):
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
     list_display = ["scan", "model_version", "label", "confidence", "latency_ms", "created_at"]
-    readonly_fields = [f.name for f in Prediction._meta.fields]
+    # Stored files have no public URL: images are linked through the access-checked views.
+    readonly_fields = [
+        f.name if f.name != "explanation" else "explanation_link" for f in Prediction._meta.fields
+    ]
+    readonly_fields.insert(readonly_fields.index("scan") + 1, "scan_image_link")
+    exclude = ["explanation"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="scan image")
+    def scan_image_link(self, obj):
+        if not obj.scan.image:
+            return "erased" if obj.scan.is_erased else "-"
+        return format_html('<a href="{}">View the scan</a>', reverse("cases:scan_image", args=[obj.scan_id]))
+
+    @admin.display(description="explanation")
+    def explanation_link(self, obj):
+        if not obj.explanation:
+            return "-"
+        url = reverse("cases:explanation_image", args=[obj.pk])
+        return format_html('<a href="{}">View the explanation (Grad-CAM)</a>', url)

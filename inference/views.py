@@ -1,10 +1,11 @@
-"""Model registry page: every signed-in user sees the versions; a data steward switches the active one."""
+"""Model registry page: every signed-in user sees the versions; a data steward switches the active one
+(after a confirmation page)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from cases.access import is_steward
 from cases.models import AuditEvent
@@ -20,12 +21,18 @@ def model_list(request):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def model_activate(request, pk):
+    """GET shows what the switch will do and asks once; the POST from that page switches."""
     if not is_steward(request.user):
         raise PermissionDenied("Only a data steward can switch the active model.")
     version = get_object_or_404(ModelVersion.objects.filter(is_available=True), pk=pk)
     previous = ModelVersion.active_for(version.task)
+    if request.method == "GET":
+        if version.is_active:
+            messages.info(request, f"{version} is already the active model for {version.task}.")
+            return redirect("inference:list")
+        return render(request, "inference/model_activate.html", {"version": version, "previous": previous})
     version.activate()
     AuditEvent.record(
         request.user,

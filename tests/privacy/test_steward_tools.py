@@ -106,14 +106,38 @@ def test_steward_releases_held_scan_from_admin(client_for, steward, case, monkey
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.SCAN_RELEASE, object_id=str(held.pk)).exists()
 
 
-def test_steward_erases_a_case_from_admin(client_for, steward, case):
+def test_steward_erases_a_case_from_admin_after_confirming(client_for, steward, case):
     scan = ScanFactory(case=case)
-    response = client_for(steward).post(
-        reverse("admin:cases_case_changelist"), {"action": "erase_images", "_selected_action": [case.pk]}
-    )
+    stored = scan.image.name
+    client = client_for(steward)
+    choice = {"action": "erase_images", "_selected_action": [case.pk]}
+    confirmation = client.post(reverse("admin:cases_case_changelist"), choice)
+    assert confirmation.status_code == 200
+    page = confirmation.content.decode()
+    assert "cannot be recovered" in page and case.pseudonym in page and "1 of 1 scan still stored" in page
+    assert 'name="post" value="yes"' in page
+    scan.refresh_from_db()
+    assert scan.erased_at is None and scan.image.storage.exists(stored)
+    assert not AuditEvent.objects.filter(verb=AuditEvent.Verb.ERASE).exists()
+
+    response = client.post(reverse("admin:cases_case_changelist"), choice | {"post": "yes"})
     assert response.status_code == 302
     scan.refresh_from_db()
     assert scan.erased_at is not None and not scan.image
+    assert not scan.image.storage.exists(stored)
+    assert AuditEvent.objects.filter(verb=AuditEvent.Verb.ERASE, object_id=str(case.pk)).exists()
+
+
+def test_clinician_who_is_staff_cannot_reach_the_erase_confirmation(client_for, owner, case):
+    owner.is_staff = True
+    owner.save()
+    scan = ScanFactory(case=case)
+    response = client_for(owner).post(
+        reverse("admin:cases_case_changelist"), {"action": "erase_images", "_selected_action": [case.pk]}
+    )
+    assert response.status_code == 403
+    scan.refresh_from_db()
+    assert scan.erased_at is None
 
 
 def test_anonymisation_report_is_visible_to_stewards(client_for, steward, owner, case):
