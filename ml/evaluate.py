@@ -31,15 +31,19 @@ def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) 
     """Metrics for images at ``paths`` with label codes ``labels`` (see ml.data.label_code)."""
     import time
 
-    probs, refused = [], []
+    probs, refused, wrong_modality = [], [], []
     started = time.time()
     thresholds = classifier.gate_thresholds
     done = 0
-    for stats, feats, pr in classifier.score_files(paths, batch):
+    for stats, feats, pr, modality in classifier.score_files(paths, batch):
+        # As in Classifier.classify: the image checks first, then the modality, then the features.
+        image = [bool(gate.image_reason(s, thresholds)) if thresholds else False for s in stats]
+        wrong_modality.extend(not im and bool(m) for im, m in zip(image, modality, strict=True))
         if thresholds:
-            refused.extend(bool(r) for r in gate.refusals(stats, feats, thresholds, classifier.gate_stats))
+            gated = gate.refusals(stats, feats, thresholds, classifier.gate_stats)
+            refused.extend(bool(r) or bool(m) for r, m in zip(gated, modality, strict=True))
         else:
-            refused.extend([False] * len(stats))
+            refused.extend(bool(m) for m in modality)
         probs.append(pr)
         done += len(stats)
         progress(done, len(paths), started, "scoring")
@@ -57,6 +61,7 @@ def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) 
         result["counts"] = binary["counts"]
     result["not_mri_refused"] = int(refused.sum())
     result["not_mri_rate"] = round(float(refused.mean()), 4)
+    result["wrong_modality_refused"] = int(np.sum(wrong_modality))
     return result
 
 

@@ -283,7 +283,7 @@ def _stats_and_features(classifier, images: list, what: str) -> tuple[list[Image
     from ml.data import progress
 
     stats, feats, started = [], [], time.time()
-    for batch_stats, batch_feats, _ in classifier.score_files(images):
+    for batch_stats, batch_feats, _, _ in classifier.score_files(images):
         stats.extend(batch_stats)
         feats.append(batch_feats)
         progress(len(stats), len(images), started, what)

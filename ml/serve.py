@@ -41,7 +41,7 @@ class Classification:
 
 
 class Classifier:
-    def __init__(self, model_dir: Path, card: dict, model, gate_stats: dict | None):
+    def __init__(self, model_dir: Path, card: dict, model, gate_stats: dict | None, modality_check=None):
         import tensorflow as tf
 
         from ml.model import FEATURES, LAST_CONV
@@ -54,6 +54,9 @@ class Classifier:
         self.refer_threshold = float(card.get("refer_threshold", 0.0))
         self.gate_thresholds = card.get("ood_gate")
         self.gate_stats = gate_stats
+        # The modality this model reads ("MR"), asked of ``modality_check`` before anything else.
+        self.modality = card.get("modality")
+        self.modality_check = modality_check
         self._notumor = self.labels.index(card.get("no_finding_class", NOTUMOR))
         size = int(card["input"]["height"])
         self.size = size
@@ -129,7 +132,7 @@ class Classifier:
         if card.get("ood_gate") and gate_path.is_file():
             with np.load(gate_path) as data:
                 gate_stats = {k: data[k] for k in data.files}
-        return cls(model_dir, card, model, gate_stats)
+        return cls(model_dir, card, model, gate_stats, _load_modality_check(model_dir, card))
 
     @property
     def version(self) -> str:
@@ -148,13 +151,22 @@ class Classifier:
         arrays: anything ``decode`` takes): the serving path in bulk, for evaluation and for
         fitting the gate."""
         for start in range(0, len(paths), batch):
-            stats, xs = [], []
+            stats, greys = [], []
             for path in paths[start : start + batch]:
                 grey, colour = decode(path)
                 stats.append(gate.image_stats(grey, colour))
-                xs.append(preprocess_grey(grey, self.size))
-            feats, probs = self.predict_arrays(np.stack(xs))
-            yield stats, feats, probs
+                greys.append(grey)
+            feats, probs = self.predict_arrays(np.stack([preprocess_grey(g, self.size) for g in greys]))
+            yield stats, feats, probs, self.modality_reasons(greys)
+
+    def modality_reasons(self, greys: list[np.ndarray]) -> list[str]:
+        """Per slice, why it is not of the modality this model reads ("" when it is)."""
+        if self.modality_check is None:
+            return [""] * len(greys)
+        from ml.modality import refusal
+
+        p_ct = self.modality_check.ct_probability(greys)
+        return [refusal(float(p), self.modality_check.threshold, self.modality) for p in p_ct]
 
     def classify(self, image, explain: bool = True) -> Classification:
         started = time.perf_counter()
@@ -162,6 +174,12 @@ class Classifier:
         stats = gate.image_stats(grey, colour)
         evidence: dict = {"image": stats.as_dict()}
         reason = gate.image_reason(stats, self.gate_thresholds) if self.gate_thresholds else ""
+        if not reason and self.modality_check is not None:
+            p_ct = float(self.modality_check.ct_probability([grey])[0])
+            evidence["modality"] = {"ct_probability": round(p_ct, 4), "check": self.modality_check.version}
+            from ml.modality import refusal
+
+            reason = refusal(p_ct, self.modality_check.threshold, self.modality)
         if reason:
             return self._not_mri(reason, evidence, started)
         x = preprocess_grey(grey, self.size)[None]
@@ -216,6 +234,26 @@ class Classifier:
             latency_ms=(time.perf_counter() - started) * 1000,
             gate=evidence,
         )
+
+
+def _load_modality_check(model_dir: Path, card: dict):
+    """The modality check a card asks for: the version it pins (``modality_check``, relative to
+    the models root) or else the newest shipped one; None for cards that name no modality."""
+    if not card.get("modality"):
+        return None
+    from ml.modality import CHECKS_ROOT, ModalityCheck, ModalityLoadError, default_check_dir
+
+    try:
+        pinned = card.get("modality_check")
+        if pinned:
+            path = model_dir.parent.parent / pinned
+            if not path.is_dir():
+                path = CHECKS_ROOT.parent / pinned
+        else:
+            path = default_check_dir()
+        return ModalityCheck.load(path)
+    except ModalityLoadError as exc:
+        raise ModelLoadError(f"{model_dir} needs a modality check: {exc}") from exc
 
 
 # Perceptually ordered colour ramp (dark purple -> red -> yellow), like matplotlib's inferno.

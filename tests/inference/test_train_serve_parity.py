@@ -34,6 +34,7 @@ def test_stored_upload_and_original_file_give_identical_model_input(index, monke
     monkeypatch.setattr(ml.serve, "preprocess_grey", spy)
     classifier = object.__new__(ml.serve.Classifier)  # the path up to the model needs no weights
     classifier.gate_thresholds = None
+    classifier.modality_check = None
     classifier.size = 128
 
     class _Stop(Exception):

@@ -1,0 +1,386 @@
+"""Modality check: is this slice MR or CT? It runs before any task model reads a picture.
+
+A CT slice shown to an MRI model gets an MRI answer (80% of healthy CT were called "tumour"
+by 2026.11.24), so each model's card names the modality it reads and the serving path asks
+this check first. The check looks at the picture alone, not at a task model's features:
+- a radial intensity profile of the head (skull bone is the brightest ring on CT, dark on
+  MRI), the share of saturated pixels per ring and a histogram of the head's intensities;
+- a gradient-boosted tree classifier (scikit-learn) on those 42 numbers, fitted on every MRI
+  folder we have (as they are and skull-stripped) against CT.
+
+    python -m ml.modality --mri DIR [--mri DIR ...] --ct DIR --out ml/models/modality/VERSION
+
+The split follows the tumour model's (``--reference-split``), so no image the tumour model
+was tested on trains this check; the rest is split by patient (lgg-flair) or duplicate group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from ml.card import MODELS_ROOT, write_json_atomic
+from ml.preprocess import decode, foreground_mask, preprocess_grey
+
+MR, CT = "MR", "CT"
+NAMES = {MR: "brain MRI", CT: "brain CT"}
+FEATURE_VERSION = "1"
+CARD_FILE = "modality.json"
+MODEL_FILE = "modality.joblib"
+CHECKS_ROOT = MODELS_ROOT / "modality"
+_SIDE = 96
+# Rings of the head, as a fraction of the distance from its edge to its centre.
+_RINGS = (0.0, 0.03, 0.07, 0.12, 0.2, 0.35, 0.6, 1.01)
+
+
+class ModalityLoadError(Exception):
+    """The modality check's directory is missing, incomplete or does not match its card."""
+
+
+def features(grey: np.ndarray) -> np.ndarray:
+    """42 numbers describing how intensity is laid out over the head of one greyscale slice."""
+    x = preprocess_grey(grey, _SIDE)[..., 0]
+    head = ndimage.binary_fill_holes(foreground_mask((x * 255).astype(np.uint8)))
+    if head.sum() < 50:
+        head = np.ones_like(x, dtype=bool)
+    x = np.clip(x / (np.percentile(x[head], 99.5) + 1e-6), 0, 1.2)
+    depth = ndimage.distance_transform_edt(head)
+    depth = depth / max(float(depth.max()), 1.0)
+    out = []
+    for lo, hi in zip(_RINGS[:-1], _RINGS[1:], strict=True):
+        ring = x[head & (depth >= lo) & (depth < hi)]
+        if ring.size == 0:
+            ring = np.zeros(1)
+        out += [ring.mean(), np.percentile(ring, 90), np.percentile(ring, 10), (ring > 0.85).mean()]
+    inside = x[head]
+    hist, _ = np.histogram(inside, bins=12, range=(0, 1.2))
+    out += list(hist / inside.size)
+    out += [head.mean(), inside.std()]
+    return np.asarray(out, dtype=np.float32)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class ModalityCheck:
+    model_dir: Path
+    card: dict
+    estimator: object
+
+    @classmethod
+    def load(cls, model_dir: Path | str) -> ModalityCheck:
+        import json
+
+        import joblib
+
+        model_dir = Path(model_dir)
+        try:
+            card = json.loads((model_dir / CARD_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise ModalityLoadError(f"no readable modality card ({CARD_FILE}) in {model_dir}: {exc}") from exc
+        missing = [k for k in ("version", "sha256", "threshold", "feature_version") if k not in card]
+        if missing:
+            raise ModalityLoadError(f"{model_dir / CARD_FILE} lacks {', '.join(missing)}")
+        if card["feature_version"] != FEATURE_VERSION:
+            raise ModalityLoadError(
+                f"{model_dir} was fitted on feature version {card['feature_version']!r}; "
+                f"this code computes version {FEATURE_VERSION!r}"
+            )
+        path = model_dir / MODEL_FILE
+        if not path.is_file() or _sha256(path) != card["sha256"]:
+            raise ModalityLoadError(f"{path} is missing or does not match the sha256 in its card")
+        return cls(model_dir, card, joblib.load(path))
+
+    @property
+    def version(self) -> str:
+        return f"modality/{self.card['version']}"
+
+    @property
+    def threshold(self) -> float:
+        return float(self.card["threshold"])
+
+    def ct_probability(self, greys: list[np.ndarray]) -> np.ndarray:
+        return self.estimator.predict_proba(np.stack([features(g) for g in greys]))[:, 1]
+
+    def reason(self, grey: np.ndarray, expected: str) -> str:
+        """Why this slice is not of the ``expected`` modality, or "" when it is."""
+        p_ct = float(self.ct_probability([grey])[0])
+        return refusal(p_ct, self.threshold, expected)
+
+
+def refusal(p_ct: float, threshold: float, expected: str) -> str:
+    found = CT if p_ct >= threshold else MR
+    if found == expected:
+        return ""
+    # Floor, not round, so a figure never reads above what the check measured.
+    return (
+        f"looks like {'an' if found == MR else 'a'} {found} slice: modality check "
+        f"{np.floor(100 * max(p_ct, 1 - p_ct)) / 100:.0%} {found}; this model reads {NAMES[expected]}"
+    )
+
+
+def default_check_dir(root: Path = CHECKS_ROOT) -> Path:
+    """The newest shipped modality check."""
+    dirs = sorted(p.parent for p in Path(root).glob(f"*/{CARD_FILE}"))
+    if not dirs:
+        raise ModalityLoadError(f"no modality check under {root}")
+    return dirs[-1]
+
+
+# --- fitting -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Picture:
+    path: Path
+    modality: str
+    source: str
+
+
+def collect(mri: list[Path], ct: list[Path]) -> list[Picture]:
+    from ml.labels import IMAGE_SUFFIXES
+
+    out = []
+    for roots, modality in ((mri, MR), (ct, CT)):
+        for root in roots:
+            if not Path(root).is_dir():
+                raise FileNotFoundError(f"dataset folder not found: {root}")
+            files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise FileNotFoundError(f"no images found under {root}")
+            source = root.parent.name if root.name.lower() in ("train", "training") else root.name
+            out += [Picture(p, modality, source) for p in files]
+    return out
+
+
+def _patient(path: Path) -> str | None:
+    # lgg-flair names keep the patient: TCGA_<site>_<patient>_<date>_<slice>.jpg
+    parts = path.stem.split("_")
+    return "_".join(parts[:3]) if len(parts) >= 5 and parts[0] == "TCGA" else None
+
+
+def assign_splits(
+    pictures: list[Picture], greys: list[np.ndarray], reference: dict[str, str], seed: int = 0
+) -> tuple[np.ndarray, dict]:
+    """ "train" / "val" / "test" per picture. A picture the reference (tumour model) split holds
+    keeps that split, and so does its whole group (patient or duplicate group); the other
+    groups are drawn 70/15/15 within their source."""
+    from ml.dedup import NEAR_DUPLICATE_BITS, group_duplicates, phash
+
+    hashes = [_sha256(p.path) for p in pictures]
+    groups = np.arange(len(pictures))
+    counts = {"images": len(pictures), "largest_group": 1}
+    # A patient's slices form one group; elsewhere byte-identical or perceptually close
+    # pictures of one source do. (Across sources, near-duplicate chains would join unrelated
+    # slices of similar anatomy into one giant group; byte-identical copies still join below.)
+    by_patient: dict[str, int] = {}
+    for i, picture in enumerate(pictures):
+        patient = _patient(picture.path)
+        if patient is not None:
+            groups[i] = by_patient.setdefault(patient, i)
+    for source in sorted({p.source for p in pictures}):
+        members = [i for i, p in enumerate(pictures) if p.source == source and _patient(p.path) is None]
+        if members:
+            phashes = np.array([phash(preprocess_grey(greys[i], 64)) for i in members], dtype=np.uint64)
+            # Registered collections (alzheimer-mri: every slice aligned to one template) chain
+            # different subjects within a few bits; tighten until no group holds 10% of it.
+            for bits in range(NEAR_DUPLICATE_BITS, -1, -1):
+                local, found = group_duplicates([hashes[i] for i in members], phashes, max_bits=bits)
+                if np.bincount(local).max() <= 0.1 * len(members):
+                    break
+            counts[source] = found | {"near_duplicate_bits": bits}
+            for i, g in zip(members, local, strict=True):
+                groups[i] = members[0] + len(pictures) * (1 + int(g))
+    first: dict[str, int] = {}
+    for i, digest in enumerate(hashes):
+        if digest in first:
+            groups[groups == groups[i]] = groups[first[digest]]
+        else:
+            first[digest] = i
+    counts["largest_group"] = int(np.bincount(np.unique(groups, return_inverse=True)[1]).max())
+    rank = {"train": 0, "val": 1, "test": 2}
+    fixed: dict[int, str] = {}
+    for i, digest in enumerate(hashes):
+        if digest in reference:
+            g = int(groups[i])
+            if g not in fixed or rank[reference[digest]] > rank[fixed[g]]:
+                fixed[g] = reference[digest]
+    rng = np.random.default_rng(seed)
+    split = np.empty(len(pictures), dtype=object)
+    for source in sorted({p.source for p in pictures}):
+        members = [i for i, p in enumerate(pictures) if p.source == source]
+        free = sorted({int(groups[i]) for i in members} - set(fixed))
+        rng.shuffle(free)
+        drawn = {
+            g: ("train" if k < 0.7 * len(free) else "val" if k < 0.85 * len(free) else "test")
+            for k, g in enumerate(free)
+        }
+        for i in members:
+            split[i] = fixed.get(int(groups[i])) or drawn[int(groups[i])]
+    counts["pictures_in_reference_split"] = int(sum(h in reference for h in hashes))
+    return split, counts
+
+
+def _augment(grey: np.ndarray, rng: np.random.Generator, modality: str) -> np.ndarray:
+    """Other scanners' look: gamma, lower resolution and, for MRI, a skull-stripped slice."""
+    from PIL import Image
+
+    from ml.stress import skull_strip
+
+    out = grey
+    if modality == MR and rng.random() < 0.5:
+        out = skull_strip(out, float(rng.uniform(0.04, 0.10)))
+    gamma = float(np.exp(rng.uniform(np.log(0.6), np.log(1.6))))
+    out = (255 * (out / 255.0) ** gamma).astype(np.uint8)
+    if rng.random() < 0.3:
+        h, w = out.shape
+        f = float(rng.uniform(0.3, 0.7))
+        small = Image.fromarray(out).resize(
+            (max(8, int(w * f)), max(8, int(h * f))), Image.Resampling.BILINEAR
+        )
+        out = np.asarray(small.resize((w, h), Image.Resampling.BILINEAR))
+    return out
+
+
+def _rates(p_ct: np.ndarray, pictures: list[Picture], threshold: float) -> dict:
+    """Per source: how many pictures, and the share the check gives the other modality."""
+    out = {}
+    for source in sorted({p.source for p in pictures}):
+        idx = [i for i, p in enumerate(pictures) if p.source == source]
+        wrong = (p_ct[idx] >= threshold) != (pictures[idx[0]].modality == CT)
+        out[source] = {"n": len(idx), "wrong_modality": round(float(wrong.mean()), 4)}
+    return out
+
+
+def choose_threshold(
+    p_ct: np.ndarray, is_ct: np.ndarray, sources: np.ndarray, max_mr_refused: float
+) -> float:
+    """Lowest CT-probability cut-off at which no MRI source's validation slices are called CT
+    more often than ``max_mr_refused``: the most CT refused for that cost."""
+    for t in np.round(np.arange(0.05, 0.951, 0.01), 2):
+        worst = max(float((p_ct[(sources == s) & ~is_ct] >= t).mean()) for s in np.unique(sources[~is_ct]))
+        if worst <= max_mr_refused:
+            return float(t)
+    return 0.95
+
+
+def fit(args) -> dict:
+    import joblib
+    import sklearn
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from ml.data import progress
+    from ml.stress import skull_strip
+
+    pictures = collect(args.mri, args.ct)
+    started = time.time()
+    greys = []
+    for i, picture in enumerate(pictures):
+        greys.append(decode(picture.path)[0])
+        progress(i + 1, len(pictures), started, "reading")
+    reference = {}
+    if args.reference_split:
+        with np.load(args.reference_split) as data:
+            reference = {d: name for name in ("train", "val", "test") for d in data[name].tolist()}
+    split, counts = assign_splits(pictures, greys, reference, seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    rows, labels, kinds = [], [], []
+    started = time.time()
+    for i, (picture, grey) in enumerate(zip(pictures, greys, strict=True)):
+        views = [("plain", grey)]
+        if split[i] == "train":
+            views.append(("augmented", _augment(grey, rng, picture.modality)))
+        elif picture.modality == MR:
+            views.append(("stripped", skull_strip(grey, 0.07)))
+        for kind, view in views:
+            rows.append(features(view))
+            labels.append(picture.modality == CT)
+            kinds.append((i, kind))
+        progress(i + 1, len(pictures), started, "features")
+    X, y = np.stack(rows), np.array(labels)
+    where = np.array([split[i] for i, _ in kinds])
+    estimator = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.1, class_weight="balanced", early_stopping=False, random_state=args.seed
+    )
+    estimator.fit(X[where == "train"], y[where == "train"])
+    p_ct = estimator.predict_proba(X)[:, 1]
+    sources = np.array([pictures[i].source for i, _ in kinds])
+    val = where == "val"
+    threshold = choose_threshold(p_ct[val], y[val], sources[val], args.max_mr_refused)
+
+    def report(name: str, kind: str) -> dict:
+        sel = [k for k, (i, view) in enumerate(kinds) if split[i] == name and view == kind]
+        return _rates(p_ct[sel], [pictures[kinds[k][0]] for k in sel], threshold)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{MODEL_FILE}.tmp"
+    joblib.dump(estimator, tmp)
+    tmp.replace(out / MODEL_FILE)
+    card = {
+        "kind": "modality check",
+        "version": out.name,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "modalities": [MR, CT],
+        "feature_version": FEATURE_VERSION,
+        "model_file": MODEL_FILE,
+        "sha256": _sha256(out / MODEL_FILE),
+        "threshold": threshold,
+        "threshold_rule": (
+            f"lowest CT probability at which every MRI source's validation slices (as they are and "
+            f"skull-stripped) are called CT at most {args.max_mr_refused:.1%} of the time"
+        ),
+        "estimator": "HistGradientBoostingClassifier(max_iter=300, class_weight=balanced), 42 ring features",
+        "data": {
+            "mri": [str(p) for p in args.mri],
+            "ct": [str(p) for p in args.ct],
+            "reference_split": str(args.reference_split or ""),
+            "split_counts": {name: int((split == name).sum()) for name in ("train", "val", "test")},
+            "duplicates": counts,
+            "augmentation": (
+                "one copy per training picture: gamma 0.6-1.6, 30% lower resolution, MRI 50% skull-stripped"
+            ),
+        },
+        "metrics": {
+            "validation": report("val", "plain"),
+            "validation_skull_stripped": report("val", "stripped"),
+            "test": report("test", "plain"),
+            "test_skull_stripped": report("test", "stripped"),
+        },
+        "libraries": {"scikit-learn": sklearn.__version__, "numpy": np.__version__},
+    }
+    write_json_atomic(out / CARD_FILE, card)
+    return card
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.modality", description=__doc__.splitlines()[0])
+    parser.add_argument("--mri", type=Path, action="append", required=True, help="folder of MRI slices")
+    parser.add_argument("--ct", type=Path, action="append", required=True, help="folder of CT slices")
+    parser.add_argument("--out", type=Path, required=True, help="directory to write the check into")
+    parser.add_argument("--reference-split", type=Path, help="a model's split.npz whose splits to keep")
+    parser.add_argument("--max-mr-refused", type=float, default=0.01, help="validation MRI refusal allowed")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        card = fit(args)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from ml.card import print_report
+
+    print_report({"version": card["version"], "threshold": card["threshold"], "metrics": card["metrics"]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
