@@ -27,7 +27,7 @@ from ml.labels import CLASSES
 from . import export
 from .access import cases_visible_to, scans_visible_to, teams_of
 from .forms import CaseFilterForm, ReviewForm
-from .models import AuditEvent, Case, Review, Scan, Team
+from .models import AuditEvent, Case, Refusal, Review, Scan, Team
 from .uploads import store_scans, validate_files
 
 FILTER_PARAMETERS = [
@@ -329,7 +329,11 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         request=ReviewRequestSerializer,
         responses={
             201: ReviewSerializer,
-            409: OpenApiResponse(ErrorSerializer, description="The scan has no prediction yet."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The scan has no prediction yet (`conflict`), or was refused as not a brain "
+                "MRI (`not_mri`): such a scan cannot carry a diagnostic label.",
+            ),
         },
     )
     @action(detail=True, methods=["post"])
@@ -343,7 +347,10 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         form = ReviewForm(request_body.validated_data, prediction=prediction)
         if not form.is_valid():
             raise exceptions.ValidationError({k: [str(m) for m in v] for k, v in form.errors.items()})
-        review = form.save(reviewer=request.user)
+        try:
+            review = form.save(reviewer=request.user)
+        except Refusal as refusal:
+            raise Conflict(str(refusal), code=refusal.code)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -91,6 +91,8 @@ class ReviewForm(forms.ModelForm):
         )
 
     def save(self, reviewer):
+        """Record the review, or raise a Refusal (Scan.check_reviewable) and record nothing."""
+        self.prediction.scan.check_reviewable()
         review = super().save(commit=False)
         review.prediction = self.prediction
         review.reviewer = reviewer

@@ -36,6 +36,19 @@ class Membership(models.Model):
         return f"{self.user} in {self.team}"
 
 
+class Refusal(Exception):
+    """A change the object's current state does not allow; the message is shown to the user as is.
+
+    The pages show it as an error message; the API answers it in its error body with ``code``.
+    """
+
+    code = "conflict"
+
+
+class NotReviewable(Refusal):
+    code = "not_mri"
+
+
 def hash_patient_reference(reference: str) -> str:
     """Keyed hash of an external patient reference; the reference itself is never stored."""
     normalised = "".join(reference.split()).upper()
@@ -335,6 +348,15 @@ class Scan(models.Model):
     @property
     def is_erased(self):
         return self.erased_at is not None
+
+    def check_reviewable(self):
+        """Raise a Refusal if a clinician's label cannot be recorded on this scan: the one rule the
+        page's review form and the API apply (both save through ReviewForm)."""
+        if self.outcome == Scan.Outcome.NOT_MRI:
+            # The gate found no brain MRI slice: a diagnostic label on it would become training data.
+            raise NotReviewable(
+                f"Scan {self.pk} was refused as not a brain MRI: it cannot carry a diagnostic label."
+            )
 
     def preview_png(self) -> bytes | None:
         """The stored image as PNG for display (a DICOM slice rendered from its pixels); None once erased."""

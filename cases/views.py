@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import export
 from .access import cases_visible_to, predictions_visible_to, scans_visible_to, teams_of
 from .forms import CaseCreateForm, CaseFilterForm, CaseUpdateForm, PatientLookupForm, ReviewForm
-from .models import AuditEvent, Scan, hash_patient_reference
+from .models import AuditEvent, Refusal, Scan, hash_patient_reference
 from .uploads import accepted_formats, store_scans, validate_files
 
 
@@ -184,7 +184,11 @@ def review_create(request, pk):
     if not form.is_valid():
         messages.error(request, "The review was not saved: choose one of the model's labels.")
         return redirect("cases:detail", pk=prediction.scan.case_id)
-    review = form.save(reviewer=request.user)
+    try:
+        review = form.save(reviewer=request.user)
+    except Refusal as refusal:
+        messages.error(request, f"The review was not saved. {refusal}")
+        return redirect("cases:detail", pk=prediction.scan.case_id)
     messages.success(request, f"Review saved: {review.get_decision_display().lower()} {review.label}.")
     return redirect("cases:detail", pk=prediction.scan.case_id)
 

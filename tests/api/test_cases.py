@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from cases.models import AuditEvent, Case, Scan
-from tests.factories import CaseFactory, png_bytes
+from cases.models import AuditEvent, Case, Review, Scan
+from tests.factories import CaseFactory, PredictionFactory, ScanFactory, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -167,6 +167,18 @@ def test_review_refuses_unknown_labels_and_scans_without_prediction(owner_api, o
     response = owner_api.post(f"/api/v1/scans/{pending.pk}/review/", {"label": "glioma"}, format="json")
     assert response.status_code == 409 and response.json()["code"] == "conflict"
     assert owner_api.get(f"/api/v1/scans/{pending.pk}/explanation/").status_code == 404
+
+
+def test_a_scan_refused_as_not_mri_cannot_be_reviewed(owner_api, case):
+    scan = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI)
+    PredictionFactory(scan=scan, label=None, tumour_suspected=False)
+    response = owner_api.post(f"/api/v1/scans/{scan.pk}/review/", {"label": "glioma"}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json() == {
+        "detail": f"Scan {scan.pk} was refused as not a brain MRI: it cannot carry a diagnostic label.",
+        "code": "not_mri",
+    }
+    assert not Review.objects.exists() and not _audit(AuditEvent.Verb.REVIEW)
 
 
 def test_export_is_the_web_csv_and_is_audited_with_its_filters(owner_api, owner_client, classified):
