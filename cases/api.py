@@ -27,7 +27,7 @@ from ml.labels import CLASSES
 from . import export
 from .access import cases_visible_to, scans_visible_to, teams_of
 from .forms import CaseFilterForm, ReviewForm
-from .models import AuditEvent, Case, Refusal, Review, Scan, Team
+from .models import AuditEvent, Case, CaseClosed, Refusal, Review, Scan, Team
 from .uploads import store_scans, validate_files
 
 FILTER_PARAMETERS = [
@@ -211,12 +211,26 @@ UPLOAD_REQUEST = {
 }
 
 
+CASE_CLOSED = OpenApiResponse(
+    ErrorSerializer,
+    description="The case is closed (`case_closed`): read-only until its status is set back to open.",
+)
+
+
 @extend_schema_view(
     list=extend_schema(summary="Your teams' cases, newest first", parameters=FILTER_PARAMETERS),
     create=extend_schema(summary="Open a case in one of your teams"),
     retrieve=extend_schema(summary="One case (audited as a case view)"),
-    partial_update=extend_schema(summary="Change a case's status or notes", request=CaseUpdateSerializer),
-    update=extend_schema(summary="Set a case's status and notes", request=CaseUpdateSerializer),
+    partial_update=extend_schema(
+        summary="Change a case's status or notes",
+        request=CaseUpdateSerializer,
+        responses={200: CaseSerializer, 409: CASE_CLOSED},
+    ),
+    update=extend_schema(
+        summary="Set a case's status and notes",
+        request=CaseUpdateSerializer,
+        responses={200: CaseSerializer, 409: CASE_CLOSED},
+    ),
 )
 class CaseViewSet(
     mixins.ListModelMixin,
@@ -253,11 +267,10 @@ class CaseViewSet(
         case = self.get_object()
         changes = CaseUpdateSerializer(case, data=request.data, partial=kwargs.get("partial", False))
         changes.is_valid(raise_exception=True)
-        changed = sorted(
-            name for name, value in changes.validated_data.items() if getattr(case, name) != value
-        )
-        changes.save()
-        AuditEvent.record(request.user, AuditEvent.Verb.CASE_UPDATE, case, fields=changed)
+        try:
+            case.change(request.user, **changes.validated_data)
+        except Refusal as refusal:
+            raise Conflict(str(refusal), code=refusal.code)
         return Response(self.get_serializer(case).data)
 
     @extend_schema(summary="The case's scans with their results", responses=ScanSerializer(many=True))
@@ -271,22 +284,29 @@ class CaseViewSet(
     @extend_schema(
         summary="Upload images to classify: 202 with each new scan; any bad file stores nothing",
         request=UPLOAD_REQUEST,
-        responses={202: UploadResponseSerializer},
+        responses={202: UploadResponseSerializer, 409: CASE_CLOSED},
     )
     @scans.mapping.post
     def upload(self, request, pk=None):
         case = self.get_object()
-        images, errors = validate_files(request.FILES.getlist("files"))
-        if errors:
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
-            body = {
-                "detail": "Nothing was stored: "
-                + "; ".join(f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors),
-                "code": "invalid_files",
-                "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
-            }
-            return Response(body, status=status.HTTP_400_BAD_REQUEST)
-        scans = store_scans(case, request.user, images)
+        try:
+            case.check_open("upload scans")  # before decoding anything
+            images, errors = validate_files(request.FILES.getlist("files"))
+            if errors:
+                AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
+                body = {
+                    "detail": "Nothing was stored: "
+                    + "; ".join(
+                        f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors
+                    ),
+                    "code": "invalid_files",
+                    "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
+                }
+                return Response(body, status=status.HTTP_400_BAD_REQUEST)
+            scans = store_scans(case, request.user, images)
+        except CaseClosed as refusal:
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
+            raise Conflict(str(refusal), code=refusal.code)
         data = ScanSerializer(
             _with_results(Scan.objects.filter(pk__in=[s.pk for s in scans])),
             many=True,
@@ -331,8 +351,9 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             201: ReviewSerializer,
             409: OpenApiResponse(
                 ErrorSerializer,
-                description="The scan has no prediction yet (`conflict`), or was refused as not a brain "
-                "MRI (`not_mri`): such a scan cannot carry a diagnostic label.",
+                description="The scan has no prediction yet (`conflict`), was refused as not a brain "
+                "MRI (`not_mri`: such a scan cannot carry a diagnostic label), or its case is closed "
+                "(`case_closed`).",
             ),
         },
     )

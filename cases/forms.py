@@ -92,14 +92,16 @@ class ReviewForm(forms.ModelForm):
 
     def save(self, reviewer):
         """Record the review, or raise a Refusal (Scan.check_reviewable) and record nothing."""
-        self.prediction.scan.check_reviewable()
         review = super().save(commit=False)
         review.prediction = self.prediction
         review.reviewer = reviewer
         review.decision = (
             Review.Decision.CONFIRMED if review.label == self.prediction.label else Review.Decision.CORRECTED
         )
+        scan = self.prediction.scan
         with transaction.atomic():
+            scan.case.lock()
+            scan.check_reviewable()
             review.save()
             # Every review is audited, whichever door (page or API) it came through.
             AuditEvent.record(

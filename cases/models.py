@@ -49,6 +49,10 @@ class NotReviewable(Refusal):
     code = "not_mri"
 
 
+class CaseClosed(Refusal):
+    code = "case_closed"
+
+
 def hash_patient_reference(reference: str) -> str:
     """Keyed hash of an external patient reference; the reference itself is never stored."""
     normalised = "".join(reference.split()).upper()
@@ -122,6 +126,38 @@ class Case(models.Model):
                 self.pseudonym = ""
                 self.pk = None
         raise IntegrityError("Could not generate a unique case pseudonym.")
+
+    @property
+    def is_closed(self):
+        return self.status == self.Status.CLOSED
+
+    def check_open(self, action: str):
+        """Raise CaseClosed if the case is closed: read-only (no uploads, reviews, retractions or
+        note changes) until it is reopened. ``action`` completes "reopen it to ..."."""
+        if self.is_closed:
+            raise CaseClosed(f"Case {self.pseudonym} is closed, so it is read-only: reopen it to {action}.")
+
+    def lock(self):
+        """Lock the case row (inside a transaction) and refresh its status: a teammate closing the
+        case at the same moment then waits for the change at hand, or that change sees it closed."""
+        self.status = Case.objects.select_for_update().values_list("status", flat=True).get(pk=self.pk)
+        return self
+
+    def change(self, user, **changes) -> list[str]:
+        """Set ``changes`` (status, notes) and audit it; a closed case takes no change but reopening."""
+        with transaction.atomic():
+            # Closing and editing at once: check the edit against the case as it is now.
+            current = Case.objects.select_for_update().get(pk=self.pk)
+            changed = sorted(name for name, value in changes.items() if getattr(current, name) != value)
+            if changed and changes.get("status", current.status) != self.Status.OPEN:
+                current.check_open("change its notes")
+            for name in changed:
+                setattr(self, name, changes[name])
+            if changed:
+                # Only these fields: a worker may be updating the flag meanwhile.
+                self.save(update_fields=[*changed, "updated_at"])
+            AuditEvent.record(user, AuditEvent.Verb.CASE_UPDATE, self, fields=changed)
+        return changed
 
     def set_patient_reference(self, reference: str):
         self.patient_ref_hash = hash_patient_reference(reference) if reference.strip() else ""
@@ -357,6 +393,7 @@ class Scan(models.Model):
             raise NotReviewable(
                 f"Scan {self.pk} was refused as not a brain MRI: it cannot carry a diagnostic label."
             )
+        self.case.check_open("review its scans")
 
     def preview_png(self) -> bytes | None:
         """The stored image as PNG for display (a DICOM slice rendered from its pixels); None once erased."""

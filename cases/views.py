@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from . import export
 from .access import cases_visible_to, predictions_visible_to, scans_visible_to, teams_of
 from .forms import CaseCreateForm, CaseFilterForm, CaseUpdateForm, PatientLookupForm, ReviewForm
-from .models import AuditEvent, Refusal, Scan, hash_patient_reference
+from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
 from .uploads import accepted_formats, store_scans, validate_files
 
 
@@ -122,8 +122,11 @@ def case_update(request, pk):
     form = CaseUpdateForm(request.POST, instance=case)
     if not form.is_valid():
         return HttpResponseBadRequest("Invalid status or notes.")
-    form.save()
-    AuditEvent.record(request.user, AuditEvent.Verb.CASE_UPDATE, case, fields=sorted(form.changed_data))
+    try:
+        case.change(request.user, **form.cleaned_data)
+    except CaseClosed as refusal:
+        messages.error(request, str(refusal))
+        return redirect("cases:detail", pk=case.pk)
     messages.success(request, "Case updated.")
     return redirect("cases:detail", pk=case.pk)
 
@@ -132,19 +135,27 @@ def case_update(request, pk):
 @require_POST
 def scan_upload(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    images, errors = validate_files(request.FILES.getlist("files"))
-    if errors:
-        AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
-        payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
+    try:
+        case.check_open("upload scans")  # before decoding anything
+        images, errors = validate_files(request.FILES.getlist("files"))
+        if errors:
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
+            payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
+            if _wants_json(request):
+                return JsonResponse({"errors": payload}, status=400)
+            context = _scans_context(case) | {
+                "update_form": CaseUpdateForm(instance=case),
+                "upload_errors": errors,
+                "accepted_formats": accepted_formats(),
+            }
+            return render(request, "cases/case_detail.html", context, status=400)
+        scans = store_scans(case, request.user, images)
+    except CaseClosed as refusal:
+        AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
         if _wants_json(request):
-            return JsonResponse({"errors": payload}, status=400)
-        context = _scans_context(case) | {
-            "update_form": CaseUpdateForm(instance=case),
-            "upload_errors": errors,
-            "accepted_formats": accepted_formats(),
-        }
-        return render(request, "cases/case_detail.html", context, status=400)
-    scans = store_scans(case, request.user, images)
+            return JsonResponse({"errors": [{"file": 0, "name": "", "message": str(refusal)}]}, status=409)
+        messages.error(request, str(refusal))
+        return redirect("cases:detail", pk=case.pk)
     if _wants_json(request):
         return JsonResponse({"scans": [{"id": s.pk, "status": s.status} for s in scans]}, status=201)
     messages.success(request, f"{len(scans)} scan(s) uploaded and queued for classification.")

@@ -100,6 +100,41 @@ def test_upload_answers_202_with_each_scan_and_enqueues_once_committed(
     assert event.detail == {"scans": [s["id"] for s in scans]}
 
 
+def test_a_closed_case_refuses_uploads_reviews_and_notes_until_reopened(owner_api, case, classified):
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED)
+    before = _stored_files()
+    refused = {
+        "upload": owner_api.post(
+            f"/api/v1/cases/{case.pk}/scans/", {"files": [SimpleUploadedFile("a.png", png_bytes())]}
+        ),
+        "review": owner_api.post(
+            f"/api/v1/scans/{classified.scan_id}/review/", {"label": "notumor"}, format="json"
+        ),
+        "notes": owner_api.patch(f"/api/v1/cases/{case.pk}/", {"notes": "later"}, format="json"),
+    }
+    for name, action in [
+        ("upload", "upload scans"),
+        ("review", "review its scans"),
+        ("notes", "change its notes"),
+    ]:
+        assert refused[name].status_code == 409, (name, refused[name].content)
+        assert refused[name].json() == {
+            "detail": f"Case {case.pseudonym} is closed, so it is read-only: reopen it to {action}.",
+            "code": "case_closed",
+        }
+    assert Scan.objects.filter(case=case).count() == 1 and _stored_files() == before
+    assert not Review.objects.exists()
+    case.refresh_from_db()
+    assert (case.status, case.notes) == ("closed", "")
+
+    reopened = owner_api.patch(f"/api/v1/cases/{case.pk}/", {"status": "open"}, format="json")
+    assert reopened.status_code == 200 and reopened.json()["status"] == "open"
+    again = owner_api.post(
+        f"/api/v1/cases/{case.pk}/scans/", {"files": [SimpleUploadedFile("a.png", png_bytes())]}
+    )
+    assert again.status_code == 202
+
+
 def _stored_files():
     root = os.path.join(settings.MEDIA_ROOT, "scans")
     return {os.path.join(d, f) for d, _, names in os.walk(root) for f in names}
