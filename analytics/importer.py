@@ -91,7 +91,11 @@ def import_reviewed_scans(name: str, progress: Callable[[int, int], None] | None
     # A picture the gate refused as not a brain MRI carries no diagnostic label, whatever a
     # review recorded before that rule said.
     reviews = (
-        Review.objects.filter(label__in=CLASSES, prediction__scan__erased_at__isnull=True)
+        Review.objects.filter(
+            label__in=CLASSES,
+            prediction__scan__erased_at__isnull=True,
+            prediction__scan__retracted_at__isnull=True,
+        )
         .exclude(prediction__scan__outcome=Scan.Outcome.NOT_MRI)
         .select_related("prediction__scan")
     )

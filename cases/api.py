@@ -27,7 +27,17 @@ from ml.labels import CLASSES
 from . import export
 from .access import cases_visible_to, scans_visible_to, teams_of
 from .forms import CaseFilterForm, ReviewForm
-from .models import AuditEvent, Case, CaseClosed, Refusal, Review, Scan, Team
+from .models import (
+    AuditEvent,
+    Case,
+    CaseClosed,
+    NotAllowed,
+    Refusal,
+    Review,
+    Scan,
+    Team,
+    retraction_reason,
+)
 from .uploads import store_scans, validate_files
 
 FILTER_PARAMETERS = [
@@ -76,6 +86,26 @@ class ReviewSerializer(serializers.ModelSerializer):
 class ReviewRequestSerializer(serializers.Serializer):
     label = serializers.ChoiceField(choices=CLASSES, help_text="The label the reviewer confirms or sets.")
     comment = serializers.CharField(required=False, allow_blank=True)
+
+
+class RetractRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500,
+        trim_whitespace=False,
+        validators=[retraction_reason],
+        help_text="Why the scan is taken back (e.g. wrong patient); no names or other identifiers.",
+    )
+
+
+class RetractionSerializer(serializers.ModelSerializer):
+    case = serializers.PrimaryKeyRelatedField(read_only=True)
+    retracted_by = serializers.CharField(source="retracted_by.get_username", read_only=True)
+    reason = serializers.CharField(source="retraction_reason", read_only=True)
+
+    class Meta:
+        model = Scan
+        fields = ["id", "case", "sha256", "retracted_by", "retracted_at", "reason"]
+        read_only_fields = fields
 
 
 class ScanSerializer(serializers.ModelSerializer):
@@ -278,7 +308,9 @@ class CaseViewSet(
     def scans(self, request, pk=None):
         case = self.get_object()
         return Response(
-            ScanSerializer(_with_results(case.scans.all()), many=True, context={"request": request}).data
+            ScanSerializer(
+                _with_results(case.scans.not_retracted()), many=True, context={"request": request}
+            ).data
         )
 
     @extend_schema(
@@ -373,6 +405,41 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         except Refusal as refusal:
             raise Conflict(str(refusal), code=refusal.code)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Retract a scan uploaded by mistake: it leaves the case and its files are deleted",
+        description="Allowed to its uploader until the scan is reviewed, and to data stewards. The row "
+        "keeps the content hash and who retracted it, when and why; afterwards every URL of the scan "
+        "answers 404.",
+        request=RetractRequestSerializer,
+        responses={
+            200: RetractionSerializer,
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description="Not its uploader, or reviewed and you are not a data steward "
+                "(`permission_denied`).",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The case is closed (`case_closed`), or the scan is being classified right now "
+                "(`scan_processing`: retry once it is done).",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def retract(self, request, pk=None):
+        scan = self.get_object()
+        try:
+            # Who may, before what they sent: a teammate hears 403 whatever the body says.
+            scan.check_retractable(request.user)
+            request_body = RetractRequestSerializer(data=request.data)
+            request_body.is_valid(raise_exception=True)
+            scan.retract(request.user, request_body.validated_data["reason"])
+        except NotAllowed as refusal:
+            raise exceptions.PermissionDenied(str(refusal), code=refusal.code)
+        except Refusal as refusal:
+            raise Conflict(str(refusal), code=refusal.code)
+        return Response(RetractionSerializer(scan).data)
 
     @extend_schema(
         summary="The stored (de-identified) image", responses={(200, "image/png"): OpenApiTypes.BINARY}

@@ -21,6 +21,7 @@ from .models import AuditEvent, Consent, Review, Scan, cases_with_consent
 
 # Why a labelled scan of a consenting case is not exported; the first reason that applies counts.
 SKIPPED = [
+    ("retracted", Q(retracted_at__isnull=False)),
     ("image erased", Q(erased_at__isnull=False) | Q(image="")),
     ("held for a steward's check", Q(status=Scan.Status.HELD)),
     # A picture the gate refused is no brain MRI, whatever label it was given: never training data.

@@ -135,6 +135,47 @@ def test_a_closed_case_refuses_uploads_reviews_and_notes_until_reopened(owner_ap
     assert again.status_code == 202
 
 
+def test_retract_a_scan_through_the_api(owner_api, api_for, owner, case, classified):
+    scan_id = classified.scan_id
+    assert owner_api.post(f"/api/v1/scans/{scan_id}/retract/", {}, format="json").status_code == 400
+    refused = api_for("teammate").post(
+        f"/api/v1/scans/{scan_id}/retract/", {"reason": "wrong"}, format="json"
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
+    assert "Only the clinician who uploaded scan" in refused.json()["detail"]
+
+    response = owner_api.post(
+        f"/api/v1/scans/{scan_id}/retract/", {"reason": "photo of a form"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    scan = Scan.objects.get(pk=scan_id)
+    assert body == {
+        "id": scan_id,
+        "case": case.pk,
+        "sha256": scan.sha256,
+        "retracted_by": "owner",
+        "retracted_at": body["retracted_at"],
+        "reason": "photo of a form",
+    }
+    assert scan.retracted_at is not None and scan.image.name == ""
+    for path in ("", "image/", "explanation/", "retract/"):
+        method = owner_api.post if path == "retract/" else owner_api.get
+        assert method(f"/api/v1/scans/{scan_id}/{path}").status_code == 404, path
+    assert owner_api.get(f"/api/v1/cases/{case.pk}/scans/").json() == []
+    [event] = _audit(AuditEvent.Verb.SCAN_RETRACT)
+    assert (event.actor, event.object_id, event.detail["case"]) == (owner, str(scan_id), case.pk)
+
+
+def test_retracting_on_a_closed_case_is_a_409(owner_api, case, classified):
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED)
+    response = owner_api.post(
+        f"/api/v1/scans/{classified.scan_id}/retract/", {"reason": "wrong"}, format="json"
+    )
+    assert response.status_code == 409 and response.json()["code"] == "case_closed"
+    assert Scan.objects.get(pk=classified.scan_id).retracted_at is None
+
+
 def _stored_files():
     root = os.path.join(settings.MEDIA_ROOT, "scans")
     return {os.path.join(d, f) for d, _, names in os.walk(root) for f in names}

@@ -8,6 +8,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from cases.forms import ReviewForm
 from cases.models import AuditEvent, Case, CaseClosed, Review, Scan
 from cases.uploads import store_scans, validate_files
 from tests.factories import CaseFactory, PredictionFactory, ScanFactory, png_bytes
@@ -110,3 +111,13 @@ def test_closing_a_case_with_a_last_note_is_one_change(owner_client, case):
     owner_client.post(reverse("cases:update", args=[case.pk]), {"status": "closed", "notes": "benign"})
     case.refresh_from_db()
     assert (case.status, case.notes) == ("closed", "benign")
+
+
+def test_a_review_saved_just_after_the_case_was_closed_is_refused(teammate, case):
+    prediction = PredictionFactory(scan=ScanFactory(case=case))
+    form = ReviewForm({"label": "glioma"}, prediction=prediction)
+    assert form.is_valid()
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED)
+    with pytest.raises(CaseClosed):
+        form.save(reviewer=teammate)
+    assert not Review.objects.exists()
