@@ -12,27 +12,37 @@ def cases_with_analytics_consent():
 
 def usable_images(dataset):
     """A dataset's images that may enter a statistic: folder images, and case scans with consent
-    whose pixels have not been erased."""
-    consented_scan = Q(scan__case__in=cases_with_analytics_consent(), scan__erased_at__isnull=True)
+    whose pixels have been neither erased nor retracted."""
+    consented_scan = Q(
+        scan__case__in=cases_with_analytics_consent(),
+        scan__erased_at__isnull=True,
+        scan__retracted_at__isnull=True,
+    )
     return dataset.images.filter(Q(scan__isnull=True) | consented_scan)
 
 
 def usable_reviews():
-    """Reviews whose scan belongs to a case with analytics consent (field performance)."""
+    """Reviews whose scan belongs to a case with analytics consent and was not retracted (field
+    performance)."""
     from cases.models import Review
 
-    return Review.objects.filter(prediction__scan__case__in=cases_with_analytics_consent())
+    return Review.objects.filter(
+        prediction__scan__case__in=cases_with_analytics_consent(), prediction__scan__retracted_at=None
+    )
 
 
 def stats_still_allowed(stats) -> bool:
-    """False when a case scan counted in the cached statistics has since lost analytics consent:
-    the cache must then be hidden and recomputed, so a withdrawal takes effect at once."""
+    """False when a case scan counted in the cached statistics has since lost analytics consent, or
+    was erased or retracted: the cache must then be hidden and recomputed, so a withdrawal (or a
+    retraction) takes effect at once."""
     from cases.models import Scan
 
     included = stats.data.get("scan_ids") or []
     if not included:
         return True
-    allowed = Scan.objects.filter(
-        pk__in=included, case__in=cases_with_analytics_consent(), erased_at__isnull=True
-    ).count()
+    allowed = (
+        Scan.objects.not_retracted()
+        .filter(pk__in=included, case__in=cases_with_analytics_consent(), erased_at__isnull=True)
+        .count()
+    )
     return allowed == len(set(included))

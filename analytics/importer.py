@@ -79,7 +79,7 @@ def import_reviewed_scans(name: str, progress: Callable[[int, int], None] | None
     Every reviewed scan is registered; consent is checked each time the images are used, so
     a withdrawal takes effect without re-importing.
     """
-    from cases.models import Review
+    from cases.models import Review, Scan
     from ml.labels import CLASSES
 
     dataset, _ = ReferenceDataset.objects.get_or_create(
@@ -88,9 +88,17 @@ def import_reviewed_scans(name: str, progress: Callable[[int, int], None] | None
     if dataset.kind != ReferenceDataset.Kind.REVIEWED_SCANS:
         raise ValueError(f"dataset {name!r} is a folder dataset")
     latest_label = {}
-    reviews = Review.objects.filter(
-        label__in=CLASSES, prediction__scan__erased_at__isnull=True
-    ).select_related("prediction__scan")
+    # A picture the gate refused as not a brain MRI carries no diagnostic label, whatever a
+    # review recorded before that rule said.
+    reviews = (
+        Review.objects.filter(
+            label__in=CLASSES,
+            prediction__scan__erased_at__isnull=True,
+            prediction__scan__retracted_at__isnull=True,
+        )
+        .exclude(prediction__scan__outcome=Scan.Outcome.NOT_MRI)
+        .select_related("prediction__scan")
+    )
     for review in reviews.order_by("created_at", "id"):
         latest_label[review.prediction.scan] = review.label
     rows = []

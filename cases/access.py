@@ -39,10 +39,11 @@ def cases_visible_to(user):
 
 
 def scans_visible_to(user):
-    return Scan.objects.filter(case__in=cases_visible_to(user))
+    """Scans of the user's visible cases; a retracted scan has left its case (its URLs are 404s)."""
+    return Scan.objects.not_retracted().filter(case__in=cases_visible_to(user))
 
 
 def predictions_visible_to(user):
     from inference.models import Prediction
 
-    return Prediction.objects.filter(scan__case__in=cases_visible_to(user))
+    return Prediction.objects.filter(scan__case__in=cases_visible_to(user), scan__retracted_at=None)

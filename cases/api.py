@@ -27,7 +27,17 @@ from ml.labels import CLASSES
 from . import export
 from .access import cases_visible_to, scans_visible_to, teams_of
 from .forms import CaseFilterForm, ReviewForm
-from .models import AuditEvent, Case, Review, Scan, Team
+from .models import (
+    AuditEvent,
+    Case,
+    CaseClosed,
+    NotAllowed,
+    Refusal,
+    Review,
+    Scan,
+    Team,
+    retraction_reason,
+)
 from .uploads import store_scans, validate_files
 
 FILTER_PARAMETERS = [
@@ -76,6 +86,26 @@ class ReviewSerializer(serializers.ModelSerializer):
 class ReviewRequestSerializer(serializers.Serializer):
     label = serializers.ChoiceField(choices=CLASSES, help_text="The label the reviewer confirms or sets.")
     comment = serializers.CharField(required=False, allow_blank=True)
+
+
+class RetractRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500,
+        trim_whitespace=False,
+        validators=[retraction_reason],
+        help_text="Why the scan is taken back (e.g. wrong patient); no names or other identifiers.",
+    )
+
+
+class RetractionSerializer(serializers.ModelSerializer):
+    case = serializers.PrimaryKeyRelatedField(read_only=True)
+    retracted_by = serializers.CharField(source="retracted_by.get_username", read_only=True)
+    reason = serializers.CharField(source="retraction_reason", read_only=True)
+
+    class Meta:
+        model = Scan
+        fields = ["id", "case", "sha256", "retracted_by", "retracted_at", "reason"]
+        read_only_fields = fields
 
 
 class ScanSerializer(serializers.ModelSerializer):
@@ -211,12 +241,26 @@ UPLOAD_REQUEST = {
 }
 
 
+CASE_CLOSED = OpenApiResponse(
+    ErrorSerializer,
+    description="The case is closed (`case_closed`): read-only until its status is set back to open.",
+)
+
+
 @extend_schema_view(
     list=extend_schema(summary="Your teams' cases, newest first", parameters=FILTER_PARAMETERS),
     create=extend_schema(summary="Open a case in one of your teams"),
     retrieve=extend_schema(summary="One case (audited as a case view)"),
-    partial_update=extend_schema(summary="Change a case's status or notes", request=CaseUpdateSerializer),
-    update=extend_schema(summary="Set a case's status and notes", request=CaseUpdateSerializer),
+    partial_update=extend_schema(
+        summary="Change a case's status or notes",
+        request=CaseUpdateSerializer,
+        responses={200: CaseSerializer, 409: CASE_CLOSED},
+    ),
+    update=extend_schema(
+        summary="Set a case's status and notes",
+        request=CaseUpdateSerializer,
+        responses={200: CaseSerializer, 409: CASE_CLOSED},
+    ),
 )
 class CaseViewSet(
     mixins.ListModelMixin,
@@ -253,11 +297,10 @@ class CaseViewSet(
         case = self.get_object()
         changes = CaseUpdateSerializer(case, data=request.data, partial=kwargs.get("partial", False))
         changes.is_valid(raise_exception=True)
-        changed = sorted(
-            name for name, value in changes.validated_data.items() if getattr(case, name) != value
-        )
-        changes.save()
-        AuditEvent.record(request.user, AuditEvent.Verb.CASE_UPDATE, case, fields=changed)
+        try:
+            case.change(request.user, **changes.validated_data)
+        except Refusal as refusal:
+            raise Conflict(str(refusal), code=refusal.code)
         return Response(self.get_serializer(case).data)
 
     @extend_schema(summary="The case's scans with their results", responses=ScanSerializer(many=True))
@@ -265,28 +308,37 @@ class CaseViewSet(
     def scans(self, request, pk=None):
         case = self.get_object()
         return Response(
-            ScanSerializer(_with_results(case.scans.all()), many=True, context={"request": request}).data
+            ScanSerializer(
+                _with_results(case.scans.not_retracted()), many=True, context={"request": request}
+            ).data
         )
 
     @extend_schema(
         summary="Upload images to classify: 202 with each new scan; any bad file stores nothing",
         request=UPLOAD_REQUEST,
-        responses={202: UploadResponseSerializer},
+        responses={202: UploadResponseSerializer, 409: CASE_CLOSED},
     )
     @scans.mapping.post
     def upload(self, request, pk=None):
         case = self.get_object()
-        images, errors = validate_files(request.FILES.getlist("files"))
-        if errors:
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
-            body = {
-                "detail": "Nothing was stored: "
-                + "; ".join(f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors),
-                "code": "invalid_files",
-                "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
-            }
-            return Response(body, status=status.HTTP_400_BAD_REQUEST)
-        scans = store_scans(case, request.user, images)
+        try:
+            case.check_open("upload scans")  # before decoding anything
+            images, errors = validate_files(request.FILES.getlist("files"))
+            if errors:
+                AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
+                body = {
+                    "detail": "Nothing was stored: "
+                    + "; ".join(
+                        f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors
+                    ),
+                    "code": "invalid_files",
+                    "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
+                }
+                return Response(body, status=status.HTTP_400_BAD_REQUEST)
+            scans = store_scans(case, request.user, images)
+        except CaseClosed as refusal:
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
+            raise Conflict(str(refusal), code=refusal.code)
         data = ScanSerializer(
             _with_results(Scan.objects.filter(pk__in=[s.pk for s in scans])),
             many=True,
@@ -329,7 +381,12 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         request=ReviewRequestSerializer,
         responses={
             201: ReviewSerializer,
-            409: OpenApiResponse(ErrorSerializer, description="The scan has no prediction yet."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The scan has no prediction yet (`conflict`), was refused as not a brain "
+                "MRI (`not_mri`: such a scan cannot carry a diagnostic label), or its case is closed "
+                "(`case_closed`).",
+            ),
         },
     )
     @action(detail=True, methods=["post"])
@@ -343,8 +400,46 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         form = ReviewForm(request_body.validated_data, prediction=prediction)
         if not form.is_valid():
             raise exceptions.ValidationError({k: [str(m) for m in v] for k, v in form.errors.items()})
-        review = form.save(reviewer=request.user)
+        try:
+            review = form.save(reviewer=request.user)
+        except Refusal as refusal:
+            raise Conflict(str(refusal), code=refusal.code)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Retract a scan uploaded by mistake: it leaves the case and its files are deleted",
+        description="Allowed to its uploader until the scan is reviewed, and to data stewards. The row "
+        "keeps the content hash and who retracted it, when and why; afterwards every URL of the scan "
+        "answers 404.",
+        request=RetractRequestSerializer,
+        responses={
+            200: RetractionSerializer,
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description="Not its uploader, or reviewed and you are not a data steward "
+                "(`permission_denied`).",
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The case is closed (`case_closed`), or the scan is being classified right now "
+                "(`scan_processing`: retry once it is done).",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def retract(self, request, pk=None):
+        scan = self.get_object()
+        try:
+            # Who may, before what they sent: a teammate hears 403 whatever the body says.
+            scan.check_retractable(request.user)
+            request_body = RetractRequestSerializer(data=request.data)
+            request_body.is_valid(raise_exception=True)
+            scan.retract(request.user, request_body.validated_data["reason"])
+        except NotAllowed as refusal:
+            raise exceptions.PermissionDenied(str(refusal), code=refusal.code)
+        except Refusal as refusal:
+            raise Conflict(str(refusal), code=refusal.code)
+        return Response(RetractionSerializer(scan).data)
 
     @extend_schema(
         summary="The stored (de-identified) image", responses={(200, "image/png"): OpenApiTypes.BINARY}

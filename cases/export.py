@@ -52,7 +52,8 @@ def scans_for_export(cases):
         Prefetch("reviews", queryset=reviews)
     )
     return (
-        Scan.objects.filter(case__in=cases)
+        Scan.objects.not_retracted()
+        .filter(case__in=cases)
         .select_related("case")
         .prefetch_related(Prefetch("predictions", queryset=predictions))
         .order_by("case__created_at", "case_id", "uploaded_at", "id")

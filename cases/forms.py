@@ -3,7 +3,7 @@
 from django import forms
 from django.db import transaction
 
-from .models import AuditEvent, Case, Review
+from .models import AuditEvent, Case, Review, retraction_reason
 
 
 class CaseCreateForm(forms.ModelForm):
@@ -91,13 +91,20 @@ class ReviewForm(forms.ModelForm):
         )
 
     def save(self, reviewer):
+        """Record the review, or raise a Refusal (Scan.check_reviewable) and record nothing."""
         review = super().save(commit=False)
         review.prediction = self.prediction
         review.reviewer = reviewer
         review.decision = (
             Review.Decision.CONFIRMED if review.label == self.prediction.label else Review.Decision.CORRECTED
         )
+        scan = self.prediction.scan
         with transaction.atomic():
+            # A teammate closing the case or retracting the scan at the same moment: both lock the
+            # case row too, so check the scan as it is once we hold that lock.
+            scan.case.lock()
+            scan.refresh_from_db(fields=["outcome", "retracted_at"])
+            scan.check_reviewable()
             review.save()
             # Every review is audited, whichever door (page or API) it came through.
             AuditEvent.record(
@@ -109,3 +116,14 @@ class ReviewForm(forms.ModelForm):
                 case=self.prediction.scan.case_id,
             )
         return review
+
+
+class ScanRetractForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        validators=[retraction_reason],
+        label="Why is it taken back?",
+        help_text="For example: wrong patient, a photo of a form. No names or other patient identifiers.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": retraction_reason.message},
+    )

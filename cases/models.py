@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -43,6 +44,31 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} in {self.team}"
+
+
+class Refusal(Exception):
+    """A change the object's current state does not allow; the message is shown to the user as is.
+
+    The pages show it as an error message; the API answers it in its error body with ``code``.
+    """
+
+    code = "conflict"
+
+
+class NotReviewable(Refusal):
+    code = "not_mri"
+
+
+class CaseClosed(Refusal):
+    code = "case_closed"
+
+
+class NotAllowed(Refusal):
+    code = "permission_denied"
+
+
+class ScanBusy(Refusal):
+    code = "scan_processing"
 
 
 def hash_patient_reference(reference: str) -> str:
@@ -123,6 +149,38 @@ class Case(models.Model):
                     raise
         raise IntegrityError("Could not generate a unique case pseudonym.")
 
+    @property
+    def is_closed(self):
+        return self.status == self.Status.CLOSED
+
+    def check_open(self, action: str):
+        """Raise CaseClosed if the case is closed: read-only (no uploads, reviews, retractions or
+        note changes) until it is reopened. ``action`` completes "reopen it to ..."."""
+        if self.is_closed:
+            raise CaseClosed(f"Case {self.pseudonym} is closed, so it is read-only: reopen it to {action}.")
+
+    def lock(self):
+        """Lock the case row (inside a transaction) and refresh its status: a teammate closing the
+        case at the same moment then waits for the change at hand, or that change sees it closed."""
+        self.status = Case.objects.select_for_update().values_list("status", flat=True).get(pk=self.pk)
+        return self
+
+    def change(self, user, **changes) -> list[str]:
+        """Set ``changes`` (status, notes) and audit it; a closed case takes no change but reopening."""
+        with transaction.atomic():
+            # Closing and editing at once: check the edit against the case as it is now.
+            current = Case.objects.select_for_update().get(pk=self.pk)
+            changed = sorted(name for name, value in changes.items() if getattr(current, name) != value)
+            if changed and changes.get("status", current.status) != self.Status.OPEN:
+                current.check_open("change its notes")
+            for name in changed:
+                setattr(self, name, changes[name])
+            if changed:
+                # Only these fields: a worker may be updating the flag meanwhile.
+                self.save(update_fields=[*changed, "updated_at"])
+            AuditEvent.record(user, AuditEvent.Verb.CASE_UPDATE, self, fields=changed)
+        return changed
+
     def set_patient_reference(self, reference: str):
         self.patient_ref_hash = hash_patient_reference(reference) if reference.strip() else ""
 
@@ -130,13 +188,15 @@ class Case(models.Model):
         """Recompute the case flag from each scan's latest prediction (the model card's thresholds)."""
         from inference.models import Prediction
 
-        latest = Prediction.objects.filter(scan__case=self).order_by("scan_id", "-created_at")
+        latest = Prediction.objects.filter(scan__case=self, scan__retracted_at=None).order_by(
+            "scan_id", "-created_at"
+        )
         seen, suspected = set(), False
         for prediction in latest.only("scan_id", "tumour_suspected"):
             if prediction.scan_id not in seen:
                 seen.add(prediction.scan_id)
                 suspected |= prediction.tumour_suspected
-        uncertain = self.scans.filter(outcome=Scan.Outcome.UNCERTAIN).exists()
+        uncertain = self.scans.not_retracted().filter(outcome=Scan.Outcome.UNCERTAIN).exists()
         if suspected:
             flag = self.Flag.TUMOUR_SUSPECTED
         elif uncertain:
@@ -283,6 +343,19 @@ class AnonymisationReport(models.Model):
         return f"Anonymisation of {len(self.files)} file(s) for {self.case}"
 
 
+# A retraction's reason: at least one letter or digit and no NUL (the API schema states this pattern).
+retraction_reason = RegexValidator(
+    r"^[^\x00]*[A-Za-z0-9][^\x00]*$",
+    "Say in a few words why the scan is taken back (for example: wrong patient, not a scan).",
+)
+
+
+class ScanQuerySet(models.QuerySet):
+    def not_retracted(self):
+        """The scans that belong to their case: a retracted scan's row stays only as a tombstone."""
+        return self.filter(retracted_at=None)
+
+
 class Scan(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -325,6 +398,14 @@ class Scan(models.Model):
     erased_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Taken back by its uploader or a steward (Scan.retract): out of the case, files deleted.
+    retracted_at = models.DateTimeField(null=True, blank=True)
+    retracted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    retraction_reason = models.CharField(max_length=500, blank=True)
+
+    objects = ScanQuerySet.as_manager()
 
     class Meta:
         ordering = ["uploaded_at", "id"]
@@ -348,6 +429,95 @@ class Scan(models.Model):
     @property
     def is_erased(self):
         return self.erased_at is not None
+
+    def check_reviewable(self):
+        """Raise a Refusal if a clinician's label cannot be recorded on this scan: the one rule the
+        page's review form and the API apply (both save through ReviewForm)."""
+        if self.retracted_at is not None:
+            raise Refusal(f"Scan {self.pk} was retracted: it is no longer part of the case.")
+        if self.outcome == Scan.Outcome.NOT_MRI:
+            # The gate found no brain MRI slice: a diagnostic label on it would become training data.
+            raise NotReviewable(
+                f"Scan {self.pk} was refused as not a brain MRI: it cannot carry a diagnostic label."
+            )
+        self.case.check_open("review its scans")
+
+    @property
+    def is_reviewed(self):
+        return any(prediction.reviews.all() for prediction in self.predictions.all())
+
+    def check_retractable(self, user):
+        """Raise a Refusal if ``user`` may not retract this scan now: the rule of page and API.
+
+        Its uploader may take it back until a clinician reviews it; after that a clinical decision
+        rests on it, and only a data steward may (wrong patient, say). Stewards may retract any scan.
+        """
+        from .access import is_steward
+
+        steward = is_steward(user)
+        if self.uploaded_by_id != user.pk and not steward:
+            raise NotAllowed(
+                f"Only the clinician who uploaded scan {self.pk}, or a data steward, can retract it."
+            )
+        if self.is_reviewed and not steward:
+            raise NotAllowed(
+                f"Scan {self.pk} has been reviewed: a clinical decision rests on it, so only a data "
+                "steward can retract it now."
+            )
+        self.case.check_open("retract its scans")
+        if self.status == Scan.Status.PROCESSING:
+            raise ScanBusy(
+                f"Scan {self.pk} is being classified right now: retract it once it is done (a few seconds)."
+            )
+
+    def retract(self, user, reason: str):
+        """Take this scan out of its case: its image and explanations leave storage; the row keeps
+        its hash, who retracted it, when and why; audited. Raises a Refusal and changes nothing when
+        check_retractable says no."""
+        from inference.models import Prediction
+
+        reason = reason.strip()
+        if not reason:
+            raise Refusal("Say why the scan is retracted.")
+        now = timezone.now()
+        with transaction.atomic():
+            # A close, a review or a worker claiming the scan at the same moment: lock the case row,
+            # then the scan's, and decide on what they hold now.
+            case = self.case.lock()
+            scan = Scan.objects.select_for_update().get(pk=self.pk)
+            scan.case = case
+            if scan.retracted_at is not None:
+                raise Refusal(f"Scan {self.pk} was already retracted.")
+            scan.check_retractable(user)
+            predictions = list(Prediction.objects.filter(scan=scan).exclude(explanation=""))
+            names = [scan.image.name] if scan.image else []
+            names += [p.explanation.name for p in predictions if p.explanation]
+            Prediction.objects.filter(pk__in=[p.pk for p in predictions]).update(explanation="")
+            fields = {"image": "", "retracted_at": now, "retracted_by": user, "retraction_reason": reason}
+            if scan.status in (Scan.Status.QUEUED, Scan.Status.HELD):
+                # The worker claims only queued scans (and stewards release only held ones).
+                fields |= {
+                    "status": Scan.Status.FAILED,
+                    "status_changed_at": now,
+                    "failure_reason": "Retracted before it was classified.",
+                }
+            Scan.objects.filter(pk=scan.pk).update(**fields)
+            case.refresh_flag()
+            # The reason is free text a clinician typed: it stays on the scan row only, never in the
+            # append-only audit log.
+            AuditEvent.record(
+                user,
+                AuditEvent.Verb.SCAN_RETRACT,
+                scan,
+                case=case.pk,
+                files=len(names),
+                reviewed=scan.is_reviewed,
+            )
+        for name, value in fields.items():
+            setattr(self, name, value)
+        storage = Scan._meta.get_field("image").storage
+        for name in names:
+            storage.delete(name)
 
     def preview_png(self) -> bytes | None:
         """The stored image as PNG for display (a DICOM slice rendered from its pixels); None once erased."""
@@ -455,6 +625,7 @@ class AuditEvent(models.Model):
         CONSENT = "consent", "Recorded consent"
         ERASE = "erase", "Erased case images"
         SCAN_RELEASE = "scan_release", "Released held scan"
+        SCAN_RETRACT = "scan_retract", "Retracted scan"
         TRAINING_EXPORT = "training_export", "Exported training images"
         AUDIT_EXPORT = "audit_export", "Exported audit log"
         USER_CREATE = "user_create", "Created user account"

@@ -1,7 +1,8 @@
 """Export de-identified, clinician-labelled scans for model training: only cases that consent.
 
 The consent check happens in the query (``cases_with_consent(TRAINING)``), so a withdrawal
-takes effect on the next export; erased and held scans are never exported.
+takes effect on the next export. Only scans the gate admitted as a brain MRI slice are
+exported; every other labelled scan is counted under the reason it was left out (SKIPPED).
 """
 
 import csv
@@ -10,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from PIL import Image
 
 from ml.preprocess import decode
@@ -18,26 +19,53 @@ from ml.preprocess import decode
 from . import anonymise
 from .models import AuditEvent, Consent, Review, Scan, cases_with_consent
 
+# Why a labelled scan of a consenting case is not exported; the first reason that applies counts.
+SKIPPED = [
+    ("retracted", Q(retracted_at__isnull=False)),
+    ("image erased", Q(erased_at__isnull=False) | Q(image="")),
+    ("held for a steward's check", Q(status=Scan.Status.HELD)),
+    # A picture the gate refused is no brain MRI, whatever label it was given: never training data.
+    ("refused as not a brain MRI", Q(outcome=Scan.Outcome.NOT_MRI)),
+    ("never checked as a brain MRI", ~Q(outcome__in=[Scan.Outcome.CLASSIFIED, Scan.Outcome.UNCERTAIN])),
+]
+
 
 @dataclass(frozen=True)
 class TrainingExport:
     folder: Path
     files: int
     scan_ids: list[int]
+    # Reason -> how many labelled scans of consenting cases were left out for it.
+    skipped: dict[str, int]
+
+
+def labelled_scans():
+    """Scans of consenting cases that carry a clinician's label."""
+    return (
+        Scan.objects.filter(case__in=cases_with_consent(Consent.Scope.TRAINING))
+        .filter(predictions__reviews__isnull=False)
+        .distinct()
+    )
 
 
 def training_scans():
-    """Scans of consenting cases that have a stored image and a clinician's label."""
+    """Labelled scans of consenting cases that none of the SKIPPED reasons applies to."""
     reviews = Review.objects.order_by("created_at", "id")
-    return (
-        Scan.objects.filter(case__in=cases_with_consent(Consent.Scope.TRAINING), erased_at=None)
-        .exclude(image="")
-        .exclude(status=Scan.Status.HELD)
-        .filter(predictions__reviews__isnull=False)
-        .distinct()
-        .prefetch_related(Prefetch("predictions__reviews", queryset=reviews))
-        .order_by("id")
-    )
+    scans = labelled_scans()
+    for _, condition in SKIPPED:
+        scans = scans.exclude(condition)
+    return scans.prefetch_related(Prefetch("predictions__reviews", queryset=reviews)).order_by("id")
+
+
+def skipped_scans() -> dict[str, int]:
+    """How many labelled scans of consenting cases each SKIPPED reason leaves out (none: absent)."""
+    counts, remaining = {}, labelled_scans()
+    for reason, condition in SKIPPED:
+        count = remaining.filter(condition).count()
+        if count:
+            counts[reason] = count
+        remaining = remaining.exclude(condition)
+    return counts
 
 
 def _label(scan) -> str:
@@ -75,5 +103,8 @@ def export_training_images(folder: Path, user) -> TrainingExport:
         writer.writerow([name, label, scan.sha256])
         scan_ids.append(scan.pk)
     (folder / "manifest.csv").write_text(manifest.getvalue())
-    AuditEvent.record(user, AuditEvent.Verb.TRAINING_EXPORT, files=len(scan_ids), scans=scan_ids)
-    return TrainingExport(folder=folder, files=len(scan_ids), scan_ids=scan_ids)
+    skipped = skipped_scans()
+    AuditEvent.record(
+        user, AuditEvent.Verb.TRAINING_EXPORT, files=len(scan_ids), scans=scan_ids, skipped=skipped
+    )
+    return TrainingExport(folder=folder, files=len(scan_ids), scan_ids=scan_ids, skipped=skipped)

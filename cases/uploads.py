@@ -246,13 +246,15 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     """Create the scans and their anonymisation report in one transaction; enqueue once committed.
 
     Scans whose DICOM header declares burnt-in annotation are stored as held: a steward
-    releases them (Scan.release) before they are classified.
+    releases them (Scan.release) before they are classified. Raises CaseClosed, storing
+    nothing, if the case is closed (by now: a teammate may have closed it during the checks).
     """
     from inference.tasks import enqueue_classification
 
     stored_names, scans = [], []
     try:
         with transaction.atomic():
+            case.lock().check_open("upload scans")
             report = AnonymisationReport.objects.create(case=case, uploaded_by=user)
             for image in images:
                 content, sha256 = _finish(case, image)

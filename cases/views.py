@@ -17,8 +17,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import export
 from .access import cases_visible_to, predictions_visible_to, scans_visible_to, teams_of
-from .forms import CaseCreateForm, CaseFilterForm, CaseUpdateForm, PatientLookupForm, ReviewForm
-from .models import AuditEvent, Scan, hash_patient_reference
+from .forms import (
+    CaseCreateForm,
+    CaseFilterForm,
+    CaseUpdateForm,
+    PatientLookupForm,
+    ReviewForm,
+    ScanRetractForm,
+)
+from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
 from .uploads import accepted_formats, store_scans, validate_files
 
 
@@ -79,11 +86,23 @@ def case_create(request):
     return render(request, "cases/case_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def _scans_context(case):
-    scans = case.scans.prefetch_related("predictions__model_version", "predictions__reviews__reviewer")
+def _retractable(scan, user) -> bool:
+    try:
+        scan.check_retractable(user)
+    except Refusal:
+        return False
+    return True
+
+
+def _scans_context(case, user):
+    scans = case.scans.not_retracted().prefetch_related(
+        "predictions__model_version", "predictions__reviews__reviewer"
+    )
     scans = list(scans)
     for scan in scans:
+        scan.case = case
         scan.prediction = scan.latest_prediction
+        scan.retractable = _retractable(scan, user)
         if scan.prediction:
             scan.review_form = ReviewForm(prediction=scan.prediction, prefix=f"p{scan.prediction.pk}")
     return {"case": case, "scans": scans, "pending": any(s.is_pending for s in scans)}
@@ -99,7 +118,7 @@ def case_detail(request, pk):
         earlier = (
             cases_visible_to(request.user).filter(patient_ref_hash=case.patient_ref_hash).exclude(pk=case.pk)
         )
-    context = _scans_context(case) | {
+    context = _scans_context(case, request.user) | {
         "update_form": CaseUpdateForm(instance=case),
         "earlier_cases": earlier,
         "accepted_formats": accepted_formats(),
@@ -112,7 +131,7 @@ def case_detail(request, pk):
 def case_scans_fragment(request, pk):
     """The scans panel alone, polled by the case page while scans are processed."""
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    return render(request, "cases/_scans.html", _scans_context(case))
+    return render(request, "cases/_scans.html", _scans_context(case, request.user))
 
 
 @login_required
@@ -122,8 +141,11 @@ def case_update(request, pk):
     form = CaseUpdateForm(request.POST, instance=case)
     if not form.is_valid():
         return HttpResponseBadRequest("Invalid status or notes.")
-    form.save()
-    AuditEvent.record(request.user, AuditEvent.Verb.CASE_UPDATE, case, fields=sorted(form.changed_data))
+    try:
+        case.change(request.user, **form.cleaned_data)
+    except CaseClosed as refusal:
+        messages.error(request, str(refusal))
+        return redirect("cases:detail", pk=case.pk)
     messages.success(request, "Case updated.")
     return redirect("cases:detail", pk=case.pk)
 
@@ -132,19 +154,27 @@ def case_update(request, pk):
 @require_POST
 def scan_upload(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    images, errors = validate_files(request.FILES.getlist("files"))
-    if errors:
-        AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
-        payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
+    try:
+        case.check_open("upload scans")  # before decoding anything
+        images, errors = validate_files(request.FILES.getlist("files"))
+        if errors:
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
+            payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
+            if _wants_json(request):
+                return JsonResponse({"errors": payload}, status=400)
+            context = _scans_context(case, request.user) | {
+                "update_form": CaseUpdateForm(instance=case),
+                "upload_errors": errors,
+                "accepted_formats": accepted_formats(),
+            }
+            return render(request, "cases/case_detail.html", context, status=400)
+        scans = store_scans(case, request.user, images)
+    except CaseClosed as refusal:
+        AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
         if _wants_json(request):
-            return JsonResponse({"errors": payload}, status=400)
-        context = _scans_context(case) | {
-            "update_form": CaseUpdateForm(instance=case),
-            "upload_errors": errors,
-            "accepted_formats": accepted_formats(),
-        }
-        return render(request, "cases/case_detail.html", context, status=400)
-    scans = store_scans(case, request.user, images)
+            return JsonResponse({"errors": [{"file": 0, "name": "", "message": str(refusal)}]}, status=409)
+        messages.error(request, str(refusal))
+        return redirect("cases:detail", pk=case.pk)
     if _wants_json(request):
         return JsonResponse({"scans": [{"id": s.pk, "status": s.status} for s in scans]}, status=201)
     messages.success(request, f"{len(scans)} scan(s) uploaded and queued for classification.")
@@ -166,6 +196,30 @@ def scan_image(request, pk):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
+def scan_retract(request, pk):
+    """Ask once (what will happen, and why it is done), then take the scan out of its case."""
+    scan = get_object_or_404(scans_visible_to(request.user).select_related("case", "uploaded_by"), pk=pk)
+    form = ScanRetractForm(request.POST or None)
+    try:
+        scan.check_retractable(request.user)
+        if request.method == "POST" and form.is_valid():
+            scan.retract(request.user, form.cleaned_data["reason"])
+            messages.success(
+                request, f"Scan {scan.pk} retracted: it left the case and its image was deleted."
+            )
+            return redirect("cases:detail", pk=scan.case_id)
+    except Refusal as refusal:
+        messages.error(request, f"The scan was not retracted. {refusal}")
+        return redirect("cases:detail", pk=scan.case_id)
+    if request.method == "GET":
+        # The page shows the scan: reading it is reading the case.
+        AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, scan.case, scan=scan.pk)
+    context = {"scan": scan, "case": scan.case, "form": form, "reviewed": scan.is_reviewed}
+    return render(request, "cases/scan_retract.html", context, status=400 if form.errors else 200)
+
+
+@login_required
 @require_GET
 def explanation_image(request, pk):
     prediction = get_object_or_404(predictions_visible_to(request.user), pk=pk)
@@ -184,7 +238,11 @@ def review_create(request, pk):
     if not form.is_valid():
         messages.error(request, "The review was not saved: choose one of the model's labels.")
         return redirect("cases:detail", pk=prediction.scan.case_id)
-    review = form.save(reviewer=request.user)
+    try:
+        review = form.save(reviewer=request.user)
+    except Refusal as refusal:
+        messages.error(request, f"The review was not saved. {refusal}")
+        return redirect("cases:detail", pk=prediction.scan.case_id)
     messages.success(request, f"Review saved: {review.get_decision_display().lower()} {review.label}.")
     return redirect("cases:detail", pk=prediction.scan.case_id)
 

@@ -1,5 +1,6 @@
 // Case page: upload with a progress bar (XHR), then refresh the server-rendered scans
-// panel every 2 s while any scan is queued or processing.
+// panel every 2 s while any scan is queued or processing. A refused upload (bad files: 400,
+// closed case: 409) shows the server's messages.
 (function () {
   "use strict";
   const form = document.getElementById("upload-form");
@@ -45,7 +46,8 @@
     });
   }
 
-  form.addEventListener("submit", (event) => {
+  // A closed case has no upload form: only the polling and the overlay slider apply.
+  if (form) form.addEventListener("submit", (event) => {
     event.preventDefault();
     const xhr = new XMLHttpRequest();
     xhr.open("POST", form.action);

@@ -89,3 +89,19 @@ def test_import_queues_the_statistics_after_commit(
     dataset = ReferenceDataset.objects.get()
     assert queued == [dataset.pk]
     assert dataset.stats.status == "pending"
+
+
+def test_reviewed_scans_leave_out_pictures_refused_as_not_mri(case, owner):
+    from analytics.importer import import_reviewed_scans
+    from cases.models import Scan
+    from tests.factories import PredictionFactory, ReviewFactory, ScanFactory
+
+    kept = PredictionFactory(scan=ScanFactory(case=case, status=Scan.Status.DONE))
+    ReviewFactory(prediction=kept, reviewer=owner, label="glioma")
+    # A review recorded on a refused picture before reviews of those were refused.
+    refused = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI)
+    ReviewFactory(prediction=PredictionFactory(scan=refused, label=None), reviewer=owner, label="glioma")
+
+    dataset = import_reviewed_scans("reviewed").dataset
+
+    assert list(dataset.images.values_list("scan", flat=True)) == [kept.scan_id]

@@ -69,6 +69,14 @@ ENDPOINTS = [
         lambda o: {"label": "meningioma"},
         [201, 201, 404, 201, 401, 401],
     ),
+    (
+        # A blank reason: who may retract is decided before the body is read (the owner uploaded it).
+        "retract",
+        "post",
+        lambda o: f"/api/v1/scans/{o['scan']}/retract/",
+        lambda o: {"reason": ""},
+        [400, 403, 404, 400, 401, 401],
+    ),
     ("export", "get", lambda o: "/api/v1/cases/export.csv", None, [200, 200, 200, 200, 401, 401]),
     ("model list", "get", lambda o: "/api/v1/models/", None, [200, 200, 200, 200, 401, 401]),
     ("model detail", "get", lambda o: f"/api/v1/models/{o['model']}/", None, [200, 200, 200, 200, 401, 401]),
@@ -109,10 +117,12 @@ def test_refused_callers_change_nothing(api_for, objects, role):
     )
     client.post(f"/api/v1/cases/{objects['case']}/scans/", {"files": [_png()]}, format="multipart")
     client.post(f"/api/v1/scans/{objects['scan']}/review/", {"label": "notumor"}, format="json")
+    client.post(f"/api/v1/scans/{objects['scan']}/retract/", {"reason": "tampered"}, format="json")
     case = Case.objects.get(pk=objects["case"])
     assert (case.notes, case.status) == ("", Case.Status.OPEN)
     assert Scan.objects.filter(case=case).count() == 1
     assert not Scan.objects.get(pk=objects["scan"]).predictions.get().reviews.exists()
+    assert Scan.objects.get(pk=objects["scan"]).retracted_at is None
 
 
 def test_outsider_list_and_export_leave_out_other_teams_cases(api_for, objects, case):

@@ -10,8 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from cases.models import AuditEvent, Case, Scan
-from tests.factories import CaseFactory, png_bytes
+from cases.models import AuditEvent, Case, Review, Scan
+from tests.factories import CaseFactory, PredictionFactory, ScanFactory, png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +100,82 @@ def test_upload_answers_202_with_each_scan_and_enqueues_once_committed(
     assert event.detail == {"scans": [s["id"] for s in scans]}
 
 
+def test_a_closed_case_refuses_uploads_reviews_and_notes_until_reopened(owner_api, case, classified):
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED)
+    before = _stored_files()
+    refused = {
+        "upload": owner_api.post(
+            f"/api/v1/cases/{case.pk}/scans/", {"files": [SimpleUploadedFile("a.png", png_bytes())]}
+        ),
+        "review": owner_api.post(
+            f"/api/v1/scans/{classified.scan_id}/review/", {"label": "notumor"}, format="json"
+        ),
+        "notes": owner_api.patch(f"/api/v1/cases/{case.pk}/", {"notes": "later"}, format="json"),
+    }
+    for name, action in [
+        ("upload", "upload scans"),
+        ("review", "review its scans"),
+        ("notes", "change its notes"),
+    ]:
+        assert refused[name].status_code == 409, (name, refused[name].content)
+        assert refused[name].json() == {
+            "detail": f"Case {case.pseudonym} is closed, so it is read-only: reopen it to {action}.",
+            "code": "case_closed",
+        }
+    assert Scan.objects.filter(case=case).count() == 1 and _stored_files() == before
+    assert not Review.objects.exists()
+    case.refresh_from_db()
+    assert (case.status, case.notes) == ("closed", "")
+
+    reopened = owner_api.patch(f"/api/v1/cases/{case.pk}/", {"status": "open"}, format="json")
+    assert reopened.status_code == 200 and reopened.json()["status"] == "open"
+    again = owner_api.post(
+        f"/api/v1/cases/{case.pk}/scans/", {"files": [SimpleUploadedFile("a.png", png_bytes())]}
+    )
+    assert again.status_code == 202
+
+
+def test_retract_a_scan_through_the_api(owner_api, api_for, owner, case, classified):
+    scan_id = classified.scan_id
+    assert owner_api.post(f"/api/v1/scans/{scan_id}/retract/", {}, format="json").status_code == 400
+    refused = api_for("teammate").post(
+        f"/api/v1/scans/{scan_id}/retract/", {"reason": "wrong"}, format="json"
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
+    assert "Only the clinician who uploaded scan" in refused.json()["detail"]
+
+    response = owner_api.post(
+        f"/api/v1/scans/{scan_id}/retract/", {"reason": "photo of a form"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    scan = Scan.objects.get(pk=scan_id)
+    assert body == {
+        "id": scan_id,
+        "case": case.pk,
+        "sha256": scan.sha256,
+        "retracted_by": "owner",
+        "retracted_at": body["retracted_at"],
+        "reason": "photo of a form",
+    }
+    assert scan.retracted_at is not None and scan.image.name == ""
+    for path in ("", "image/", "explanation/", "retract/"):
+        method = owner_api.post if path == "retract/" else owner_api.get
+        assert method(f"/api/v1/scans/{scan_id}/{path}").status_code == 404, path
+    assert owner_api.get(f"/api/v1/cases/{case.pk}/scans/").json() == []
+    [event] = _audit(AuditEvent.Verb.SCAN_RETRACT)
+    assert (event.actor, event.object_id, event.detail["case"]) == (owner, str(scan_id), case.pk)
+
+
+def test_retracting_on_a_closed_case_is_a_409(owner_api, case, classified):
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED)
+    response = owner_api.post(
+        f"/api/v1/scans/{classified.scan_id}/retract/", {"reason": "wrong"}, format="json"
+    )
+    assert response.status_code == 409 and response.json()["code"] == "case_closed"
+    assert Scan.objects.get(pk=classified.scan_id).retracted_at is None
+
+
 def _stored_files():
     root = os.path.join(settings.MEDIA_ROOT, "scans")
     return {os.path.join(d, f) for d, _, names in os.walk(root) for f in names}
@@ -167,6 +243,18 @@ def test_review_refuses_unknown_labels_and_scans_without_prediction(owner_api, o
     response = owner_api.post(f"/api/v1/scans/{pending.pk}/review/", {"label": "glioma"}, format="json")
     assert response.status_code == 409 and response.json()["code"] == "conflict"
     assert owner_api.get(f"/api/v1/scans/{pending.pk}/explanation/").status_code == 404
+
+
+def test_a_scan_refused_as_not_mri_cannot_be_reviewed(owner_api, case):
+    scan = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI)
+    PredictionFactory(scan=scan, label=None, tumour_suspected=False)
+    response = owner_api.post(f"/api/v1/scans/{scan.pk}/review/", {"label": "glioma"}, format="json")
+    assert response.status_code == 409, response.content
+    assert response.json() == {
+        "detail": f"Scan {scan.pk} was refused as not a brain MRI: it cannot carry a diagnostic label.",
+        "code": "not_mri",
+    }
+    assert not Review.objects.exists() and not _audit(AuditEvent.Verb.REVIEW)
 
 
 def test_export_is_the_web_csv_and_is_audited_with_its_filters(owner_api, owner_client, classified):

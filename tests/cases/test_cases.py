@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from cases.models import AuditEvent, Case, Review, hash_patient_reference
+from cases.models import AuditEvent, Case, Review, Scan, hash_patient_reference
 from tests.factories import CaseFactory, PredictionFactory, ScanFactory
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +67,20 @@ def test_review_is_stored_beside_the_prediction(client_for, teammate, case):
     reviews = list(Review.objects.values_list("decision", "label", "comment"))
     assert reviews == [("corrected", "meningioma", "enhancing dural tail"), ("confirmed", "glioma", "")]
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.REVIEW).count() == 2
+
+
+def test_a_scan_refused_as_not_mri_cannot_be_reviewed(owner_client, case):
+    scan = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI)
+    prediction = PredictionFactory(scan=scan, label=None, tumour_suspected=False)
+    page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
+    assert reverse("cases:review", args=[prediction.pk]) not in page
+    # A hand-made POST (an old page, a script) is refused the same way as the API refuses it.
+    response = owner_client.post(
+        reverse("cases:review", args=[prediction.pk]), {f"p{prediction.pk}-label": "glioma"}, follow=True
+    )
+    assert not Review.objects.exists()
+    assert "refused as not a brain MRI: it cannot carry a diagnostic label" in response.content.decode()
+    assert not AuditEvent.objects.filter(verb=AuditEvent.Verb.REVIEW).exists()
 
 
 def test_review_with_unknown_label_is_refused(owner_client, case):

@@ -16,8 +16,8 @@ from tests.factories import CaseFactory, PredictionFactory, ReviewFactory, ScanF
 pytestmark = pytest.mark.django_db
 
 
-def reviewed_scan(case, label="meningioma"):
-    scan = ScanFactory(case=case, status=Scan.Status.DONE)
+def reviewed_scan(case, label="meningioma", outcome=Scan.Outcome.CLASSIFIED):
+    scan = ScanFactory(case=case, status=Scan.Status.DONE, outcome=outcome)
     prediction = PredictionFactory(scan=scan)
     ReviewFactory(prediction=prediction, label=label, decision="corrected")
     return scan
@@ -66,6 +66,39 @@ def test_held_and_erased_scans_are_never_exported(consenting, steward):
     Scan.objects.filter(pk=held.pk).update(status=Scan.Status.DONE)
     erase_case_images(consenting, steward)
     assert training_scans().count() == 0
+
+
+def test_only_scans_admitted_as_mri_are_exported_and_the_rest_are_counted(consenting, steward, tmp_path):
+    classified = reviewed_scan(consenting)
+    uncertain = reviewed_scan(consenting, label="glioma", outcome=Scan.Outcome.UNCERTAIN)
+    # A review recorded on a refused picture (before the rule): a page of text labelled glioma.
+    reviewed_scan(consenting, label="glioma", outcome=Scan.Outcome.NOT_MRI)
+    reviewed_scan(consenting, outcome=None)
+    held = reviewed_scan(consenting)
+    Scan.objects.filter(pk=held.pk).update(status=Scan.Status.HELD)
+
+    result = export_training_images(tmp_path / "out", steward)
+
+    assert result.scan_ids == [classified.pk, uncertain.pk]
+    assert result.skipped == {
+        "refused as not a brain MRI": 1,
+        "never checked as a brain MRI": 1,
+        "held for a steward's check": 1,
+    }
+    assert sorted(p.parent.name for p in (tmp_path / "out").glob("*/*.png")) == ["glioma", "meningioma"]
+    event = AuditEvent.objects.get(verb=AuditEvent.Verb.TRAINING_EXPORT)
+    assert event.detail["skipped"] == result.skipped
+
+
+def test_export_command_says_how_many_it_skipped_and_why(consenting, steward, tmp_path):
+    reviewed_scan(consenting)
+    reviewed_scan(consenting, label="glioma", outcome=Scan.Outcome.NOT_MRI)
+    out = io.StringIO()
+    call_command("export_training_images", str(tmp_path / "out"), "--steward", steward.username, stdout=out)
+    assert out.getvalue().splitlines() == [
+        f"Exported 1 scan(s) with training consent to {tmp_path / 'out'}.",
+        "Skipped 1 labelled scan(s): 1 refused as not a brain MRI.",
+    ]
 
 
 def test_export_command_is_for_stewards_only(consenting, owner, steward, tmp_path):

@@ -29,3 +29,6 @@ class Command(BaseCommand):
             raise CommandError(f"{folder} is not empty; choose a new folder so no older export is mixed in.")
         result = export_training_images(folder, user)
         self.stdout.write(f"Exported {result.files} scan(s) with training consent to {folder}.")
+        if result.skipped:
+            reasons = ", ".join(f"{count} {reason}" for reason, count in result.skipped.items())
+            self.stdout.write(f"Skipped {sum(result.skipped.values())} labelled scan(s): {reasons}.")
