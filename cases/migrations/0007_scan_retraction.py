@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cases', '0004_scan_dicom_erasure_reports'),
+        ('cases', '0006_audit_user_change_verbs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -31,6 +31,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='auditevent',
             name='verb',
-            field=models.CharField(choices=[('login', 'Logged in'), ('login_failed', 'Failed login'), ('logout', 'Logged out'), ('case_create', 'Created case'), ('case_view', 'Viewed case'), ('case_update', 'Updated case'), ('upload', 'Uploaded scans'), ('upload_rejected', 'Upload rejected'), ('review', 'Reviewed prediction'), ('export', 'Exported CSV'), ('model_switch', 'Switched active model'), ('consent', 'Recorded consent'), ('erase', 'Erased case images'), ('scan_release', 'Released held scan'), ('scan_retract', 'Retracted scan'), ('training_export', 'Exported training images'), ('audit_export', 'Exported audit log')], max_length=32),
+            field=models.CharField(choices=[('login', 'Logged in'), ('login_failed', 'Failed login'), ('logout', 'Logged out'), ('case_create', 'Created case'), ('case_view', 'Viewed case'), ('case_update', 'Updated case'), ('upload', 'Uploaded scans'), ('upload_rejected', 'Upload rejected'), ('review', 'Reviewed prediction'), ('export', 'Exported CSV'), ('model_switch', 'Switched active model'), ('consent', 'Recorded consent'), ('erase', 'Erased case images'), ('scan_release', 'Released held scan'), ('scan_retract', 'Retracted scan'), ('training_export', 'Exported training images'), ('audit_export', 'Exported audit log'), ('user_create', 'Created user account'), ('user_change', 'Changed user account')], max_length=32),
         ),
     ]
