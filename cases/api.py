@@ -28,7 +28,7 @@ from . import export
 from .access import cases_visible_to, scans_visible_to, teams_of
 from .forms import CaseFilterForm, ReviewForm
 from .models import AuditEvent, Case, Review, Scan, Team
-from .uploads import store_scans, validate_files
+from .uploads import UploadRefused, store_scans, validate_files
 
 FILTER_PARAMETERS = [
     OpenApiParameter("q", str, description="Part of the pseudonym.", pattern=NO_NUL),
@@ -271,12 +271,31 @@ class CaseViewSet(
     @extend_schema(
         summary="Upload images to classify: 202 with each new scan; any bad file stores nothing",
         request=UPLOAD_REQUEST,
-        responses={202: UploadResponseSerializer},
+        responses={
+            202: UploadResponseSerializer,
+            413: OpenApiResponse(
+                ErrorSerializer,
+                description="The files' headers declare more pixels together than one upload may "
+                "hold (UPLOAD_MAX_TOTAL_PIXELS); nothing was decoded or stored.",
+            ),
+            503: OpenApiResponse(
+                ErrorSerializer,
+                description="The server could not check the upload in time (UPLOAD_MAX_SECONDS); "
+                "nothing was stored: retry after the `Retry-After` header's seconds.",
+            ),
+        },
     )
     @scans.mapping.post
     def upload(self, request, pk=None):
         case = self.get_object()
-        images, errors = validate_files(request.FILES.getlist("files"))
+        try:
+            images, errors = validate_files(request.FILES.getlist("files"))
+        except UploadRefused as refusal:
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=1)
+            headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
+            return Response(
+                {"detail": str(refusal), "code": refusal.code}, status=refusal.status, headers=headers
+            )
         if errors:
             AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
             body = {

@@ -19,7 +19,7 @@ from . import export
 from .access import cases_visible_to, predictions_visible_to, scans_visible_to, teams_of
 from .forms import CaseCreateForm, CaseFilterForm, CaseUpdateForm, PatientLookupForm, ReviewForm
 from .models import AuditEvent, Scan, hash_patient_reference
-from .uploads import accepted_formats, store_scans, validate_files
+from .uploads import FileError, UploadRefused, accepted_formats, store_scans, validate_files
 
 
 def _wants_json(request):
@@ -132,18 +132,27 @@ def case_update(request, pk):
 @require_POST
 def scan_upload(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    images, errors = validate_files(request.FILES.getlist("files"))
+    status, retry_after = 400, None
+    try:
+        images, errors = validate_files(request.FILES.getlist("files"))
+    except UploadRefused as refusal:
+        images, errors = [], [FileError(0, "", str(refusal))]
+        status, retry_after = refusal.status, refusal.retry_after
     if errors:
         AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
         payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
         if _wants_json(request):
-            return JsonResponse({"errors": payload}, status=400)
-        context = _scans_context(case) | {
-            "update_form": CaseUpdateForm(instance=case),
-            "upload_errors": errors,
-            "accepted_formats": accepted_formats(),
-        }
-        return render(request, "cases/case_detail.html", context, status=400)
+            response = JsonResponse({"errors": payload}, status=status)
+        else:
+            context = _scans_context(case) | {
+                "update_form": CaseUpdateForm(instance=case),
+                "upload_errors": errors,
+                "accepted_formats": accepted_formats(),
+            }
+            response = render(request, "cases/case_detail.html", context, status=status)
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
+        return response
     scans = store_scans(case, request.user, images)
     if _wants_json(request):
         return JsonResponse({"scans": [{"id": s.pk, "status": s.status} for s in scans]}, status=201)

@@ -166,6 +166,11 @@ STORAGES = {
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 25_000_000, minimum=1)
 UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 50, minimum=1)
+# Per upload: the pixels of all its files together, summed from their headers before anything is
+# decoded (decoding and re-encoding 100 Mpx costs about 1.5 s of one core), and the seconds its
+# checks may take before it is answered 503, nothing stored (busy server).
+UPLOAD_MAX_TOTAL_PIXELS = env_int("UPLOAD_MAX_TOTAL_PIXELS", 100_000_000, minimum=1)
+UPLOAD_MAX_SECONDS = env_int("UPLOAD_MAX_SECONDS", 20, minimum=1)
 # Room above our own limit so a slightly-too-large upload gets our clear message, not a bare 400.
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES * 2
 FILE_UPLOAD_PERMISSIONS = 0o640
