@@ -25,7 +25,7 @@ run: setup
 	@trap 'kill $$worker $$web 2>/dev/null; wait' INT TERM EXIT; \
 	$(VENV)/bin/celery -A brainscan worker --beat --schedule $(VAR)/celerybeat-schedule \
 	  --concurrency $(WORKER_CONCURRENCY) --loglevel INFO & worker=$$!; \
-	$(VENV)/bin/gunicorn brainscan.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - & web=$$!; \
+	$(VENV)/bin/gunicorn brainscan.wsgi -c brainscan/gunicorn.conf.py --bind $(HOST):$(PORT) & web=$$!; \
 	wait -n $$worker $$web
 
 test: deps $(VAR)/secret_key $(VAR)/patient_ref_key
