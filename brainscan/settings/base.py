@@ -206,6 +206,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-scans": {"task": "inference.tasks.sweep_stuck_scans", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Added to each worker process's nice value (brainscan/celery.py), so the web process wins the CPU.
+WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0)
 
 # A scan left this long in one state is presumed lost (dead worker or broker) and re-enqueued.
 SCAN_QUEUED_TIMEOUT = timedelta(seconds=env_int("SCAN_QUEUED_TIMEOUT_S", 120, minimum=1))
