@@ -44,6 +44,7 @@ def case_list(request):
             "page": page,
             "query": query.urlencode(),
             "can_create": teams_of(request.user).exists(),
+            "lookup_form": PatientLookupForm(),
         },
     )
 

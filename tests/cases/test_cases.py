@@ -84,6 +84,14 @@ def test_list_filters_by_flag_and_pseudonym(owner_client, team, owner):
     assert plain.pseudonym in page
 
 
+def test_list_offers_the_patient_lookup_that_posts_only_to_the_hashing_view(owner_client, case):
+    page = owner_client.get(reverse("cases:list")).content.decode()
+    action = reverse("cases:find_patient")
+    form = re.search(rf'<form method="post" action="{action}".*?</form>', page, re.S)
+    assert form, "no patient lookup form"
+    assert 'name="patient_reference"' in form.group(0) and 'autocomplete="off"' in form.group(0)
+
+
 def test_audit_events_are_append_only(owner):
     event = AuditEvent.record(owner, AuditEvent.Verb.LOGIN)
     with pytest.raises(PermissionError):
