@@ -3,6 +3,8 @@
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cases.models import AuditEvent, Case, Review, hash_patient_reference
@@ -90,6 +92,24 @@ def test_list_offers_the_patient_lookup_that_posts_only_to_the_hashing_view(owne
     form = re.search(rf'<form method="post" action="{action}".*?</form>', page, re.S)
     assert form, "no patient lookup form"
     assert 'name="patient_reference"' in form.group(0) and 'autocomplete="off"' in form.group(0)
+
+
+@pytest.mark.parametrize("path", ["/cases/", "/api/v1/cases/"])
+def test_case_list_queries_do_not_grow_with_the_number_of_cases(owner_client, team, path):
+    """Each case has its own creator, some a scan and a prediction: a row that looked any of them
+    up on its own would add a query per case."""
+
+    def queries_with(count):
+        while Case.objects.count() < count:
+            scan = ScanFactory(case=CaseFactory(team=team, flag=Case.Flag.UNCERTAIN))
+            PredictionFactory(scan=scan)
+            CaseFactory(team=team, status=Case.Status.CLOSED)
+        with CaptureQueriesContext(connection) as captured:
+            response = owner_client.get(path)
+        assert response.status_code == 200
+        return len(captured)
+
+    assert queries_with(6) == queries_with(50)
 
 
 def test_audit_events_are_append_only(owner):
