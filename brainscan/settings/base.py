@@ -254,6 +254,12 @@ SPECTACULAR_SETTINGS = {
 # Throttle counts must be shared by every web process: Redis when configured, else files under var/.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # {% cache %} fragments (the case list's rows), per process; their keys name what they show.
+    "template_fragments": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "template-fragments",
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    },
     "api-throttle": (
         {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -112,6 +112,15 @@ def test_case_list_queries_do_not_grow_with_the_number_of_cases(owner_client, te
     assert queries_with(6) == queries_with(50)
 
 
+def test_list_rows_show_a_flag_or_status_set_behind_the_models_back(owner_client, team, owner):
+    """The rows' HTML is cached: a worker's flag update (an UPDATE, no save()) must still show."""
+    case = CaseFactory(team=team, created_by=owner)
+    assert "flag-tumour_suspected" not in owner_client.get(reverse("cases:list")).content.decode()
+    Case.objects.filter(pk=case.pk).update(flag=Case.Flag.TUMOUR_SUSPECTED, status=Case.Status.CLOSED)
+    page = owner_client.get(reverse("cases:list")).content.decode()
+    assert "flag-tumour_suspected" in page and "<td>Closed</td>" in page
+
+
 def test_audit_events_are_append_only(owner):
     event = AuditEvent.record(owner, AuditEvent.Verb.LOGIN)
     with pytest.raises(PermissionError):
