@@ -246,11 +246,19 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     """Create the scans and their anonymisation report in one transaction; enqueue once committed.
 
     Scans whose DICOM header declares burnt-in annotation are stored as held: a steward
-    releases them (Scan.release) before they are classified.
+    releases them (Scan.release) before they are classified. A failure after the commit (the
+    broker is down, the request times out while publishing) leaves the scans and their files as
+    committed: a scan that was not published stays queued, and the sweep publishes it.
     """
-    from inference.tasks import enqueue_classification
+    from inference.tasks import enqueue_classifications
 
     stored_names, scans = [], []
+    committed = False
+
+    def mark_committed():
+        nonlocal committed
+        committed = True
+
     try:
         with transaction.atomic():
             report = AnonymisationReport.objects.create(case=case, uploaded_by=user)
@@ -274,14 +282,17 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                 report.files.append({"scan": scan.pk, "held": image.held, **image.report})
             report.save(update_fields=["files"])
             AuditEvent.record(user, AuditEvent.Verb.UPLOAD, case, scans=[s.pk for s in scans])
-            for scan in scans:
-                if scan.status == Scan.Status.QUEUED:
-                    transaction.on_commit(lambda scan_id=scan.pk: enqueue_classification(scan_id))
+            # Commit hooks run in order: the mark is set before anything is published.
+            transaction.on_commit(mark_committed)
+            queued = [scan.pk for scan in scans if scan.status == Scan.Status.QUEUED]
+            if queued:
+                transaction.on_commit(lambda: enqueue_classifications(queued))
     except BaseException:
-        # The rows are rolled back; the files are not part of the transaction, so remove them.
-        storage = Scan._meta.get_field("image").storage
-        for name in stored_names:
-            storage.delete(name)
+        if not committed:
+            # The rows are rolled back; the files are not part of the transaction, so remove them.
+            storage = Scan._meta.get_field("image").storage
+            for name in stored_names:
+                storage.delete(name)
         raise
     # Ids and counts only: never a file name or a header value.
     logger.info(

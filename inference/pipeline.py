@@ -120,7 +120,7 @@ def sweep_stuck_scans(now=None) -> list[int]:
     Returns the ids re-enqueued. A crashed worker or a lost broker message leaves a scan
     stuck; this is how it gets classified anyway.
     """
-    from .tasks import enqueue_classification
+    from .tasks import enqueue_classifications
 
     now = now or timezone.now()
     queued_cutoff = now - settings.SCAN_QUEUED_TIMEOUT
@@ -142,8 +142,8 @@ def sweep_stuck_scans(now=None) -> list[int]:
         # Conditional on the row being unchanged: a worker may finish it meanwhile.
         if same_row.update(status=Scan.Status.QUEUED, status_changed_at=now):
             requeued.append(scan_id)
-    for scan_id in requeued:
-        transaction.on_commit(lambda scan_id=scan_id: enqueue_classification(scan_id))
+    if requeued:
+        transaction.on_commit(lambda: enqueue_classifications(requeued))
     if requeued:
         logger.info("Sweep re-enqueued %d stuck scan(s): %s", len(requeued), requeued)
     return requeued

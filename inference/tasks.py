@@ -27,12 +27,25 @@ def sweep_stuck_scans():
     return pipeline.sweep_stuck_scans()
 
 
-def enqueue_classification(scan_id):
-    """Publish the classification task; a broker outage is survivable (the sweep retries)."""
+def enqueue_classification(scan_id) -> bool:
+    """Publish the classification task; False when the broker did not take it. A broker outage is
+    survivable: the scan stays queued and the sweep re-enqueues it."""
     try:
         classify_scan.delay(scan_id)
     except Exception:
         logger.exception("Could not enqueue scan %s; the sweep will re-enqueue it.", scan_id)
+        return False
+    return True
+
+
+def enqueue_classifications(scan_ids):
+    """Publish one task per scan, stopping at the first the broker refuses: it is down, and each
+    further try would cost the caller (an upload request) another connection timeout."""
+    for position, scan_id in enumerate(scan_ids):
+        if enqueue_classification(scan_id) is False:
+            if left := len(scan_ids) - position - 1:
+                logger.warning("Broker unavailable: %d more scan(s) left queued for the sweep.", left)
+            return
 
 
 def _warm_up(**kwargs):
