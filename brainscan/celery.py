@@ -2,10 +2,20 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, platforms
+from celery.signals import beat_embedded_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brainscan.settings.base")
 
 app = Celery("brainscan")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _end_with_the_worker(**kwargs):
+    # Celery does this for its pool processes but not for `worker --beat`'s scheduler: a worker
+    # killed with SIGKILL left it running, and its replacement started a second one.
+    platforms.set_pdeathsig("SIGKILL")
+
+
+beat_embedded_init.connect(_end_with_the_worker, weak=False)

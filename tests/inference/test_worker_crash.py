@@ -1,5 +1,5 @@
 """A real worker process (celery prefork, its own interpreter) on a disposable Redis, killed with
-SIGKILL: the scan it had in flight is classified again soon, once."""
+SIGKILL: its children go with it, and the scan it had in flight is classified again soon, once."""
 
 import os
 import signal
@@ -19,6 +19,28 @@ pytestmark = pytest.mark.worker
 
 # The goal for a scan in flight when its worker dies: done this soon after a new worker is up.
 RECOVERY_GOAL_S = 30
+
+
+def test_killing_the_worker_takes_its_pool_and_embedded_beat_with_it(
+    transactional_db, close_thread_connections, disposable_redis, tmp_path
+):
+    worker = start_worker(tmp_path, disposable_redis.url, beat=True)
+    try:
+        wait_until_ready(worker)
+        # The pool process and the embedded beat.
+        children = wait_for(
+            lambda: len(worker.children()) >= 2 and worker.children(), timeout=30, message="two children"
+        )
+
+        worker.kill()
+
+        wait_for(
+            lambda: not any(is_alive(pid) for pid in children),
+            timeout=5,
+            message=f"the worker's children {children} to end with it",
+        )
+    finally:
+        worker.close()
 
 
 @pytest.fixture
