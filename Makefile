@@ -21,7 +21,7 @@ endif
 .PHONY: run test lint bench lock setup deps
 
 # Beat (the periodic sweep) runs as its own process, as in docker-compose.yml: a restarted worker
-# never adds a second scheduler.
+# never adds a second scheduler. gunicorn's settings are in gunicorn.conf.py.
 run: setup
 	@echo "BrainScan: http://$(HOST):$(PORT)/  -- first admin: see above or $(VAR)/admin-password.txt. Ctrl-C stops web, worker and beat."
 	@trap 'kill $$worker $$beat $$web 2>/dev/null; wait' INT TERM EXIT; \
