@@ -48,7 +48,8 @@ def scan_in_flight(
     celery_worker, close_thread_connections, disposable_redis, tmp_path, case, owner, monkeypatch
 ):
     """A scan published to the disposable Redis and claimed by a worker whose classification
-    hangs; yields (scan, worker, marker): deleting the marker lets its classifications through."""
+    hangs; yields (scan, worker, marker, started): deleting the marker lets its classifications
+    through, and workers appended to started are closed at the end."""
     from brainscan.celery import app
     from inference.tasks import classify_scan
 
