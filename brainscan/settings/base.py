@@ -185,9 +185,27 @@ CLASSIFICATION_TASK = env_str("CLASSIFICATION_TASK", "brain-tumour")
 # machine with only Python runs a real worker without installing a broker.
 REDIS_URL = env_str("REDIS_URL", "")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+# A publisher gives up quickly when the broker is down (the scan stays queued for the sweep): an
+# upload request must not spend its time retrying a connection. One quick retry covers a pooled
+# connection that the broker closed. Each transport reads only the options it knows.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.1,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis: connecting, and any command (a publish), wait this long at most; not forever on a
+    # broker that vanished without closing the connection.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    # Connection retries inside one publish (kombu's default retries until broker_connection_timeout).
+    "max_retries": 1,
+}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = Path(env_str("CELERY_BROKER_DIR", str(VAR_DIR / "broker")))
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "control_folder": str(_broker_dir / "control"),
