@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "brainscan.middleware.refuse_nul_in_query",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires.
@@ -214,8 +215,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "brainscan.middleware.QueryWithoutNul",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bodies are objects of fields: a bare number or `null` is a 400, in any of the three encodings.
+    "DEFAULT_PARSER_CLASSES": [
+        "brainscan.parsers.ObjectJSONParser",
+        "brainscan.parsers.FieldsFormParser",
+        "brainscan.parsers.FieldsMultiPartParser",
+    ],
     # No ?format=: the Accept header alone picks JSON, CSV or PNG.
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PAGINATION_CLASS": "brainscan.pagination.Pagination",
