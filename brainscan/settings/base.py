@@ -115,6 +115,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "brainscan.clientip.client_ip"
+# The site's page (or the API's JSON) with the lock's duration and Retry-After, not a bare text.
+AXES_LOCKOUT_CALLABLE = "brainscan.lockout.lockout_response"
 
 # Reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by default, so
 # a client cannot choose the address that audit, lock-out and throttles record.
