@@ -256,6 +256,9 @@ SPECTACULAR_SETTINGS = {
         "ScanStatusEnum": "cases.models.Scan.Status",
     },
 }
+# A Redis that is down or hung costs a throttled request at most a second before its 503
+# (brainscan.api.ScopedThrottle); without timeouts a hung one held the request until gunicorn's.
+REDIS_CACHE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 # Throttle counts must be shared by every web process: Redis when configured, else files under var/.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -264,6 +267,7 @@ CACHES = {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "throttle",
+            "OPTIONS": REDIS_CACHE_OPTIONS,
         }
         if REDIS_URL
         else {
