@@ -173,6 +173,11 @@ UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 50, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES * 2
 FILE_UPLOAD_PERMISSIONS = 0o640
 
+# A clinician sees a class's mean, variability and difference images of case scans only when at
+# least this many of its scans come from teams other than theirs, out of two teams or more
+# (analytics.disclosure): an average of a few scans shows those scans.
+ANALYTICS_MIN_CLASS_SCANS = 10
+
 ML_MODELS_ROOT = Path(env_str("ML_MODELS_ROOT", str(BASE_DIR / "ml" / "models")))
 # The task the upload pipeline classifies for; its active ModelVersion is used.
 CLASSIFICATION_TASK = env_str("CLASSIFICATION_TASK", "brain-tumour")
