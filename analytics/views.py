@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from brainscan.middleware import charts_policy
 from cases.access import CLINICIAN_GROUP, STEWARD_GROUP, is_steward
 from inference.models import ModelVersion
 
@@ -40,6 +41,7 @@ def montages_visible(dataset, user) -> bool:
 
 
 def analytics_page(view):
+    @charts_policy
     @login_required
     @wraps(view)
     def wrapped(request, *args, **kwargs):

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "brainscan.middleware.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -292,6 +293,29 @@ LOGGING = {
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Everything from this server, nothing inline (templates keep scripts and styles in static/);
+# images also as data:/blob: URLs (Plotly's and Swagger UI's icons and downloads).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# The analytics pages draw with Plotly, which adds <style> elements and style attributes as it
+# draws: there inline styles are allowed; scripts stay this server's files only.
+CONTENT_SECURITY_POLICY_CHARTS = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+# HTTPS, behind a reverse proxy that ends TLS (docker-compose.yml turns these on; `make run`
+# serves plain HTTP on 127.0.0.1 and leaves them off).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Believe X-Forwarded-Proto: https only when the proxy sets it on every request and the web
+# server is reachable through the proxy alone; otherwise a client could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", False) else None
+)
 
 # Each worker process loads the model before it reports ready (TensorFlow takes seconds).
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120
