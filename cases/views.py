@@ -41,6 +41,7 @@ def case_list(request):
         "cases/case_list.html",
         {
             "form": form,
+            "lookup_form": PatientLookupForm(),
             "page": page,
             "query": query.urlencode(),
             "can_create": teams_of(request.user).exists(),

@@ -1,10 +1,12 @@
 """Case pages: creation with pseudonym and hashed patient reference, review, updates, audit trail."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
 
+from cases.forms import PatientLookupForm
 from cases.models import AuditEvent, Case, Review, hash_patient_reference
 from tests.factories import CaseFactory, PredictionFactory, ScanFactory
 
@@ -82,6 +84,39 @@ def test_list_filters_by_flag_and_pseudonym(owner_client, team, owner):
     assert flagged.pseudonym in page and plain.pseudonym not in page
     page = owner_client.get(reverse("cases:list"), {"q": plain.pseudonym[:-2]}).content.decode()
     assert plain.pseudonym in page
+
+
+class _Forms(HTMLParser):
+    """The forms of a page: action and input elements, as a browser would submit them."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": attrs.get("action", ""), "inputs": []})
+        elif tag == "input" and self.forms:
+            self.forms[-1]["inputs"].append(attrs)
+
+
+def test_find_patient_form_on_the_list_has_the_text_field_the_search_reads(owner_client, team, owner):
+    patient = CaseFactory(team=team, created_by=owner)
+    patient.set_patient_reference("MRN 12345")
+    patient.save()
+    someone_else = CaseFactory(team=team, created_by=owner)
+    parser = _Forms()
+    parser.feed(owner_client.get(reverse("cases:list")).content.decode())
+    (form,) = [f for f in parser.forms if f["action"] == reverse("cases:find_patient")]
+    typed = [field["name"] for field in form["inputs"] if field.get("type") == "text"]
+    assert typed == ["patient_reference"] and set(typed) <= set(PatientLookupForm.base_fields)
+    # Submit what the page holds, with the reference typed into its text field.
+    data = {field["name"]: field.get("value", "") for field in form["inputs"] if field.get("name")}
+    found = owner_client.post(form["action"], data | {typed[0]: "mrn12345"}, follow=True)
+    page = found.content.decode()
+    assert "Type a patient reference" not in page and "Showing one patient's cases" in page
+    assert patient.pseudonym in page and someone_else.pseudonym not in page
 
 
 def test_audit_events_are_append_only(owner):
