@@ -65,9 +65,22 @@ class PredictionSerializer(serializers.ModelSerializer):
     model_version_id = serializers.IntegerField(read_only=True)
     probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Label -> probability.")
     label = serializers.CharField(
-        allow_null=True, help_text="glioma, meningioma, pituitary or notumor; null when not classified."
+        allow_null=True,
+        help_text="The type answer: the most likely class (glioma, meningioma, pituitary or notumor); "
+        "null when not classified. A separate answer from `tumour_suspected`.",
     )
-    confidence = serializers.FloatField(help_text="Calibrated probability of the label.")
+    confidence = serializers.FloatField(
+        help_text="Calibrated probability of the label; below the model's refer threshold the "
+        "scan's outcome is `uncertain`."
+    )
+    tumour_probability = serializers.FloatField(
+        allow_null=True, help_text="1 - p(notumor): the three tumour classes together."
+    )
+    tumour_suspected = serializers.BooleanField(
+        help_text="The tumour-present answer: `tumour_probability` at or above the model's tumour "
+        "threshold, set low so that few tumours are missed. It can be true while `label` is notumor; "
+        "this, not the label, sets the case flag. False when the scan was not classified."
+    )
     explanation_url = serializers.SerializerMethodField()
 
     class Meta:

@@ -1,5 +1,6 @@
 """Case pages: creation with pseudonym and hashed patient reference, review, updates, audit trail."""
 
+import html
 import re
 from html.parser import HTMLParser
 
@@ -7,8 +8,8 @@ import pytest
 from django.urls import reverse
 
 from cases.forms import PatientLookupForm
-from cases.models import AuditEvent, Case, Review, hash_patient_reference
-from tests.factories import CaseFactory, PredictionFactory, ScanFactory
+from cases.models import AuditEvent, Case, Review, Scan, hash_patient_reference
+from tests.factories import CaseFactory, ModelVersionFactory, PredictionFactory, ScanFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +49,57 @@ def test_case_page_shows_prediction_and_view_is_audited(owner_client, case, owne
     page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
     assert "glioma" in page and "0.91" in page and str(prediction.model_version) in page
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.CASE_VIEW, actor=owner).count() == 1
+
+
+def _text(page):
+    """What a reader sees: the page's text, tags gone, spaces collapsed."""
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    return re.sub(r" ([,.:])", r"\1", text)
+
+
+def test_scan_result_names_the_tumour_answer_and_the_type_apart_and_rounds_below_as_below(owner_client, case):
+    model = ModelVersionFactory(card={"tumour_threshold": 0.1868, "refer_threshold": 0.87})
+    PredictionFactory(
+        scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.UNCERTAIN),
+        model_version=model,
+        label="notumor",
+        confidence=0.868,
+        probabilities={"glioma": 0.1, "meningioma": 0.02, "notumor": 0.868, "pituitary": 0.012},
+        tumour_probability=0.132,
+        tumour_suspected=False,
+    )
+    PredictionFactory(
+        scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.CLASSIFIED),
+        model_version=model,
+        label="notumor",
+        confidence=0.7,
+        probabilities={"glioma": 0.25, "meningioma": 0.03, "notumor": 0.7, "pituitary": 0.02},
+        tumour_probability=0.3,
+        tumour_suspected=True,
+    )
+    refused = ScanFactory(
+        case=case,
+        status=Scan.Status.DONE,
+        outcome=Scan.Outcome.NOT_MRI,
+        outcome_reason="not classified: not a brain MRI (colour picture: brain MRI slices are greyscale)",
+    )
+    PredictionFactory(scan=refused, model_version=model, label=None, confidence=0.0, probabilities={})
+    page = _text(owner_client.get(reverse("cases:scans_fragment", args=[case.pk])).content.decode())
+
+    # Confidence 0.868 against a refer threshold of 0.87: 86.8% and 87.0%, not "87% below 87%".
+    assert (
+        "Tumour present? No tumour suspected tumour probability 13% is below the model's tumour "
+        "threshold 19% Type (most likely class) notumor, confidence 86.8% Uncertain – refer "
+        "confidence 86.8% is below the model's refer threshold 87.0%: refer for specialist review"
+    ) in page
+    assert (
+        "Tumour present? Tumour suspected – review tumour probability 30% is at or above the model's "
+        "tumour threshold 19% Type (most likely class) notumor, confidence 70% notumor is the single most "
+        "likely class, but the tumour classes together reach the tumour threshold"
+    ) in page
+    assert page.lower().count("not a brain mri") == 1
+    assert "Not classified: not a brain MRI (colour picture: brain MRI slices are greyscale)" in page
+    assert "87% is below" not in page
 
 
 def test_scans_fragment_reports_pending_state(owner_client, case):
