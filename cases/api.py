@@ -13,6 +13,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_serializer,
     extend_schema_view,
 )
 from rest_framework import exceptions, mixins, renderers, serializers, status, viewsets
@@ -20,11 +21,11 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle
+from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle, StrictInput
 from inference.api import PredictionSerializer
 from ml.labels import CLASSES
 
-from . import export
+from . import api_examples, export
 from .access import cases_visible_to, scans_visible_to, teams_of
 from .forms import CaseFilterForm, ReviewForm
 from .models import AuditEvent, Case, Review, Scan, Team
@@ -64,6 +65,7 @@ def filtered_cases(request):
     return form.filter(cases)
 
 
+@extend_schema_serializer(examples=api_examples.REVIEW_EXAMPLES)
 class ReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.get_username", read_only=True)
 
@@ -73,11 +75,13 @@ class ReviewSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReviewRequestSerializer(serializers.Serializer):
+@extend_schema_serializer(examples=api_examples.REVIEW_REQUEST_EXAMPLES)
+class ReviewRequestSerializer(StrictInput, serializers.Serializer):
     label = serializers.ChoiceField(choices=CLASSES, help_text="The label the reviewer confirms or sets.")
     comment = serializers.CharField(required=False, allow_blank=True)
 
 
+@extend_schema_serializer(examples=api_examples.SCAN_EXAMPLES)
 class ScanSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:scan-detail")
     case = serializers.PrimaryKeyRelatedField(read_only=True)
@@ -126,7 +130,8 @@ class ScanSerializer(serializers.ModelSerializer):
         return ReviewSerializer(review).data if review else None
 
 
-class CaseSerializer(serializers.ModelSerializer):
+@extend_schema_serializer(examples=api_examples.CASE_EXAMPLES)
+class CaseSerializer(StrictInput, serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:case-detail")
     scans_url = serializers.HyperlinkedIdentityField(view_name="api:case-scans")
     team = serializers.PrimaryKeyRelatedField(
@@ -186,12 +191,14 @@ class CaseSerializer(serializers.ModelSerializer):
         return case
 
 
-class CaseUpdateSerializer(serializers.ModelSerializer):
+@extend_schema_serializer(examples=api_examples.CASE_UPDATE_EXAMPLES)
+class CaseUpdateSerializer(StrictInput, serializers.ModelSerializer):
     class Meta:
         model = Case
         fields = ["status", "notes"]
 
 
+@extend_schema_serializer(examples=api_examples.UPLOAD_EXAMPLES)
 class UploadResponseSerializer(serializers.Serializer):
     scans = ScanSerializer(many=True)
 
@@ -329,7 +336,11 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         request=ReviewRequestSerializer,
         responses={
             201: ReviewSerializer,
-            409: OpenApiResponse(ErrorSerializer, description="The scan has no prediction yet."),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The scan has no prediction yet.",
+                examples=[api_examples.NO_PREDICTION_EXAMPLE],
+            ),
         },
     )
     @action(detail=True, methods=["post"])

@@ -2,12 +2,36 @@
 prediction body that scans embed."""
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    extend_schema_view,
+)
 from rest_framework import serializers, viewsets
 
 from .models import ModelVersion, Prediction
 
+MODEL_VERSION_EXAMPLE = {
+    "id": 2,
+    "name": "brain-tumour",
+    "version": "2026.11.24",
+    "task": "brain-tumour",
+    "classes": ["glioma", "meningioma", "notumor", "pituitary"],
+    "metrics": {"accuracy": 0.929, "macro_f1": 0.928, "tumour_recall": 0.998, "tumour_specificity": 0.673},
+    "is_active": True,
+    "is_available": True,
+    "sha256": "c0a4f7d25e8b1f9a3d6e0b7c4a1f8e5d2b9c6a3f0e7d4b1a8c5f2e9b6d3a0c7e",
+    "card_created_at": "2026-11-24T17:02:11Z",
+    "registered_at": "2026-11-25T08:00:03.220914Z",
+}
 
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("The active brain-tumour model", value=MODEL_VERSION_EXAMPLE)]
+)
 class ModelVersionSerializer(serializers.ModelSerializer):
     metrics = serializers.DictField(read_only=True, help_text="From the model card (model.json).")
     classes = serializers.ListField(child=serializers.CharField(), read_only=True)
@@ -74,12 +98,13 @@ class PredictionSerializer(serializers.ModelSerializer):
         "scan's outcome is `uncertain`."
     )
     tumour_probability = serializers.FloatField(
-        allow_null=True, help_text="1 - p(notumor): the three tumour classes together."
+        read_only=True, allow_null=True, help_text="1 - p(notumor): the three tumour classes together."
     )
     tumour_suspected = serializers.BooleanField(
+        read_only=True,
         help_text="The tumour-present answer: `tumour_probability` at or above the model's tumour "
         "threshold, set low so that few tumours are missed. It can be true while `label` is notumor; "
-        "this, not the label, sets the case flag. False when the scan was not classified."
+        "this, not the label, sets the case flag. False when the scan was not classified.",
     )
     explanation_url = serializers.SerializerMethodField()
 
