@@ -112,7 +112,9 @@ CASE_UPDATE_EXAMPLES = [
 ]
 SCAN_EXAMPLES = [
     OpenApiExample("Classified", value=CLASSIFIED_SCAN),
-    OpenApiExample("Uncertain: refer (tumour suspected, most likely notumor)", value=UNCERTAIN_SCAN),
+    OpenApiExample(
+        "Uncertain", summary="Uncertain: refer (tumour suspected, most likely notumor)", value=UNCERTAIN_SCAN
+    ),
     OpenApiExample("Not a brain MRI", value=NOT_MRI_SCAN),
     OpenApiExample("Queued", value=QUEUED_SCAN),
 ]
