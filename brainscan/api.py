@@ -12,7 +12,14 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.plumbing import get_view_model
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -45,6 +52,28 @@ class ErrorSerializer(serializers.Serializer):
         required=False,
         help_text="Uploads only: one {file, name, message} per rejected file (file counts from 1).",
     )
+
+
+class StrictInput:
+    """Serializer mixin for request bodies, so the API refuses what its schema refuses: a JSON
+    number is not text (DRF's CharField turns 0 into "0"), and an empty form field is not a
+    value for a number or a choice (DRF would read it as left out)."""
+
+    def to_internal_value(self, data):
+        if hasattr(data, "get"):
+            errors = {}
+            for name, field in self.fields.items():
+                if field.read_only or name not in data:
+                    continue
+                value = data.get(name)
+                if isinstance(field, serializers.CharField):
+                    if value is not None and not isinstance(value, str):
+                        errors[name] = ["Not a valid string."]
+                elif value == "":
+                    errors[name] = ["Give a value or leave the field out."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
 
 
 def _without_nul(value):
@@ -166,6 +195,23 @@ SERVICE_UNAVAILABLE = {
 }
 # Only operations that read a request body can answer this.
 UNSUPPORTED_MEDIA_TYPE = {"415": "The request body's Content-Type is not one this operation reads."}
+# One real body per error answer, as exception_handler writes it.
+ERROR_EXAMPLES = {
+    "400": {
+        "detail": '"cat" is not a valid choice.',
+        "code": "invalid",
+        "errors": {"label": ['"cat" is not a valid choice.']},
+    },
+    "401": {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"},
+    "403": {"detail": "You do not have permission to perform this action.", "code": "permission_denied"},
+    "404": {"detail": "Not found.", "code": "not_found"},
+    "415": {"detail": 'Unsupported media type "text/plain" in request.', "code": "unsupported_media_type"},
+    "429": {"detail": "Request was throttled. Expected available in 42 seconds.", "code": "throttled"},
+    "503": {
+        "detail": "The service is briefly unavailable: retry after the Retry-After header's seconds.",
+        "code": "service_unavailable",
+    },
+}
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -181,6 +227,31 @@ class AutoSchema(SpectacularAutoSchema):
         if refuses_nul and plain_string:
             schema["pattern"] = NO_NUL
 
+    def get_override_parameters(self):
+        # The routes take any id ("[^/]+"), so that a caller without credentials hears 401 rather
+        # than a route's 404; the ids themselves are the models' integer keys.
+        parameters = super().get_override_parameters()
+        model = get_view_model(self.view, emit_warnings=False)
+        if (
+            "{id}" in self.path
+            and model is not None
+            and model._meta.pk.get_internal_type().endswith("AutoField")
+        ):
+            name = model._meta.verbose_name
+            parameters = [
+                OpenApiParameter("id", int, OpenApiParameter.PATH, description=f"The {name}'s id."),
+                *parameters,
+            ]
+        return parameters
+
+    def _get_request_body(self, direction="request"):
+        body = super()._get_request_body(direction)
+        # drf-spectacular never marks a hand-written request body (the upload's) required; one
+        # whose every media type requires properties is.
+        if body and all(media["schema"].get("required") for media in body["content"].values()):
+            body["required"] = True
+        return body
+
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
         public = any(isinstance(p, AllowAny) for p in self.view.get_permissions())
@@ -192,17 +263,23 @@ class AutoSchema(SpectacularAutoSchema):
         for code, description in errors.items():
             if code in responses or (public and code in ("403", "404")):
                 continue
-            response = self._get_response_for_code(ErrorSerializer, code, direction=direction)
-            response["description"] = description
-            responses[code] = response
+            example = OpenApiExample(ERROR_EXAMPLES[code]["code"], value=ERROR_EXAMPLES[code])
+            body = OpenApiResponse(ErrorSerializer, description=description, examples=[example])
+            responses[code] = self._get_response_for_code(body, code, direction=direction)
         return responses
 
 
-class TokenRequestSerializer(serializers.Serializer):
+@extend_schema_serializer(
+    examples=[OpenApiExample("Alice", value={"username": "alice", "password": "her-password-here"})]
+)
+class TokenRequestSerializer(StrictInput, serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
 
 
+@extend_schema_serializer(
+    examples=[OpenApiExample("A token", value={"token": "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"})]
+)
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField(help_text='Send it as "Authorization: Token <token>".')
 

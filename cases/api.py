@@ -15,6 +15,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_serializer,
     extend_schema_view,
 )
 from rest_framework import exceptions, mixins, renderers, serializers, status, viewsets
@@ -22,11 +23,11 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle
+from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle, StrictInput
 from inference.api import PredictionSerializer
 from ml.labels import CLASSES
 
-from . import export
+from . import api_examples, export
 from .access import cases_visible_to, scans_visible_to, teams_of
 from .forms import CaseFilterForm, ReviewForm
 from .models import (
@@ -78,6 +79,7 @@ def filtered_cases(request):
     return form.filter(cases)
 
 
+@extend_schema_serializer(examples=api_examples.REVIEW_EXAMPLES)
 class ReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.get_username", read_only=True)
 
@@ -87,11 +89,13 @@ class ReviewSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReviewRequestSerializer(serializers.Serializer):
+@extend_schema_serializer(examples=api_examples.REVIEW_REQUEST_EXAMPLES)
+class ReviewRequestSerializer(StrictInput, serializers.Serializer):
     label = serializers.ChoiceField(choices=CLASSES, help_text="The label the reviewer confirms or sets.")
     comment = serializers.CharField(required=False, allow_blank=True)
 
 
+@extend_schema_serializer(examples=api_examples.RETRACT_REQUEST_EXAMPLES)
 class RetractRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=500,
@@ -101,6 +105,7 @@ class RetractRequestSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(examples=api_examples.RETRACTION_EXAMPLES)
 class RetractionSerializer(serializers.ModelSerializer):
     case = serializers.PrimaryKeyRelatedField(read_only=True)
     retracted_by = serializers.CharField(source="retracted_by.get_username", read_only=True)
@@ -112,6 +117,7 @@ class RetractionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(examples=api_examples.SCAN_EXAMPLES)
 class ScanSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:scan-detail")
     case = serializers.PrimaryKeyRelatedField(read_only=True)
@@ -160,7 +166,8 @@ class ScanSerializer(serializers.ModelSerializer):
         return ReviewSerializer(review).data if review else None
 
 
-class CaseSerializer(serializers.ModelSerializer):
+@extend_schema_serializer(examples=api_examples.CASE_EXAMPLES)
+class CaseSerializer(StrictInput, serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:case-detail")
     scans_url = serializers.HyperlinkedIdentityField(view_name="api:case-scans")
     team = serializers.PrimaryKeyRelatedField(
@@ -220,12 +227,14 @@ class CaseSerializer(serializers.ModelSerializer):
         return case
 
 
-class CaseUpdateSerializer(serializers.ModelSerializer):
+@extend_schema_serializer(examples=api_examples.CASE_UPDATE_EXAMPLES)
+class CaseUpdateSerializer(StrictInput, serializers.ModelSerializer):
     class Meta:
         model = Case
         fields = ["status", "notes"]
 
 
+@extend_schema_serializer(examples=api_examples.UPLOAD_EXAMPLES)
 class UploadResponseSerializer(serializers.Serializer):
     scans = ScanSerializer(many=True)
 
@@ -248,6 +257,7 @@ UPLOAD_REQUEST = {
 CASE_CLOSED = OpenApiResponse(
     ErrorSerializer,
     description="The case is closed (`case_closed`): read-only until its status is set back to open.",
+    examples=[api_examples.CASE_CLOSED_EXAMPLE],
 )
 
 
@@ -327,11 +337,13 @@ class CaseViewSet(
                 ErrorSerializer,
                 description="The files' headers declare more pixels together than one upload may "
                 "hold (UPLOAD_MAX_TOTAL_PIXELS); nothing was decoded or stored.",
+                examples=[api_examples.UPLOAD_TOO_LARGE_EXAMPLE],
             ),
             503: OpenApiResponse(
                 ErrorSerializer,
                 description="The server could not check the upload in time (UPLOAD_MAX_SECONDS); "
                 "nothing was stored: retry after the `Retry-After` header's seconds.",
+                examples=[api_examples.UPLOAD_TIMEOUT_EXAMPLE],
             ),
         },
     )
@@ -409,6 +421,7 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                 description="The scan has no prediction yet (`conflict`), was refused as not a brain "
                 "MRI (`not_mri`: such a scan cannot carry a diagnostic label), or its case is closed "
                 "(`case_closed`).",
+                examples=[api_examples.NO_PREDICTION_EXAMPLE],
             ),
         },
     )
@@ -441,11 +454,13 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                 ErrorSerializer,
                 description="Not its uploader, or reviewed and you are not a data steward "
                 "(`permission_denied`).",
+                examples=[api_examples.RETRACT_FORBIDDEN_EXAMPLE],
             ),
             409: OpenApiResponse(
                 ErrorSerializer,
                 description="The case is closed (`case_closed`), or the scan is being classified right now "
                 "(`scan_processing`: retry once it is done).",
+                examples=[api_examples.CASE_CLOSED_EXAMPLE, api_examples.SCAN_PROCESSING_EXAMPLE],
             ),
         },
     )

@@ -18,6 +18,8 @@ FIXED_COLUMNS = [
     "model_version",
     "predicted_label",
     "confidence",
+    "tumour_suspected",
+    "tumour_probability",
 ]
 TAIL_COLUMNS = ["case_flag", "reviewed_label", "reviewer", "reviewed_at"]
 
@@ -60,6 +62,15 @@ def scans_for_export(cases):
     )
 
 
+def _tumour_answer(scan, prediction):
+    """The tumour-present decision, a separate answer from the predicted label (the type): it
+    can be true for a notumor label. Empty for a scan that was not classified."""
+    if prediction is None or scan.outcome == Scan.Outcome.NOT_MRI:
+        return "", ""
+    probability = prediction.tumour_probability
+    return str(prediction.tumour_suspected).lower(), "" if probability is None else f"{probability:.4f}"
+
+
 def csv_rows(cases):
     classes = probability_classes()
     writer = csv.writer(_Echo())
@@ -76,6 +87,7 @@ def csv_rows(cases):
             str(prediction.model_version) if prediction else "",
             (prediction.label or "") if prediction else "",
             f"{prediction.confidence:.4f}" if prediction else "",
+            *_tumour_answer(scan, prediction),
         ]
         probabilities = prediction.probabilities if prediction else {}
         row += [f"{probabilities[name]:.4f}" if name in probabilities else "" for name in classes]

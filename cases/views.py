@@ -54,11 +54,11 @@ def case_list(request):
         "cases/case_list.html",
         {
             "form": form,
+            "lookup_form": PatientLookupForm(),
             "page": page,
             "rows": rows,
             "query": query.urlencode(),
             "can_create": teams_of(request.user).exists(),
-            "lookup_form": PatientLookupForm(),
         },
     )
 

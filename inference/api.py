@@ -2,14 +2,38 @@
 prediction body that scans embed."""
 
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    extend_schema_view,
+)
 from rest_framework import serializers, viewsets
 
 from brainscan.api import NO_NUL
 
 from .models import ModelVersion, Prediction
 
+MODEL_VERSION_EXAMPLE = {
+    "id": 2,
+    "name": "brain-tumour",
+    "version": "2026.11.24",
+    "task": "brain-tumour",
+    "classes": ["glioma", "meningioma", "notumor", "pituitary"],
+    "metrics": {"accuracy": 0.929, "macro_f1": 0.928, "tumour_recall": 0.998, "tumour_specificity": 0.673},
+    "is_active": True,
+    "is_available": True,
+    "sha256": "c0a4f7d25e8b1f9a3d6e0b7c4a1f8e5d2b9c6a3f0e7d4b1a8c5f2e9b6d3a0c7e",
+    "card_created_at": "2026-11-24T17:02:11Z",
+    "registered_at": "2026-11-25T08:00:03.220914Z",
+}
 
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("The active brain-tumour model", value=MODEL_VERSION_EXAMPLE)]
+)
 class ModelVersionSerializer(serializers.ModelSerializer):
     metrics = serializers.DictField(read_only=True, help_text="From the model card (model.json).")
     classes = serializers.ListField(child=serializers.CharField(), read_only=True)
@@ -69,9 +93,23 @@ class PredictionSerializer(serializers.ModelSerializer):
     model_version_id = serializers.IntegerField(read_only=True)
     probabilities = serializers.DictField(child=serializers.FloatField(), help_text="Label -> probability.")
     label = serializers.CharField(
-        allow_null=True, help_text="glioma, meningioma, pituitary or notumor; null when not classified."
+        allow_null=True,
+        help_text="The type answer: the most likely class (glioma, meningioma, pituitary or notumor); "
+        "null when not classified. A separate answer from `tumour_suspected`.",
     )
-    confidence = serializers.FloatField(help_text="Calibrated probability of the label.")
+    confidence = serializers.FloatField(
+        help_text="Calibrated probability of the label; below the model's refer threshold the "
+        "scan's outcome is `uncertain`."
+    )
+    tumour_probability = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="1 - p(notumor): the three tumour classes together."
+    )
+    tumour_suspected = serializers.BooleanField(
+        read_only=True,
+        help_text="The tumour-present answer: `tumour_probability` at or above the model's tumour "
+        "threshold, set low so that few tumours are missed. It can be true while `label` is notumor; "
+        "this, not the label, sets the case flag. False when the scan was not classified.",
+    )
     explanation_url = serializers.SerializerMethodField()
 
     class Meta:

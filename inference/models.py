@@ -3,6 +3,9 @@
 from django.db import models, transaction
 from django.db.models import Q
 
+from ml.card import percents, refer_reason
+from ml.labels import NOTUMOR
+
 
 class ModelVersion(models.Model):
     name = models.CharField(max_length=100)
@@ -77,6 +80,41 @@ class Prediction(models.Model):
     @property
     def sorted_probabilities(self):
         return sorted(self.probabilities.items(), key=lambda item: -item[1])
+
+    # Two answers per scan, with the card's thresholds as ml.serve applies them: tumour present
+    # (1 - p(notumor) against tumour_threshold, set low so that few tumours are missed) and type
+    # (the most likely of the classes, against refer_threshold). The first can be "suspected"
+    # while the second is notumor; pages, CSV and API name them apart.
+    @property
+    def tumour_threshold(self) -> float:
+        return float((self.model_version.card or {}).get("tumour_threshold", 0.5))
+
+    @property
+    def refer_threshold(self) -> float:
+        return float((self.model_version.card or {}).get("refer_threshold", 0.0))
+
+    @property
+    def tumour_reason(self) -> str:
+        if self.tumour_probability is None:
+            return ""
+        shown, limit = percents(self.tumour_probability, self.tumour_threshold)
+        side = "at or above" if self.tumour_probability >= self.tumour_threshold else "below"
+        return f"tumour probability {shown} is {side} the model's tumour threshold {limit}"
+
+    @property
+    def suspected_though_typed_no_tumour(self) -> bool:
+        return self.tumour_suspected and self.label == (self.model_version.card or {}).get(
+            "no_finding_class", NOTUMOR
+        )
+
+    @property
+    def confidence_shown(self) -> str:
+        """The confidence as a percentage that reads below the refer threshold when it is."""
+        return percents(self.confidence, self.refer_threshold)[0]
+
+    @property
+    def refer_reason(self) -> str:
+        return refer_reason(self.confidence, self.refer_threshold)
 
     @property
     def latest_review(self):

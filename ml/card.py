@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -38,6 +39,25 @@ def write_json_atomic(path: Path, data: dict) -> None:
         fh.write("\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def percents(value: float, threshold: float) -> tuple[str, str]:
+    """``value`` and ``threshold`` as percentages with just enough decimals that a value below
+    the threshold reads below it ("86.8%" and "87.0%", not "87%" and "87%")."""
+    for decimals in range(3):
+        shown = f"{value:.{decimals}%}", f"{threshold:.{decimals}%}"
+        if value >= threshold or float(shown[0][:-1]) < float(shown[1][:-1]):
+            return shown
+    # Closer than two decimals show: the value rounded down, the threshold up.
+    scale = 100_000
+    low, high = math.floor(round(value * scale, 6)), math.ceil(round(threshold * scale, 6))
+    return f"{low / 1000:.3f}%", f"{high / 1000:.3f}%"
+
+
+def refer_reason(confidence: float, refer_threshold: float) -> str:
+    """Why a result is ``uncertain``: its confidence against the card's refer threshold."""
+    shown, limit = percents(confidence, refer_threshold)
+    return f"confidence {shown} is below the model's refer threshold {limit}: refer for specialist review"
 
 
 def print_report(result: dict, json_path: Path | None = None) -> None:

@@ -204,10 +204,7 @@ class Classifier:
         outcome, outcome_reason = "classified", ""
         if confidence < self.refer_threshold:
             outcome = "uncertain"
-            outcome_reason = (
-                f"confidence {confidence:.0%} is below the model's refer threshold "
-                f"{self.refer_threshold:.0%}: refer for specialist review"
-            )
+            outcome_reason = cards.refer_reason(confidence, self.refer_threshold)
         png = heatmap_png(cam, grey) if cam is not None else None
         return Classification(
             outcome=outcome,

@@ -223,10 +223,15 @@ def load_parent(model_dir: Path, full: Dataset, split: dict):
 
 def train(args) -> Path:
     import keras
+    import tensorflow as tf
 
     from ml.model import build_model, masked_nll
 
+    # The seed alone does not make a run repeatable: augmentation draws from stateful random
+    # ops inside a parallel tf.data map, so which image gets which draw follows thread timing.
+    # With op determinism that map runs serially (prefetch still overlaps it with training).
     keras.utils.set_random_seed(args.seed)
+    tf.config.experimental.enable_op_determinism()
     started = time.time()
     items = [item for folder in args.data for item in index_folder(Path(folder))]
     if args.limit:

@@ -1,5 +1,10 @@
 """Environment helpers: bad values and missing secrets stop start-up with a clear message."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -99,3 +104,46 @@ def test_https_settings_are_off_by_default_for_the_embedded_mode(settings):
     # `make run` serves http://127.0.0.1: a redirect to HTTPS or HSTS would lock the browser out.
     assert settings.SECURE_SSL_REDIRECT is False and settings.SECURE_HSTS_SECONDS == 0
     assert settings.SECURE_PROXY_SSL_HEADER is None
+
+
+def test_secret_falls_back_to_the_generated_file_only_when_neither_variable_is_set(monkeypatch, tmp_path):
+    generated = tmp_path / "secret_key"
+    monkeypatch.delenv("SOME_SECRET", raising=False)
+    monkeypatch.delenv("SOME_SECRET_FILE", raising=False)
+    with pytest.raises(ImproperlyConfigured, match="Set the environment variable SOME_SECRET .*make run"):
+        env_secret("SOME_SECRET", fallback_file=generated)  # nothing is invented
+    generated.write_text("from-make\n")
+    assert env_secret("SOME_SECRET", fallback_file=generated) == "from-make"
+    monkeypatch.setenv("SOME_SECRET", "from-env")
+    assert env_secret("SOME_SECRET", fallback_file=generated) == "from-env"
+    (tmp_path / "mounted").write_text("from-file")
+    monkeypatch.setenv("SOME_SECRET_FILE", str(tmp_path / "mounted"))
+    assert env_secret("SOME_SECRET", fallback_file=generated) == "from-file"
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _manage_check(var_dir):
+    """`python manage.py check` as the README runs it: a clean environment, production settings."""
+    clean = {"PATH": os.environ["PATH"], "BRAINSCAN_VAR_DIR": str(var_dir)}
+    command = [sys.executable, "manage.py", "check"]
+    return subprocess.run(command, cwd=REPO_ROOT, env=clean, capture_output=True, text=True, timeout=120)
+
+
+def test_manage_py_finds_the_keys_make_generated_in_the_var_dir(tmp_path):
+    (tmp_path / "secret_key").write_text("generated-secret-key\n")
+    (tmp_path / "patient_ref_key").write_text("generated-patient-reference-key\n")
+    proc = _manage_check(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no issues" in proc.stdout
+
+
+def test_manage_py_without_a_secret_says_so_in_one_line(tmp_path):
+    proc = _manage_check(tmp_path)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"Configuration error: Set the environment variable SECRET_KEY (or SECRET_KEY_FILE), "
+        f"or create {tmp_path / 'secret_key'} (`make run` generates it)."
+    ]

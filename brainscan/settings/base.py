@@ -12,10 +12,11 @@ from .env import env_bool, env_int, env_list, env_secret, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("BRAINSCAN_VAR_DIR", str(BASE_DIR / "var")))
 
-# No defaults for secrets: a missing one fails at start-up (`make run` generates both under var/).
-SECRET_KEY = env_secret("SECRET_KEY")
+# No defaults for secrets: a missing one fails at start-up. Without NAME or NAME_FILE they are
+# read from the files `make run` generates under var/, so manage.py works as the README shows.
+SECRET_KEY = env_secret("SECRET_KEY", fallback_file=VAR_DIR / "secret_key")
 # Keys the HMAC of external patient references. Changing it breaks "find earlier cases".
-PATIENT_REF_KEY = env_secret("PATIENT_REF_KEY")
+PATIENT_REF_KEY = env_secret("PATIENT_REF_KEY", fallback_file=VAR_DIR / "patient_ref_key")
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])

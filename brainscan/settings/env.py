@@ -56,20 +56,34 @@ def env_list(name, default=_UNSET):
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_secret(name, default=_UNSET):
-    """Read a secret from NAME, or from the file named by NAME_FILE (Docker/Kubernetes secrets)."""
+def env_secret(name, default=_UNSET, fallback_file=None):
+    """Read a secret from NAME, or from the file named by NAME_FILE (Docker/Kubernetes secrets),
+    or else from ``fallback_file`` if it exists (the key `make` generates under var/). Nothing
+    is ever generated here: with none of the three, start-up stops."""
     path = os.environ.get(f"{name}_FILE")
     if path:
-        try:
-            secret = Path(path).read_text().strip()
-        except OSError as error:
-            raise ImproperlyConfigured(f"{name}_FILE={path!r} cannot be read: {error}") from None
-        if not secret:
-            raise ImproperlyConfigured(f"{name}_FILE={path!r} is empty.")
-        return secret
+        return _read_secret_file(f"{name}_FILE={path!r}", path)
+    if name not in os.environ and fallback_file is not None:
+        if Path(fallback_file).exists():
+            return _read_secret_file(f"{fallback_file} (for {name})", fallback_file)
+        if default is _UNSET:
+            raise ImproperlyConfigured(
+                f"Set the environment variable {name} (or {name}_FILE), or create {fallback_file} "
+                "(`make run` generates it)."
+            )
     value = _raw(name, default)
     if value is None:
         return default
     if not value.strip():
         raise ImproperlyConfigured(f"{name} is set but empty.")
     return value
+
+
+def _read_secret_file(what, path):
+    try:
+        secret = Path(path).read_text().strip()
+    except OSError as error:
+        raise ImproperlyConfigured(f"{what} cannot be read: {error}") from None
+    if not secret:
+        raise ImproperlyConfigured(f"{what} is empty.")
+    return secret

@@ -72,6 +72,21 @@ def test_retrieve_and_update_are_audited_like_the_web(owner_api, owner, case):
     assert update.detail == {"fields": ["notes", "status"]}
 
 
+@pytest.mark.parametrize(
+    "body,format,field",
+    [
+        ({"notes": "headache", "patient_reference": 12345}, "json", "patient_reference"),  # not text
+        ({"notes": 3.5}, "json", "notes"),
+        ({"notes": "headache", "team": ""}, "multipart", "team"),  # an empty form field is no team
+    ],
+)
+def test_create_refuses_what_the_schema_refuses_and_stores_nothing(owner_api, team, body, format, field):
+    response = owner_api.post("/api/v1/cases/", body, format=format)
+    assert response.status_code == 400, response.content
+    assert list(response.json()["errors"]) == [field]
+    assert not Case.objects.exists()
+
+
 def test_update_refuses_bad_status_and_other_fields(owner_api, case):
     response = owner_api.patch(f"/api/v1/cases/{case.pk}/", {"status": "deleted"}, format="json")
     assert response.status_code == 400 and "status" in response.json()["errors"]

@@ -1,15 +1,17 @@
 """The clinician's main path in headless Chromium: log in, create a case, upload, see the
-result appear without reloading, export the CSV."""
+result appear without reloading, export the CSV, find the patient's cases again."""
 
 import csv
 import io
 import os
+import re
 import shutil
 
 import pytest
 
 from inference.registry import sync_registry
 from tests.conftest import model_available, real_mri_images
+from tests.factories import CaseFactory
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +35,9 @@ def page(monkeypatch, close_thread_connections):
         browser.close()
 
 
-def test_log_in_create_case_upload_see_result_export(page, live_server, running_worker, owner):
+def test_log_in_create_case_upload_see_result_export_find_patient(
+    page, live_server, running_worker, team, owner
+):
     has_model, _ = model_available()
     if has_model:
         sync_registry()
@@ -47,6 +51,7 @@ def test_log_in_create_case_upload_see_result_export(page, live_server, running_
 
     page.click("text=New case")
     page.fill("#id_notes", "browser test")
+    page.fill("#id_patient_reference", "MRN 555-01")
     page.click("button:has-text('Create case')")
     pseudonym = page.text_content("#pseudonym").strip()
 
@@ -71,3 +76,15 @@ def test_log_in_create_case_upload_see_result_export(page, live_server, running_
         rows = list(csv.DictReader(io.StringIO(exported.read())))
     assert [row["pseudonym"] for row in rows] == [pseudonym]
     assert rows[0]["predicted_label"] == label
+
+    # Another patient's case, then "Find patient's cases" with the reference as typed by hand.
+    someone_else = CaseFactory(team=team, created_by=owner)
+    page.reload()
+    assert page.locator(f"text={someone_else.pseudonym}").count() == 1
+    page.fill("form[action$='/find-patient/'] input[name=patient_reference]", "mrn 555-01 ")
+    page.click('button:has-text("Find patient\'s cases")')
+    page.wait_for_selector("text=Showing one patient's cases")
+    # Only the keyed hash reaches the address bar.
+    assert re.search(r"\?patient=[0-9a-f]{64}$", page.url) and "mrn" not in page.url.lower()
+    listed = [cell.strip() for cell in page.locator("table.cases tbody td:first-child").all_text_contents()]
+    assert listed == [pseudonym]

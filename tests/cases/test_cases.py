@@ -1,14 +1,17 @@
 """Case pages: creation with pseudonym and hashed patient reference, review, updates, audit trail."""
 
+import html
 import re
+from html.parser import HTMLParser
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from cases.forms import PatientLookupForm
 from cases.models import AuditEvent, Case, Review, Scan, hash_patient_reference
-from tests.factories import CaseFactory, PredictionFactory, ScanFactory
+from tests.factories import CaseFactory, ModelVersionFactory, PredictionFactory, ScanFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -48,6 +51,57 @@ def test_case_page_shows_prediction_and_view_is_audited(owner_client, case, owne
     page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
     assert "glioma" in page and "0.91" in page and str(prediction.model_version) in page
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.CASE_VIEW, actor=owner).count() == 1
+
+
+def _text(page):
+    """What a reader sees: the page's text, tags gone, spaces collapsed."""
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    return re.sub(r" ([,.:])", r"\1", text)
+
+
+def test_scan_result_names_the_tumour_answer_and_the_type_apart_and_rounds_below_as_below(owner_client, case):
+    model = ModelVersionFactory(card={"tumour_threshold": 0.1868, "refer_threshold": 0.87})
+    PredictionFactory(
+        scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.UNCERTAIN),
+        model_version=model,
+        label="notumor",
+        confidence=0.868,
+        probabilities={"glioma": 0.1, "meningioma": 0.02, "notumor": 0.868, "pituitary": 0.012},
+        tumour_probability=0.132,
+        tumour_suspected=False,
+    )
+    PredictionFactory(
+        scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.CLASSIFIED),
+        model_version=model,
+        label="notumor",
+        confidence=0.7,
+        probabilities={"glioma": 0.25, "meningioma": 0.03, "notumor": 0.7, "pituitary": 0.02},
+        tumour_probability=0.3,
+        tumour_suspected=True,
+    )
+    refused = ScanFactory(
+        case=case,
+        status=Scan.Status.DONE,
+        outcome=Scan.Outcome.NOT_MRI,
+        outcome_reason="not classified: not a brain MRI (colour picture: brain MRI slices are greyscale)",
+    )
+    PredictionFactory(scan=refused, model_version=model, label=None, confidence=0.0, probabilities={})
+    page = _text(owner_client.get(reverse("cases:scans_fragment", args=[case.pk])).content.decode())
+
+    # Confidence 0.868 against a refer threshold of 0.87: 86.8% and 87.0%, not "87% below 87%".
+    assert (
+        "Tumour present? No tumour suspected tumour probability 13% is below the model's tumour "
+        "threshold 19% Type (most likely class) notumor, confidence 86.8% Uncertain – refer "
+        "confidence 86.8% is below the model's refer threshold 87.0%: refer for specialist review"
+    ) in page
+    assert (
+        "Tumour present? Tumour suspected – review tumour probability 30% is at or above the model's "
+        "tumour threshold 19% Type (most likely class) notumor, confidence 70% notumor is the single most "
+        "likely class, but the tumour classes together reach the tumour threshold"
+    ) in page
+    assert page.lower().count("not a brain mri") == 1
+    assert "Not classified: not a brain MRI (colour picture: brain MRI slices are greyscale)" in page
+    assert "87% is below" not in page
 
 
 def test_scans_fragment_reports_pending_state(owner_client, case):
@@ -133,6 +187,39 @@ def test_list_rows_show_a_flag_or_status_set_behind_the_models_back(owner_client
     Case.objects.filter(pk=case.pk).update(flag=Case.Flag.TUMOUR_SUSPECTED, status=Case.Status.CLOSED)
     page = owner_client.get(reverse("cases:list")).content.decode()
     assert "flag-tumour_suspected" in page and "<td>Closed</td>" in page
+
+
+class _Forms(HTMLParser):
+    """The forms of a page: action and input elements, as a browser would submit them."""
+
+    def __init__(self):
+        super().__init__()
+        self.forms = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": attrs.get("action", ""), "inputs": []})
+        elif tag == "input" and self.forms:
+            self.forms[-1]["inputs"].append(attrs)
+
+
+def test_find_patient_form_on_the_list_has_the_text_field_the_search_reads(owner_client, team, owner):
+    patient = CaseFactory(team=team, created_by=owner)
+    patient.set_patient_reference("MRN 12345")
+    patient.save()
+    someone_else = CaseFactory(team=team, created_by=owner)
+    parser = _Forms()
+    parser.feed(owner_client.get(reverse("cases:list")).content.decode())
+    (form,) = [f for f in parser.forms if f["action"] == reverse("cases:find_patient")]
+    typed = [field["name"] for field in form["inputs"] if field.get("type") == "text"]
+    assert typed == ["patient_reference"] and set(typed) <= set(PatientLookupForm.base_fields)
+    # Submit what the page holds, with the reference typed into its text field.
+    data = {field["name"]: field.get("value", "") for field in form["inputs"] if field.get("name")}
+    found = owner_client.post(form["action"], data | {typed[0]: "mrn12345"}, follow=True)
+    page = found.content.decode()
+    assert "Type a patient reference" not in page and "Showing one patient's cases" in page
+    assert patient.pseudonym in page and someone_else.pseudonym not in page
 
 
 def test_audit_events_are_append_only(owner):

@@ -8,7 +8,7 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
-from cases.models import AuditEvent, Case, hash_patient_reference
+from cases.models import AuditEvent, Case, Scan, hash_patient_reference
 from tests.factories import CaseFactory, PredictionFactory, ReviewFactory, ScanFactory
 
 pytestmark = pytest.mark.django_db
@@ -40,9 +40,37 @@ def test_export_streams_one_row_per_scan_with_prediction_and_review(owner_client
     assert done["pseudonym"] == case.pseudonym
     assert done["model_version"] == str(review.prediction.model_version)
     assert (done["predicted_label"], done["confidence"], done["p_glioma"]) == ("glioma", "0.9100", "0.9100")
+    assert (done["tumour_suspected"], done["tumour_probability"]) == ("true", "0.9800")
     assert (done["reviewed_label"], done["reviewer"]) == ("meningioma", "teammate")
     assert done["reviewed_at"] and done["uploaded_at"]
     assert (rows[1]["status"], rows[1]["predicted_label"], rows[1]["reviewer"]) == ("queued", "", "")
+
+
+def test_export_gives_the_tumour_answer_beside_the_type_and_none_for_a_refused_picture(owner_client, case):
+    PredictionFactory(
+        scan=ScanFactory(case=case),
+        label="notumor",
+        confidence=0.7,
+        probabilities={"glioma": 0.25, "meningioma": 0.03, "notumor": 0.7, "pituitary": 0.02},
+        tumour_probability=0.3,
+        tumour_suspected=True,
+    )
+    PredictionFactory(
+        scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI),
+        label=None,
+        confidence=0.0,
+        probabilities={},
+        tumour_probability=0.0,
+        tumour_suspected=False,
+    )
+    typed_no_tumour, refused = read_csv(owner_client.get(reverse("cases:export")))
+    assert (typed_no_tumour["predicted_label"], typed_no_tumour["tumour_suspected"]) == ("notumor", "true")
+    assert typed_no_tumour["tumour_probability"] == "0.3000"
+    assert (refused["outcome"], refused["tumour_suspected"], refused["tumour_probability"]) == (
+        "not_mri",
+        "",
+        "",
+    )
 
 
 def test_export_applies_the_list_filters_and_is_audited(owner_client, case, team, owner):

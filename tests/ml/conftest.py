@@ -20,39 +20,20 @@ def datasets():
     return DATASETS
 
 
+def tiny_training_command(out: Path, cache: Path) -> list[str]:
+    """python -m ml.train for 1 epoch on a few dozen real images (10 per label, 6 healthy)."""
+    args = ["--data", TUMOUR_TRAINING, "--data", BR35H, "--out", out, "--epochs", 1, "--limit", 10]
+    args += ["--healthy", HEALTHY, "--healthy-limit", 6, "--cache", cache, "--outlier-pictures", 40]
+    return [sys.executable, "-m", "ml.train", *map(str, args)]
+
+
 @pytest.fixture(scope="session")
 def tiny_model(datasets, tmp_path_factory):
     """A real 1-epoch training run on a few dozen images, through the command line."""
     out = tmp_path_factory.mktemp("models") / "brain-tumour" / "tiny"
     cache = tmp_path_factory.mktemp("cache")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ml.train",
-            "--data",
-            str(TUMOUR_TRAINING),
-            "--data",
-            str(BR35H),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            "--limit",
-            "10",
-            "--healthy",
-            str(HEALTHY),
-            "--healthy-limit",
-            "6",
-            "--cache",
-            str(cache),
-            "--outlier-pictures",
-            "40",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        tiny_training_command(out, cache), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
