@@ -1,13 +1,14 @@
 """Neither the web process nor the worker imports TensorFlow: each one's whole path (web:
 pages, upload, enqueue, export; worker: a real Celery worker classifying a real scan) runs in a
-fresh interpreter, which must end without tensorflow or keras in sys.modules."""
+fresh interpreter, which must end without tensorflow or keras in sys.modules. The images that
+run them do not install either."""
 
 import re
 import textwrap
 
 import pytest
 
-from tests.conftest import model_available, real_mri_images
+from tests.conftest import REPO_ROOT, model_available, real_mri_images
 from tests.webprocess import run_as_web_process
 
 WEB_PROCESS = textwrap.dedent(
@@ -129,3 +130,20 @@ def test_worker_classifies_a_real_scan_without_importing_tensorflow(tmp_path):
     # The issue's budget for a worker with every model loaded (TensorFlow alone took 620-760 MB).
     peak = int(re.search(r"PEAK_RSS_MB (\d+)", completed.stdout).group(1))
     assert peak <= 250, completed.stdout
+
+
+def _pins(name):
+    lines = (REPO_ROOT / name).read_text().splitlines()
+    return {line.split("==")[0].lower().replace("_", "-") for line in lines if "==" in line}, lines
+
+
+def test_web_and_worker_image_installs_neither_tensorflow_nor_keras():
+    runtime, _ = _pins("requirements.txt")
+    assert "ai-edge-litert" in runtime
+    assert not {name for name in runtime if name.startswith(("tensorflow", "keras"))}
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert re.findall(r"pip install .*-r (\S+)", dockerfile) == ["requirements.txt"]
+    # make test installs requirements-dev.txt, which brings training, evaluation and export.
+    ml, ml_lines = _pins("requirements-ml.txt")
+    assert {"tensorflow-cpu", "keras"} <= ml and "-r requirements.txt" in ml_lines
+    assert "-r requirements-ml.txt" in _pins("requirements-dev.txt")[1]
