@@ -12,4 +12,4 @@ USER brainscan
 # collectstatic needs settings to import; these build-time secrets are never used at run time.
 RUN SECRET_KEY=build PATIENT_REF_KEY=build BRAINSCAN_VAR_DIR=/app/var python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "brainscan.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "brainscan.wsgi", "-c", "brainscan/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

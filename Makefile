@@ -9,6 +9,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 WORKER_CONCURRENCY ?= 1
 BENCH_IMAGES ?= 60
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Secrets for the embedded mode are generated once under var/ unless given in the environment.
 ifeq ($(origin SECRET_KEY),undefined)
@@ -18,14 +19,14 @@ ifeq ($(origin PATIENT_REF_KEY),undefined)
 export PATIENT_REF_KEY_FILE ?= $(CURDIR)/$(VAR)/patient_ref_key
 endif
 
-.PHONY: run test lint bench lock setup deps
+.PHONY: run test lint bench bench-tools lock setup deps
 
 run: setup
 	@echo "BrainScan: http://$(HOST):$(PORT)/  -- first admin: see above or $(VAR)/admin-password.txt. Ctrl-C stops web and worker."
 	@trap 'kill $$worker $$web 2>/dev/null; wait' INT TERM EXIT; \
 	$(VENV)/bin/celery -A brainscan worker --beat --schedule $(VAR)/celerybeat-schedule \
 	  --concurrency $(WORKER_CONCURRENCY) --loglevel INFO & worker=$$!; \
-	$(VENV)/bin/gunicorn brainscan.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - & web=$$!; \
+	$(VENV)/bin/gunicorn brainscan.wsgi -c brainscan/gunicorn.conf.py --bind $(HOST):$(PORT) & web=$$!; \
 	wait -n $$worker $$web
 
 test: deps $(VAR)/secret_key $(VAR)/patient_ref_key
@@ -37,11 +38,17 @@ lint: deps
 
 # Model serving (load, batch-1 latency on one core, batch-32 throughput, Grad-CAM cost),
 # upload-to-result latency and throughput with a warm worker on real images from ../shared,
-# then analytics page times with a warm cache.
-bench: setup
+# analytics page times with a warm cache, then ApacheBench on the case list (127.0.0.1 only,
+# bounded request counts), idle and while a worker classifies 100 uploads.
+bench: setup bench-tools
 	$(PY) -m ml.bench --json $(VAR)/ml-bench.json
 	$(PY) manage.py bench_pipeline --images $(BENCH_IMAGES)
 	$(PY) manage.py bench_analytics
+	$(PY) manage.py bench_load
+
+# ApacheBench (Debian package apache2-utils) for the load step, installed when missing.
+bench-tools:
+	@command -v ab >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y --no-install-recommends apache2-utils; }
 
 setup: deps $(VAR)/secret_key $(VAR)/patient_ref_key
 	$(PY) manage.py migrate --noinput

@@ -62,6 +62,13 @@ def _recipe_once():
     return _recipe
 
 
+def header_pixels(fileobj) -> int:
+    """Rows x columns x frames from the header alone (the pixel data is not read)."""
+    header = pydicom.dcmread(fileobj, stop_before_pixels=True)
+    frames = int(header.get("NumberOfFrames", 1) or 1)
+    return int(header.get("Rows", 0)) * int(header.get("Columns", 0)) * frames
+
+
 def read_dicom(data: bytes, max_pixels: int) -> pydicom.Dataset:
     """Parse and check one uploaded DICOM slice; raise DicomRejected with a clear reason."""
     try:

@@ -38,7 +38,7 @@ from .models import (
     Team,
     retraction_reason,
 )
-from .uploads import store_scans, validate_files
+from .uploads import UploadRefused, store_scans, validate_files
 
 FILTER_PARAMETERS = [
     OpenApiParameter("q", str, description="Part of the pseudonym.", pattern=NO_NUL),
@@ -316,7 +316,20 @@ class CaseViewSet(
     @extend_schema(
         summary="Upload images to classify: 202 with each new scan; any bad file stores nothing",
         request=UPLOAD_REQUEST,
-        responses={202: UploadResponseSerializer, 409: CASE_CLOSED},
+        responses={
+            202: UploadResponseSerializer,
+            409: CASE_CLOSED,
+            413: OpenApiResponse(
+                ErrorSerializer,
+                description="The files' headers declare more pixels together than one upload may "
+                "hold (UPLOAD_MAX_TOTAL_PIXELS); nothing was decoded or stored.",
+            ),
+            503: OpenApiResponse(
+                ErrorSerializer,
+                description="The server could not check the upload in time (UPLOAD_MAX_SECONDS); "
+                "nothing was stored: retry after the `Retry-After` header's seconds.",
+            ),
+        },
     )
     @scans.mapping.post
     def upload(self, request, pk=None):
@@ -339,6 +352,12 @@ class CaseViewSet(
         except CaseClosed as refusal:
             AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
             raise Conflict(str(refusal), code=refusal.code)
+        except UploadRefused as refusal:
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=1)
+            headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
+            return Response(
+                {"detail": str(refusal), "code": refusal.code}, status=refusal.status, headers=headers
+            )
         data = ScanSerializer(
             _with_results(Scan.objects.filter(pk__in=[s.pk for s in scans])),
             many=True,

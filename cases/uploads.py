@@ -4,14 +4,16 @@ Every file is identified by its content (never its name or declared type), size-
 pixel-capped, decoded completely, then de-identified: JPEG/PNG are re-encoded from their
 pixels alone as PNG, so no metadata (EXIF, GPS, ICC, XMP, text chunks) survives; DICOM
 slices are de-identified per the PS3.15 basic profile (cases/anonymise.py). The client's
-file name is never kept, nor logged. Formats register a sniffer and a cleaner in FORMATS.
+file name is never kept, nor logged. Formats register a sniffer, a header reader and a cleaner
+in FORMATS. One upload's work is bounded: its files' headers are summed against a pixel budget
+before anything is decoded, and checking stops with a 503 once it runs past its time budget.
 """
 
 import hashlib
 import io
 import logging
-import warnings
 from dataclasses import dataclass, field
+from time import monotonic
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -29,6 +31,18 @@ logging.getLogger("PIL").setLevel(max(logging.getLogger("PIL").level, logging.IN
 
 class UploadRejected(Exception):
     """A file that cannot become a scan; the message is shown to the uploader as is."""
+
+
+class UploadRefused(Exception):
+    """The upload as a whole is refused and nothing is stored; the message is shown as is.
+
+    ``status`` is the HTTP answer (413: more work than one request may ask for; 503: the server
+    could not check it in time), ``code`` the API's error code, ``retry_after`` seconds or None.
+    """
+
+    def __init__(self, message, *, status, code, retry_after=None):
+        super().__init__(message)
+        self.status, self.code, self.retry_after = status, code, retry_after
 
 
 @dataclass(frozen=True)
@@ -59,32 +73,37 @@ def _megabytes(size):
 
 def _decode_raster(data: bytes, pillow_format: str, label: str) -> Image.Image:
     max_pixels = settings.UPLOAD_MAX_PIXELS
-    with warnings.catch_warnings():
-        # Pillow only warns on large declared sizes (and fails on huge ones): both are refusals.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data), formats=[pillow_format]) as probe:
-                width, height = probe.size  # from the header; nothing decompressed yet
-                if width * height > max_pixels:
-                    raise UploadRejected(
-                        f"The image is {width}×{height} = {width * height:,} pixels; "
-                        f"the limit is {max_pixels:,} pixels."
-                    )
-                probe.verify()
-            image = Image.open(io.BytesIO(data), formats=[pillow_format])
-            image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise UploadRejected(
-                f"The image declares far more than {max_pixels:,} pixels (a decompression bomb "
-                "or an image far larger than a scan); it was not decoded."
-            ) from None
-        except UploadRejected:
-            raise
-        except (OSError, SyntaxError, ValueError, EOFError) as error:
-            raise UploadRejected(
-                f"The {label} file could not be decoded completely (truncated or corrupt: {error})."
-            ) from None
+    # No warnings.catch_warnings() here: it swaps process-wide state and web workers are threaded.
+    # The header check below refuses an oversized image before Pillow's own bomb warning matters.
+    try:
+        with Image.open(io.BytesIO(data), formats=[pillow_format]) as probe:
+            width, height = probe.size  # from the header; nothing decompressed yet
+            if width * height > max_pixels:
+                raise UploadRejected(
+                    f"The image is {width}×{height} = {width * height:,} pixels; "
+                    f"the limit is {max_pixels:,} pixels."
+                )
+            probe.verify()
+        image = Image.open(io.BytesIO(data), formats=[pillow_format])
+        image.load()
+    except Image.DecompressionBombError:
+        raise UploadRejected(
+            f"The image declares far more than {max_pixels:,} pixels (a decompression bomb "
+            "or an image far larger than a scan); it was not decoded."
+        ) from None
+    except UploadRejected:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise UploadRejected(
+            f"The {label} file could not be decoded completely (truncated or corrupt: {error})."
+        ) from None
     return image
+
+
+def _raster_header_pixels(uploaded_file, pillow_format: str) -> int:
+    with Image.open(uploaded_file, formats=[pillow_format]) as probe:
+        width, height = probe.size  # Image.open reads the header only
+    return width * height
 
 
 def _pixels_only(image: Image.Image) -> Image.Image:
@@ -176,6 +195,7 @@ def _clean_dicom(data: bytes) -> CleanImage:
 class Format:
     label: str
     accepts: callable  # first bytes -> bool
+    header_pixels: callable  # uploaded file -> pixels its header declares, nothing decoded
     clean: callable  # full bytes -> CleanImage (raises UploadRejected)
 
 
@@ -183,14 +203,16 @@ FORMATS = [
     Format(
         "JPEG",
         lambda head: head.startswith(b"\xff\xd8\xff"),
+        lambda file: _raster_header_pixels(file, "JPEG"),
         lambda data: _clean_raster(data, "JPEG", "JPEG"),
     ),
     Format(
         "PNG",
         lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
+        lambda file: _raster_header_pixels(file, "PNG"),
         lambda data: _clean_raster(data, "PNG", "PNG"),
     ),
-    Format("DICOM", anonymise.looks_like_dicom, _clean_dicom),
+    Format("DICOM", anonymise.looks_like_dicom, anonymise.header_pixels, _clean_dicom),
 ]
 
 
@@ -218,14 +240,64 @@ def clean_upload(uploaded_file) -> CleanImage:
     )
 
 
+def _declared_pixels(uploaded_file) -> int:
+    """The pixels a file's header declares, read without decoding it; 0 for a file that its own
+    checks refuse without decoding (empty, too large, not an image, unreadable header)."""
+    if not 0 < (uploaded_file.size or 0) <= settings.UPLOAD_MAX_BYTES:
+        return 0
+    uploaded_file.seek(0)
+    head = uploaded_file.read(132)
+    for fmt in FORMATS:
+        if fmt.accepts(head):
+            try:
+                uploaded_file.seek(0)
+                pixels = fmt.header_pixels(uploaded_file)
+            except Exception:  # a header it cannot read: clean_upload says what is wrong
+                return 0
+            finally:
+                uploaded_file.seek(0)
+            return pixels if pixels <= settings.UPLOAD_MAX_PIXELS else 0
+    return 0
+
+
+def check_pixel_budget(files):
+    """Refuse an upload whose files together declare more pixels than one request may decode."""
+    budget = settings.UPLOAD_MAX_TOTAL_PIXELS
+    total = sum(_declared_pixels(uploaded) for uploaded in files)
+    if total > budget:
+        raise UploadRefused(
+            f"The {len(files)} images of this upload hold {total:,} pixels together; one upload may "
+            f"hold at most {budget:,} pixels. Nothing was stored: send them in smaller batches.",
+            status=413,
+            code="upload_too_large",
+        )
+
+
 def validate_files(files) -> tuple[list[CleanImage], list[FileError]]:
+    """Check every file of one upload: (cleaned images, one error per bad file).
+
+    Raises UploadRefused, before anything is decoded, when the files' headers declare more than
+    UPLOAD_MAX_TOTAL_PIXELS together, and when checking runs past UPLOAD_MAX_SECONDS.
+    """
     cleaned, errors = [], []
     if not files:
         errors.append(FileError(0, "", "Choose at least one image to upload."))
     if len(files) > settings.UPLOAD_MAX_FILES:
         errors.append(FileError(0, "", f"At most {settings.UPLOAD_MAX_FILES} files can be uploaded at once."))
         return [], errors
+    check_pixel_budget(files)
+    deadline = monotonic() + settings.UPLOAD_MAX_SECONDS
     for index, uploaded in enumerate(files, start=1):
+        if monotonic() > deadline:
+            # A busy server: answer now, in the caller's format, rather than at a proxy's timeout.
+            raise UploadRefused(
+                f"The server is too busy to check this upload now (it took longer than "
+                f"{settings.UPLOAD_MAX_SECONDS} s). Nothing was stored: try again in a minute, "
+                "or send fewer images at once.",
+                status=503,
+                code="upload_timeout",
+                retry_after=60,
+            )
         try:
             cleaned.append(clean_upload(uploaded))
         except UploadRejected as rejection:

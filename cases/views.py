@@ -26,7 +26,7 @@ from .forms import (
     ScanRetractForm,
 )
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
-from .uploads import accepted_formats, store_scans, validate_files
+from .uploads import FileError, UploadRefused, accepted_formats, store_scans, validate_files
 
 
 def _wants_json(request):
@@ -37,20 +37,24 @@ def _wants_json(request):
 @require_GET
 def case_list(request):
     form = CaseFilterForm(request.GET or None)
-    cases = cases_visible_to(request.user).select_related("team", "created_by")
+    cases = cases_visible_to(request.user).select_related("team")
     if form.is_bound:
         cases = form.filter(cases)
     page = Paginator(cases, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    # Everything a row shows: the template caches the rows' HTML under it, so it is never stale.
+    rows = [(c.pk, c.pseudonym, c.team.name, c.status, c.flag, c.created_at) for c in page]
     return render(
         request,
         "cases/case_list.html",
         {
             "form": form,
             "page": page,
+            "rows": rows,
             "query": query.urlencode(),
             "can_create": teams_of(request.user).exists(),
+            "lookup_form": PatientLookupForm(),
         },
     )
 
@@ -154,20 +158,29 @@ def case_update(request, pk):
 @require_POST
 def scan_upload(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
+    status, retry_after = 400, None
     try:
         case.check_open("upload scans")  # before decoding anything
-        images, errors = validate_files(request.FILES.getlist("files"))
+        try:
+            images, errors = validate_files(request.FILES.getlist("files"))
+        except UploadRefused as refusal:
+            images, errors = [], [FileError(0, "", str(refusal))]
+            status, retry_after = refusal.status, refusal.retry_after
         if errors:
             AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
             payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
             if _wants_json(request):
-                return JsonResponse({"errors": payload}, status=400)
-            context = _scans_context(case, request.user) | {
-                "update_form": CaseUpdateForm(instance=case),
-                "upload_errors": errors,
-                "accepted_formats": accepted_formats(),
-            }
-            return render(request, "cases/case_detail.html", context, status=400)
+                response = JsonResponse({"errors": payload}, status=status)
+            else:
+                context = _scans_context(case, request.user) | {
+                    "update_form": CaseUpdateForm(instance=case),
+                    "upload_errors": errors,
+                    "accepted_formats": accepted_formats(),
+                }
+                response = render(request, "cases/case_detail.html", context, status=status)
+            if retry_after:
+                response["Retry-After"] = str(retry_after)
+            return response
         scans = store_scans(case, request.user, images)
     except CaseClosed as refusal:
         AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)

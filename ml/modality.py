@@ -146,9 +146,28 @@ class Picture:
     source: str
 
 
-def collect(mri: list[Path], ct: list[Path]) -> list[Picture]:
+CORRECTIONS = Path(__file__).resolve().parent / "modality-corrections.txt"
+
+
+def read_corrections(path: Path) -> dict[str, str]:
+    """{path relative to the datasets folder: modality} from a corrections file."""
+    out = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, modality = line.rsplit(maxsplit=1)
+            if modality not in (MR, CT):
+                raise ValueError(f"{path}: {line!r}: the modality must be {MR} or {CT}")
+            out[name] = modality
+    return out
+
+
+def collect(mri: list[Path], ct: list[Path], corrections: dict[str, str] | None = None) -> list[Picture]:
+    """Every picture under the folders, with its folder's modality unless ``corrections``
+    (keyed by the path's tail, e.g. ``br35h/yes/y1383.jpg``) says otherwise."""
     from ml.labels import IMAGE_SUFFIXES
 
+    corrections = corrections or {}
     out = []
     for roots, modality in ((mri, MR), (ct, CT)):
         for root in roots:
@@ -158,7 +177,11 @@ def collect(mri: list[Path], ct: list[Path]) -> list[Picture]:
             if not files:
                 raise FileNotFoundError(f"no images found under {root}")
             source = root.parent.name if root.name.lower() in ("train", "training") else root.name
-            out += [Picture(p, modality, source) for p in files]
+            for p in files:
+                fixed = next(
+                    (m for tail, m in corrections.items() if p.as_posix().endswith("/" + tail)), None
+                )
+                out.append(Picture(p, fixed or modality, source))
     return out
 
 
@@ -263,14 +286,15 @@ def _rates(p_ct: np.ndarray, pictures: list[Picture], threshold: float) -> dict:
 
 def choose_threshold(
     p_ct: np.ndarray, is_ct: np.ndarray, sources: np.ndarray, max_mr_refused: float
-) -> float:
-    """Lowest CT-probability cut-off at which no MRI source's validation slices are called CT
-    more often than ``max_mr_refused``: the most CT refused for that cost."""
+) -> tuple[float, bool]:
+    """(cut-off, met): the lowest CT-probability cut-off at which no MRI source's validation
+    slices are called CT more often than ``max_mr_refused`` (the most CT refused for that
+    cost), or 0.95 and False when none is that low."""
     for t in np.round(np.arange(0.05, 0.951, 0.01), 2):
         worst = max(float((p_ct[(sources == s) & ~is_ct] >= t).mean()) for s in np.unique(sources[~is_ct]))
         if worst <= max_mr_refused:
-            return float(t)
-    return 0.95
+            return float(t), True
+    return 0.95, False
 
 
 def fit(args) -> dict:
@@ -281,7 +305,11 @@ def fit(args) -> dict:
     from ml.data import progress
     from ml.stress import skull_strip
 
-    pictures = collect(args.mri, args.ct)
+    corrections = read_corrections(args.corrections) if args.corrections else {}
+    pictures = collect(args.mri, args.ct, corrections)
+    corrected = sum(
+        p.modality != (CT if any(p.path.is_relative_to(r) for r in args.ct) else MR) for p in pictures
+    )
     started = time.time()
     greys = []
     for i, picture in enumerate(pictures):
@@ -307,6 +335,8 @@ def fit(args) -> dict:
             kinds.append((i, kind))
         progress(i + 1, len(pictures), started, "features")
     X, y = np.stack(rows), np.array(labels)
+    if args.features_cache:
+        np.savez(args.features_cache, X=X, y=y, split=np.array([split[i] for i, _ in kinds]))
     where = np.array([split[i] for i, _ in kinds])
     estimator = HistGradientBoostingClassifier(
         max_iter=300, learning_rate=0.1, class_weight="balanced", early_stopping=False, random_state=args.seed
@@ -315,7 +345,7 @@ def fit(args) -> dict:
     p_ct = estimator.predict_proba(X)[:, 1]
     sources = np.array([pictures[i].source for i, _ in kinds])
     val = where == "val"
-    threshold = choose_threshold(p_ct[val], y[val], sources[val], args.max_mr_refused)
+    threshold, met = choose_threshold(p_ct[val], y[val], sources[val], args.max_mr_refused)
 
     def report(name: str, kind: str) -> dict:
         sel = [k for k, (i, view) in enumerate(kinds) if split[i] == name and view == kind]
@@ -338,6 +368,7 @@ def fit(args) -> dict:
         "threshold_rule": (
             f"lowest CT probability at which every MRI source's validation slices (as they are and "
             f"skull-stripped) are called CT at most {args.max_mr_refused:.1%} of the time"
+            + ("" if met else "; none was that low, so the highest allowed, 0.95")
         ),
         "estimator": "HistGradientBoostingClassifier(max_iter=300, class_weight=balanced), 42 ring features",
         "data": {
@@ -346,6 +377,7 @@ def fit(args) -> dict:
             "reference_split": str(args.reference_split or ""),
             "split_counts": {name: int((split == name).sum()) for name in ("train", "val", "test")},
             "duplicates": counts,
+            "corrections": f"{corrected} pictures whose pixels show the other modality ({args.corrections})",
             "augmentation": (
                 "one copy per training picture: gamma 0.6-1.6, 30% lower resolution, MRI 50% skull-stripped"
             ),
@@ -369,6 +401,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory to write the check into")
     parser.add_argument("--reference-split", type=Path, help="a model's split.npz whose splits to keep")
     parser.add_argument("--max-mr-refused", type=float, default=0.01, help="validation MRI refusal allowed")
+    parser.add_argument(
+        "--corrections", type=Path, default=CORRECTIONS, help="pictures whose folder names the wrong modality"
+    )
+    parser.add_argument("--features-cache", type=Path, help="also save the feature matrix here (.npz)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:

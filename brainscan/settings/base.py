@@ -168,6 +168,11 @@ STORAGES = {
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 25_000_000, minimum=1)
 UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 50, minimum=1)
+# Per upload: the pixels of all its files together, summed from their headers before anything is
+# decoded (decoding and re-encoding 100 Mpx costs about 1.5 s of one core), and the seconds its
+# checks may take before it is answered 503, nothing stored (busy server).
+UPLOAD_MAX_TOTAL_PIXELS = env_int("UPLOAD_MAX_TOTAL_PIXELS", 100_000_000, minimum=1)
+UPLOAD_MAX_SECONDS = env_int("UPLOAD_MAX_SECONDS", 20, minimum=1)
 # Room above our own limit so a slightly-too-large upload gets our clear message, not a bare 400.
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES * 2
 FILE_UPLOAD_PERMISSIONS = 0o640
@@ -203,6 +208,8 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-scans": {"task": "inference.tasks.sweep_stuck_scans", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Added to each worker process's nice value (brainscan/celery.py), so the web process wins the CPU.
+WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0)
 
 # A scan left this long in one state is presumed lost (dead worker or broker) and re-enqueued.
 SCAN_QUEUED_TIMEOUT = timedelta(seconds=env_int("SCAN_QUEUED_TIMEOUT_S", 120, minimum=1))
@@ -249,6 +256,12 @@ SPECTACULAR_SETTINGS = {
 # Throttle counts must be shared by every web process: Redis when configured, else files under var/.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # {% cache %} fragments (the case list's rows), per process; their keys name what they show.
+    "template_fragments": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "template-fragments",
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    },
     "api-throttle": (
         {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -29,3 +29,5 @@ STATIC_ROOT = os.path.join(_tmp, "static")
 os.makedirs(STATIC_ROOT, exist_ok=True)
 # Throttle counts per test process only; tests/api clears them between tests.
 CACHES["api-throttle"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}  # noqa: F405
+# The in-thread test worker (solo pool) would lower the priority of the whole test process.
+WORKER_NICE = 0

@@ -332,3 +332,30 @@ def test_an_error_that_echoes_the_input_carries_no_nul_character(owner_api, path
     body = response.json()
     assert body["code"] == "invalid" and body["errors"]["flag"] == [body["detail"]]
     assert "\x00" not in body["detail"] and "ab is not one of" in body["detail"]
+
+
+def test_upload_over_the_pixel_budget_is_a_json_413_and_stores_nothing(owner_api, case, settings):
+    settings.UPLOAD_MAX_TOTAL_PIXELS = 5_000
+    before = _stored_files()
+    files = [SimpleUploadedFile(f"{n}.png", png_bytes(colour=n)) for n in (1, 2)]
+    response = owner_api.post(f"/api/v1/cases/{case.pk}/scans/", {"files": files}, format="multipart")
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "upload_too_large" and "at most 5,000 pixels" in body["detail"]
+    assert not Scan.objects.exists() and _stored_files() == before
+    assert _audit(AuditEvent.Verb.UPLOAD_REJECTED)[0].detail == {"files": 1}
+
+
+def test_upload_past_its_time_budget_is_a_json_503_with_retry_after(owner_api, case, settings, monkeypatch):
+    from cases import uploads
+
+    settings.UPLOAD_MAX_SECONDS = 1
+    ticks = iter([0.0, 0.5, 2.0])  # start, before file 1, before file 2 (past the budget)
+    monkeypatch.setattr(uploads, "monotonic", lambda: next(ticks))
+    files = [SimpleUploadedFile(f"{n}.png", png_bytes(colour=n)) for n in (1, 2)]
+    response = owner_api.post(f"/api/v1/cases/{case.pk}/scans/", {"files": files}, format="multipart")
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json" and response["Retry-After"] == "60"
+    assert response.json()["code"] == "upload_timeout"
+    assert not Scan.objects.exists()

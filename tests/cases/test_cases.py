@@ -3,6 +3,8 @@
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cases.models import AuditEvent, Case, Review, Scan, hash_patient_reference
@@ -96,6 +98,41 @@ def test_list_filters_by_flag_and_pseudonym(owner_client, team, owner):
     assert flagged.pseudonym in page and plain.pseudonym not in page
     page = owner_client.get(reverse("cases:list"), {"q": plain.pseudonym[:-2]}).content.decode()
     assert plain.pseudonym in page
+
+
+def test_list_offers_the_patient_lookup_that_posts_only_to_the_hashing_view(owner_client, case):
+    page = owner_client.get(reverse("cases:list")).content.decode()
+    action = reverse("cases:find_patient")
+    form = re.search(rf'<form method="post" action="{action}".*?</form>', page, re.S)
+    assert form, "no patient lookup form"
+    assert 'name="patient_reference"' in form.group(0) and 'autocomplete="off"' in form.group(0)
+
+
+@pytest.mark.parametrize("path", ["/cases/", "/api/v1/cases/"])
+def test_case_list_queries_do_not_grow_with_the_number_of_cases(owner_client, team, path):
+    """Each case has its own creator, some a scan and a prediction: a row that looked any of them
+    up on its own would add a query per case."""
+
+    def queries_with(count):
+        while Case.objects.count() < count:
+            scan = ScanFactory(case=CaseFactory(team=team, flag=Case.Flag.UNCERTAIN))
+            PredictionFactory(scan=scan)
+            CaseFactory(team=team, status=Case.Status.CLOSED)
+        with CaptureQueriesContext(connection) as captured:
+            response = owner_client.get(path)
+        assert response.status_code == 200
+        return len(captured)
+
+    assert queries_with(6) == queries_with(50)
+
+
+def test_list_rows_show_a_flag_or_status_set_behind_the_models_back(owner_client, team, owner):
+    """The rows' HTML is cached: a worker's flag update (an UPDATE, no save()) must still show."""
+    case = CaseFactory(team=team, created_by=owner)
+    assert "flag-tumour_suspected" not in owner_client.get(reverse("cases:list")).content.decode()
+    Case.objects.filter(pk=case.pk).update(flag=Case.Flag.TUMOUR_SUSPECTED, status=Case.Status.CLOSED)
+    page = owner_client.get(reverse("cases:list")).content.decode()
+    assert "flag-tumour_suspected" in page and "<td>Closed</td>" in page
 
 
 def test_audit_events_are_append_only(owner):

@@ -222,3 +222,70 @@ def test_too_many_files_at_once_is_refused(owner_client, case, settings):
     assert response.status_code == 400
     assert "At most 2 files" in response.json()["errors"][0]["message"]
     assert not Scan.objects.exists()
+
+
+def test_upload_over_the_pixel_budget_is_a_413_read_from_headers_before_decoding(
+    owner_client, case, enqueued, settings, monkeypatch
+):
+    settings.UPLOAD_MAX_TOTAL_PIXELS = 40_000
+    decoded = []
+    monkeypatch.setattr("cases.uploads._decode_raster", lambda *args: decoded.append(args))
+    before = stored_files()
+    files = [SimpleUploadedFile(f"{i}.jpg", jpeg_bytes((128, 128))) for i in range(3)]
+    response = upload(owner_client, case, *files)
+    assert response.status_code == 413
+    [error] = response.json()["errors"]
+    assert error["file"] == 0
+    assert "49,152 pixels together" in error["message"] and "at most 40,000 pixels" in error["message"]
+    assert decoded == [], "an over-budget upload must cost no decoding"
+    assert not Scan.objects.exists() and stored_files() == before and enqueued == []
+    assert AuditEvent.objects.filter(verb=AuditEvent.Verb.UPLOAD_REJECTED).count() == 1
+
+
+def test_upload_within_the_pixel_budget_is_stored(owner_client, case, enqueued, settings):
+    settings.UPLOAD_MAX_TOTAL_PIXELS = 3 * 128 * 128
+    files = [SimpleUploadedFile(f"{i}.jpg", jpeg_bytes((128, 128))) for i in range(3)]
+    response = upload(owner_client, case, *files)
+    assert response.status_code == 201, response.content
+    assert Scan.objects.count() == 3
+
+
+def test_files_refused_on_their_own_do_not_count_against_the_pixel_budget(owner_client, case, settings):
+    """A bomb's declared size is its own error (per file), not an over-budget upload."""
+    settings.UPLOAD_MAX_TOTAL_PIXELS = 20_000
+    bomb = SimpleUploadedFile("bomb.png", png_declaring(100_000, 100_000))
+    response = upload(owner_client, case, SimpleUploadedFile("ok.jpg", jpeg_bytes()), bomb)
+    assert response.status_code == 400
+    assert [e["file"] for e in response.json()["errors"]] == [2]
+
+
+def test_form_upload_over_the_pixel_budget_shows_the_message_on_the_page(owner_client, case, settings):
+    settings.UPLOAD_MAX_TOTAL_PIXELS = 1000
+    response = upload(owner_client, case, SimpleUploadedFile("a.jpg", jpeg_bytes()), xhr=False)
+    assert response.status_code == 413
+    assert "one upload may hold at most 1,000 pixels" in response.content.decode()
+
+
+def test_upload_still_being_checked_after_its_time_budget_is_a_503_storing_nothing(
+    owner_client, case, enqueued, settings, monkeypatch
+):
+    """Each file takes 3 s on a busy server: the third would start after the 5 s budget."""
+    from cases import uploads
+
+    settings.UPLOAD_MAX_SECONDS = 5
+    clock = [1000.0]
+    clean = uploads.clean_upload
+
+    def slow_clean(uploaded):
+        clock[0] += 3
+        return clean(uploaded)
+
+    monkeypatch.setattr(uploads, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(uploads, "clean_upload", slow_clean)
+    before = stored_files()
+    files = [SimpleUploadedFile(f"{i}.jpg", jpeg_bytes((16, 16))) for i in range(3)]
+    response = upload(owner_client, case, *files)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "60"
+    assert "took longer than 5 s" in response.json()["errors"][0]["message"]
+    assert not Scan.objects.exists() and stored_files() == before and enqueued == []

@@ -23,15 +23,25 @@ def shipped():
     return Classifier.load(model_dir)
 
 
-def _held_out(datasets, shipped, cls, n=IMAGES_PER_CLASS):
-    """The first n images of a class that the shipped model's internal test split holds."""
+def _shown_as_ct():
+    """Pictures in the MRI folders that are CT slices (ml/modality-corrections.txt)."""
+    from ml.modality import CORRECTIONS, CT, read_corrections
+
+    return {name for name, modality in read_corrections(CORRECTIONS).items() if modality == CT}
+
+
+def _held_out(datasets, shipped, cls, n=IMAGES_PER_CLASS, ct=False):
+    """The first n MRI slices of a class that the shipped model's internal test split holds
+    (with ``ct``, the CT slices the folder holds by mistake instead)."""
     from ml.dedup import sha256_file
 
     with np.load(shipped.model_dir / "split.npz") as data:
         test = set(data["test"].tolist())
+    shown_as_ct = _shown_as_ct()
     picks = []
     for path in sorted((datasets / "brain-tumor-mri" / "Training" / cls).glob("*.jpg")):
-        if sha256_file(path) in test:
+        is_ct = f"brain-tumor-mri/Training/{cls}/{path.name}" in shown_as_ct
+        if sha256_file(path) in test and is_ct == ct:
             picks.append(path)
             if len(picks) == n:
                 break
@@ -48,6 +58,15 @@ def test_shipped_model_classifies_held_out_images_of_each_class(shipped, dataset
     assert recall >= card_recall - 0.02, (recall, card_recall)
     assert all(r.outcome != "not_mri" for r in results)
     assert any(r.label == cls and r.outcome == "classified" for r in results)
+
+
+def test_ct_slices_filed_as_mri_are_refused_as_ct(shipped, datasets):
+    """The 4-class folder holds a few CT slices; its test split two of them."""
+    results = [
+        shipped.classify(p, explain=False) for p in _held_out(datasets, shipped, "notumor", 100, ct=True)
+    ]
+    assert results, "the test split holds no CT slice any more: update this test"
+    assert all(r.outcome == "not_mri" and "CT slice" in r.outcome_reason for r in results)
 
 
 def test_card_meets_its_own_promises(shipped):
