@@ -36,8 +36,9 @@ lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Model serving (load, batch-1 latency on one core, batch-32 throughput, Grad-CAM cost),
-# upload-to-result latency and throughput with a warm worker on real images from ../shared,
+# Model serving, Keras and LiteRT side by side (load, batch-1 latency on one core, batch-32
+# throughput, memory, explanation cost), upload-to-result latency, throughput and memory with a
+# warm LiteRT worker on real images from ../shared,
 # analytics page times with a warm cache, then ApacheBench on the case list (127.0.0.1 only,
 # bounded request counts), idle and while a worker classifies 100 uploads.
 bench: setup bench-tools
