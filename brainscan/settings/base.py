@@ -287,5 +287,5 @@ LOGGING = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# Each worker process loads the model before it reports ready (TensorFlow takes seconds).
+# Each worker process loads the model before it reports ready (LiteRT: well under a second).
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120
