@@ -21,13 +21,15 @@ endif
 
 .PHONY: run test lint bench bench-tools lock setup deps
 
+# Beat (the periodic sweep) runs as its own process, as in docker-compose.yml: a restarted worker
+# never adds a second scheduler. gunicorn's settings are in brainscan/gunicorn.conf.py.
 run: setup
-	@echo "BrainScan: http://$(HOST):$(PORT)/  -- first admin: see above or $(VAR)/admin-password.txt. Ctrl-C stops web and worker."
-	@trap 'kill $$worker $$web 2>/dev/null; wait' INT TERM EXIT; \
-	$(VENV)/bin/celery -A brainscan worker --beat --schedule $(VAR)/celerybeat-schedule \
-	  --concurrency $(WORKER_CONCURRENCY) --loglevel INFO & worker=$$!; \
+	@echo "BrainScan: http://$(HOST):$(PORT)/  -- first admin: see above or $(VAR)/admin-password.txt. Ctrl-C stops web, worker and beat."
+	@trap 'kill $$worker $$beat $$web 2>/dev/null; wait' INT TERM EXIT; \
+	$(VENV)/bin/celery -A brainscan worker --concurrency $(WORKER_CONCURRENCY) --loglevel INFO & worker=$$!; \
+	$(VENV)/bin/celery -A brainscan beat --schedule $(VAR)/celerybeat-schedule --loglevel INFO & beat=$$!; \
 	$(VENV)/bin/gunicorn brainscan.wsgi -c brainscan/gunicorn.conf.py --bind $(HOST):$(PORT) & web=$$!; \
-	wait -n $$worker $$web
+	wait -n $$worker $$beat $$web
 
 test: deps $(VAR)/secret_key $(VAR)/patient_ref_key
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -77,7 +77,7 @@ def compute_dataset_stats(dataset_id: int) -> DatasetStats | None:
 
 
 def _compute(dataset: ReferenceDataset) -> tuple[dict, dict]:
-    images = list(usable_images(dataset).select_related("dataset", "scan").order_by("label", "relpath"))
+    images = list(usable_images(dataset).select_related("dataset", "scan__case").order_by("label", "relpath"))
     labels = class_order({image.label for image in images})
     folder = f"analytics/datasets/{dataset.pk}/{uuid.uuid4().hex[:12]}"
     files: dict[str, str] = {}
@@ -133,6 +133,9 @@ def _compute(dataset: ReferenceDataset) -> tuple[dict, dict]:
         "duplicates": _duplicates(images, phashes),
         "montages": montages,
         "scan_ids": sorted(image.scan_id for image in images if image.scan_id is not None),
+        # Who contributed to each class: analytics.disclosure decides from it which aggregates a
+        # clinician may see.
+        "class_teams": _class_teams(images),
         "files": files,
     }
     return data, files
@@ -231,6 +234,15 @@ def _duplicates(images: list[DatasetImage], phashes: np.ndarray) -> dict:
     ]
     cross = sum(1 for group in groups if len({image.label for image in group}) > 1)
     return {"counts": counts, "groups": listed, "cross_label_groups": cross, "duplicate_groups": len(groups)}
+
+
+def _class_teams(images: list[DatasetImage]) -> dict:
+    """{label: {team id (text, as JSON keys are): case scans}}; folder images belong to no team."""
+    teams: dict[str, Counter] = defaultdict(Counter)
+    for image in images:
+        if image.scan_id is not None:
+            teams[image.label][str(image.scan.case.team_id)] += 1
+    return {label: dict(counts) for label, counts in teams.items()}
 
 
 def _npy(array: np.ndarray) -> bytes:

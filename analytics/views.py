@@ -4,6 +4,7 @@ cache (DatasetStats, ModelVersion.card) and aggregate queries; nothing here comp
 import mimetypes
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -13,11 +14,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from brainscan.middleware import charts_policy
 from cases.access import CLINICIAN_GROUP, STEWARD_GROUP, is_steward
 from inference.models import ModelVersion
 
 from . import charts
 from .consent import stats_still_allowed
+from .disclosure import AGGREGATE_PREFIXES, shown_classes, shown_files
 from .models import DatasetStats, ReferenceDataset
 from .performance import card_figures, field_performance
 
@@ -38,6 +41,7 @@ def montages_visible(dataset, user) -> bool:
 
 
 def analytics_page(view):
+    @charts_policy
     @login_required
     @wraps(view)
     def wrapped(request, *args, **kwargs):
@@ -92,6 +96,7 @@ def dataset_detail(request, pk):
             version = stats.files.get(key, "").rsplit("/", 1)[-1]
             return reverse("analytics:dataset_file", args=[dataset.pk, key]) + f"?v={version}"
 
+        shown = shown_classes(dataset, data, request.user)
         pair = (request.GET.get("a"), request.GET.get("b"))
         chosen = list(pair) if list(pair) in data["pairs"] else None
         reference = "notumor" if "notumor" in classes else classes[-1] if classes else None
@@ -99,10 +104,13 @@ def dataset_detail(request, pk):
         context.update(
             {
                 "data": data,
+                "min_class_scans": settings.ANALYTICS_MIN_CLASS_SCANS,
+                "withheld": [label for label in classes if label not in shown],
                 "classes": [
                     {
                         "label": label,
                         "count": data["class_counts"][label],
+                        "shown": label in shown,
                         "mean_url": file_url(f"mean-{label}.png"),
                         "std_url": file_url(f"std-{label}.png"),
                         "montage_url": file_url(f"montage-{label}.png"),
@@ -113,6 +121,7 @@ def dataset_detail(request, pk):
                 "differences": [
                     {"a": a, "b": b, "url": file_url(f"diff-{a}-{b}.png")}
                     for a, b in ([chosen] if chosen else default_pairs)
+                    if a in shown and b in shown
                 ],
                 "chosen": chosen,
                 "figures": {
@@ -143,6 +152,8 @@ def dataset_file(request, pk, key):
     if not name or not key.endswith(".png"):
         raise Http404("No such analytics image.")
     if key.startswith("montage-") and not montages_visible(dataset, request.user):
+        raise Http404("No such analytics image.")
+    if key.startswith(AGGREGATE_PREFIXES) and key not in shown_files(dataset, stats.data, request.user):
         raise Http404("No such analytics image.")
     try:
         handle = default_storage.open(name, "rb")

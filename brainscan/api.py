@@ -3,6 +3,7 @@ scoped throttles counted in a cache all web processes share, and the schema's er
 
 import logging
 
+import redis.exceptions
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.cache import caches
@@ -21,6 +22,8 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from cases.models import AuditEvent
+
+from .clientip import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +110,26 @@ def server_error(request):
     return defaults.server_error(request)
 
 
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service is briefly unavailable: retry after the Retry-After header's seconds."
+    default_code = "service_unavailable"
+    wait = 30
+
+
+# What the throttle cache raises when it cannot count: Redis down or hung (socket timeouts in
+# settings.REDIS_CACHE_OPTIONS make a hung one fail fast), or the file cache's disk.
+CACHE_UNAVAILABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+
 class ScopedThrottle(ScopedRateThrottle):
     """Views opt in with `throttle_scope`; rates come from settings.API_THROTTLE_RATES, read at
-    request time so they can change per deployment (and per test)."""
+    request time so they can change per deployment (and per test).
+
+    Requests are counted per user, or per client address (brainscan.clientip) before login. When
+    the counts cannot be read, a throttled request is refused with 503 and Retry-After rather than
+    let through uncounted (token issue is what the throttle guards) or failed as a 500.
+    """
 
     @property
     def cache(self):
@@ -119,6 +139,19 @@ class ScopedThrottle(ScopedRateThrottle):
     def THROTTLE_RATES(self):  # noqa: N802 - the name DRF reads
         return settings.API_THROTTLE_RATES
 
+    def get_ident(self, request):
+        # DRF's own reads X-Forwarded-For from anyone: a client could pick a fresh count per request.
+        return client_ip(request) or "unknown"
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except CACHE_UNAVAILABLE as error:
+            logger.warning(
+                "Throttle counts unavailable, %s %s refused with 503: %s", request.method, request.path, error
+            )
+            raise ServiceUnavailable() from None
+
 
 ERROR_RESPONSES = {
     "400": "Invalid input: see `errors` (or `files` for an upload).",
@@ -126,6 +159,10 @@ ERROR_RESPONSES = {
     "403": "Signed in but not allowed (or a missing CSRF token with session auth).",
     "404": "No such object, or one outside your teams.",
     "429": "Too many requests: retry after the `Retry-After` header's seconds.",
+}
+# Only throttled operations can answer this (their counts live in Redis).
+SERVICE_UNAVAILABLE = {
+    "503": "The request counter (Redis) is briefly unavailable: retry after `Retry-After` seconds."
 }
 # Only operations that read a request body can answer this.
 UNSUPPORTED_MEDIA_TYPE = {"415": "The request body's Content-Type is not one this operation reads."}
@@ -150,6 +187,8 @@ class AutoSchema(SpectacularAutoSchema):
         errors = dict(ERROR_RESPONSES)
         if self.method in ("POST", "PUT", "PATCH"):
             errors |= UNSUPPORTED_MEDIA_TYPE
+        if getattr(self.view, "throttle_scope", None):
+            errors |= SERVICE_UNAVAILABLE
         for code, description in errors.items():
             if code in responses or (public and code in ("403", "404")):
                 continue

@@ -2,8 +2,8 @@
 
 import os
 
-from celery import Celery
-from celery.signals import worker_process_init
+from celery import Celery, platforms
+from celery.signals import beat_embedded_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "brainscan.settings.base")
 
@@ -21,3 +21,12 @@ def lower_cpu_priority(**kwargs):
 
     if settings.WORKER_NICE:
         os.nice(settings.WORKER_NICE)
+
+
+def _end_with_the_worker(**kwargs):
+    # Celery does this for its pool processes but not for `worker --beat`'s scheduler: a worker
+    # killed with SIGKILL left it running, and its replacement started a second one.
+    platforms.set_pdeathsig("SIGKILL")
+
+
+beat_embedded_init.connect(_end_with_the_worker, weak=False)

@@ -18,3 +18,6 @@ timeout = env_int("WEB_TIMEOUT_S", 30, minimum=1)
 graceful_timeout = timeout
 keepalive = 5
 accesslog = "-"
+# gunicorn 27 opens a control socket at one path per user ($XDG_RUNTIME_DIR/gunicorn.ctl or
+# ~/.gunicorn/gunicorn.ctl), which a second instance on the machine takes over. Nothing uses it.
+control_socket_disable = True

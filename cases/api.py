@@ -5,6 +5,8 @@ Same rules as the pages in views.py: objects come through the access helpers (ou
 and every case access is audited as the matching page does.
 """
 
+import logging
+
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -39,6 +41,8 @@ from .models import (
     retraction_reason,
 )
 from .uploads import UploadRefused, store_scans, validate_files
+
+logger = logging.getLogger(__name__)
 
 FILTER_PARAMETERS = [
     OpenApiParameter("q", str, description="Part of the pseudonym.", pattern=NO_NUL),
@@ -472,7 +476,11 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def image(self, request, pk=None):
         scan = self.get_object()
         # DICOM slices are rendered from their de-identified pixels; erased scans have no file.
-        png = scan.preview_png()
+        try:
+            png = scan.preview_png()
+        except FileNotFoundError:
+            logger.error("The image file of scan %s is missing from storage", scan.pk)
+            raise exceptions.NotFound("This scan's image is missing from storage.")
         if png is None:
             raise exceptions.NotFound("This scan's image was erased.")
         return HttpResponse(png, content_type="image/png")

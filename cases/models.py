@@ -389,6 +389,11 @@ class Scan(models.Model):
     status_changed_at = models.DateTimeField(auto_now_add=True)
     failure_reason = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Who holds the processing claim: the task message (Celery task id) that claimed the scan and
+    # the worker (node name) that ran it. A redelivery of that message, or that worker started
+    # again, means the attempt died unfinished and may be taken over at once.
+    claim_token = models.CharField(max_length=64, blank=True)
+    claimed_by = models.CharField(max_length=255, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, null=True, blank=True)
     outcome_reason = models.CharField(max_length=500, blank=True)
     anonymisation_report = models.ForeignKey(

@@ -320,10 +320,19 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     Scans whose DICOM header declares burnt-in annotation are stored as held: a steward
     releases them (Scan.release) before they are classified. Raises CaseClosed, storing
     nothing, if the case is closed (by now: a teammate may have closed it during the checks).
+    A failure after the commit (the broker is down, the request times out while publishing)
+    leaves the scans and their files as committed: a scan that was not published stays queued,
+    and the sweep publishes it.
     """
-    from inference.tasks import enqueue_classification
+    from inference.tasks import enqueue_classifications
 
     stored_names, scans = [], []
+    committed = False
+
+    def mark_committed():
+        nonlocal committed
+        committed = True
+
     try:
         with transaction.atomic():
             case.lock().check_open("upload scans")
@@ -348,14 +357,17 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                 report.files.append({"scan": scan.pk, "held": image.held, **image.report})
             report.save(update_fields=["files"])
             AuditEvent.record(user, AuditEvent.Verb.UPLOAD, case, scans=[s.pk for s in scans])
-            for scan in scans:
-                if scan.status == Scan.Status.QUEUED:
-                    transaction.on_commit(lambda scan_id=scan.pk: enqueue_classification(scan_id))
+            # Commit hooks run in order: the mark is set before anything is published.
+            transaction.on_commit(mark_committed)
+            queued = [scan.pk for scan in scans if scan.status == Scan.Status.QUEUED]
+            if queued:
+                transaction.on_commit(lambda: enqueue_classifications(queued))
     except BaseException:
-        # The rows are rolled back; the files are not part of the transaction, so remove them.
-        storage = Scan._meta.get_field("image").storage
-        for name in stored_names:
-            storage.delete(name)
+        if not committed:
+            # The rows are rolled back; the files are not part of the transaction, so remove them.
+            storage = Scan._meta.get_field("image").storage
+            for name in stored_names:
+                storage.delete(name)
         raise
     # Ids and counts only: never a file name or a header value.
     logger.info(

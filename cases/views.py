@@ -1,5 +1,7 @@
 """Clinician pages: case list, case page with scans and reviews, uploads, export."""
 
+import logging
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -27,6 +29,8 @@ from .forms import (
 )
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
 from .uploads import FileError, UploadRefused, accepted_formats, store_scans, validate_files
+
+logger = logging.getLogger(__name__)
 
 
 def _wants_json(request):
@@ -198,14 +202,18 @@ def scan_upload(request, pk):
 @require_GET
 def scan_image(request, pk):
     scan = get_object_or_404(scans_visible_to(request.user), pk=pk)
-    if scan.modality == Scan.Modality.DICOM:
-        png = scan.preview_png()
-        if png is None:
+    try:
+        if scan.modality == Scan.Modality.DICOM:
+            png = scan.preview_png()
+            if png is None:
+                raise Http404("This scan's image was erased.")
+            return HttpResponse(png, content_type="image/png")
+        if not scan.image:
             raise Http404("This scan's image was erased.")
-        return HttpResponse(png, content_type="image/png")
-    if not scan.image:
-        raise Http404("This scan's image was erased.")
-    return FileResponse(scan.image.open("rb"), content_type="image/png")
+        return FileResponse(scan.image.open("rb"), content_type="image/png")
+    except FileNotFoundError:
+        logger.error("The image file of scan %s is missing from storage", scan.pk)
+        raise Http404("This scan's image is missing from storage.")
 
 
 @login_required

@@ -5,6 +5,8 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from brainscan.api import NO_NUL
+
 from .models import ModelVersion, Prediction
 
 
@@ -34,7 +36,9 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     list=extend_schema(
         summary="Model versions, newest first per task; `is_active` marks the one that classifies uploads",
         parameters=[
-            OpenApiParameter("task", str, description="Only this task's versions, e.g. brain-tumour."),
+            OpenApiParameter(
+                "task", str, description="Only this task's versions, e.g. brain-tumour.", pattern=NO_NUL
+            ),
             OpenApiParameter("active", bool, description="true: only the active version of each task."),
         ],
     ),

@@ -24,13 +24,42 @@ class TransientScanError(Exception):
     """Classification hit a transient error; the scan went back to queued for a retry."""
 
 
-def claim(scan_id) -> bool:
-    # Two workers may receive the same scan (redelivery, sweep): only one row update wins.
+def _gave_up(attempts):
+    return f"Gave up after {attempts} attempts (worker lost or timed out)."
+
+
+def claim(scan_id, token="", worker="") -> bool:
+    """Move the scan to processing for this task message (``token``, its Celery task id) run by
+    ``worker``; False when the scan is not this message's to classify.
+
+    A queued scan goes to the first claimer. A scan in processing is taken over only by a
+    redelivery of the message that claimed it: the broker redelivers a message only when the
+    worker running it died before acknowledging it, so that attempt is over.
+    """
+    row = Scan.objects.filter(pk=scan_id).values("status", "claim_token", "attempts").first()
+    if row is None:
+        return False
+    redelivered = bool(token) and row["status"] == Scan.Status.PROCESSING and row["claim_token"] == token
+    if row["status"] != Scan.Status.QUEUED and not redelivered:
+        return False
+    # Two deliveries may claim at once (redelivery, sweep): only the update of the row as read wins.
+    same_row = Scan.objects.filter(pk=scan_id, status=row["status"], attempts=row["attempts"])
+    if redelivered and row["attempts"] >= settings.SCAN_MAX_ATTEMPTS:
+        # A scan that kills its worker every time must not be redelivered forever.
+        same_row.update(
+            status=Scan.Status.FAILED,
+            status_changed_at=timezone.now(),
+            failure_reason=_gave_up(row["attempts"]),
+        )
+        logger.warning("Scan %s failed: %s", scan_id, _gave_up(row["attempts"]))
+        return False
     return bool(
-        Scan.objects.filter(pk=scan_id, status=Scan.Status.QUEUED).update(
+        same_row.update(
             status=Scan.Status.PROCESSING,
             status_changed_at=timezone.now(),
             attempts=F("attempts") + 1,
+            claim_token=token,
+            claimed_by=worker,
         )
     )
 
@@ -46,9 +75,9 @@ def fail(scan_id, reason):
     _set_status(scan_id, Scan.Status.FAILED, failure_reason=reason[:500])
 
 
-def classify_scan(scan_id) -> str | None:
+def classify_scan(scan_id, claim_token="", worker="") -> str | None:
     """Claim, classify and record one scan. Returns the scan's new status, or None if not claimed."""
-    if not claim(scan_id):
+    if not claim(scan_id, claim_token, worker):
         return None
     try:
         scan = Scan.objects.select_related("case").get(pk=scan_id)
@@ -120,30 +149,51 @@ def sweep_stuck_scans(now=None) -> list[int]:
     Returns the ids re-enqueued. A crashed worker or a lost broker message leaves a scan
     stuck; this is how it gets classified anyway.
     """
-    from .tasks import enqueue_classification
-
     now = now or timezone.now()
     queued_cutoff = now - settings.SCAN_QUEUED_TIMEOUT
     processing_cutoff = now - settings.SCAN_PROCESSING_TIMEOUT
     stuck = Scan.objects.filter(
         Q(status=Scan.Status.QUEUED, status_changed_at__lt=queued_cutoff)
         | Q(status=Scan.Status.PROCESSING, status_changed_at__lt=processing_cutoff)
-    ).values_list("pk", "status", "status_changed_at", "attempts")
+    )
+    requeued = _requeue(stuck, now)
+    if requeued:
+        logger.info("Sweep re-enqueued %d stuck scan(s): %s", len(requeued), requeued)
+    return requeued
+
+
+def requeue_claims_of(worker, now=None) -> list[int]:
+    """Re-enqueue the scans in processing claimed by ``worker`` (a node name), called as that
+    worker starts: it has claimed nothing yet, so these are what its previous run (killed,
+    crashed) left unfinished, and they need not wait for the sweep's processing timeout."""
+    if not worker:
+        return []
+    requeued = _requeue(Scan.objects.filter(status=Scan.Status.PROCESSING, claimed_by=worker), now)
+    if requeued:
+        logger.info(
+            "Worker %s re-enqueued %d scan(s) of its previous run: %s", worker, len(requeued), requeued
+        )
+    return requeued
+
+
+def _requeue(stuck, now=None) -> list[int]:
+    """Put these scans back in the queue and publish them after the commit; fail the ones out of
+    attempts. Returns the ids re-enqueued."""
+    from .tasks import enqueue_classifications
+
+    now = now or timezone.now()
     requeued = []
-    for scan_id, status, changed_at, attempts in stuck:
+    for scan_id, status, changed_at, attempts in stuck.values_list(
+        "pk", "status", "status_changed_at", "attempts"
+    ):
+        # Conditional on the row being unchanged: a worker may finish it meanwhile.
         same_row = Scan.objects.filter(pk=scan_id, status=status, status_changed_at=changed_at)
         if attempts >= settings.SCAN_MAX_ATTEMPTS:
             same_row.update(
-                status=Scan.Status.FAILED,
-                status_changed_at=now,
-                failure_reason=f"Gave up after {attempts} attempts (worker lost or timed out).",
+                status=Scan.Status.FAILED, status_changed_at=now, failure_reason=_gave_up(attempts)
             )
-            continue
-        # Conditional on the row being unchanged: a worker may finish it meanwhile.
-        if same_row.update(status=Scan.Status.QUEUED, status_changed_at=now):
+        elif same_row.update(status=Scan.Status.QUEUED, status_changed_at=now):
             requeued.append(scan_id)
-    for scan_id in requeued:
-        transaction.on_commit(lambda scan_id=scan_id: enqueue_classification(scan_id))
     if requeued:
-        logger.info("Sweep re-enqueued %d stuck scan(s): %s", len(requeued), requeued)
+        transaction.on_commit(lambda: enqueue_classifications(requeued))
     return requeued

@@ -3,7 +3,7 @@
 import logging
 
 from celery import shared_task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 from . import pipeline
 
@@ -19,7 +19,10 @@ logger = logging.getLogger(__name__)
     max_retries=5,
 )
 def classify_scan(self, scan_id):
-    return pipeline.classify_scan(scan_id)
+    # The task id claims the scan: a redelivery of this message after a crash may take it over.
+    return pipeline.classify_scan(
+        scan_id, claim_token=self.request.id or "", worker=self.request.hostname or ""
+    )
 
 
 @shared_task
@@ -27,12 +30,25 @@ def sweep_stuck_scans():
     return pipeline.sweep_stuck_scans()
 
 
-def enqueue_classification(scan_id):
-    """Publish the classification task; a broker outage is survivable (the sweep retries)."""
+def enqueue_classification(scan_id) -> bool:
+    """Publish the classification task; False when the broker did not take it. A broker outage is
+    survivable: the scan stays queued and the sweep re-enqueues it."""
     try:
         classify_scan.delay(scan_id)
     except Exception:
         logger.exception("Could not enqueue scan %s; the sweep will re-enqueue it.", scan_id)
+        return False
+    return True
+
+
+def enqueue_classifications(scan_ids):
+    """Publish one task per scan, stopping at the first the broker refuses: it is down, and each
+    further try would cost the caller (an upload request) another connection timeout."""
+    for position, scan_id in enumerate(scan_ids):
+        if enqueue_classification(scan_id) is False:
+            if left := len(scan_ids) - position - 1:
+                logger.warning("Broker unavailable: %d more scan(s) left queued for the sweep.", left)
+            return
 
 
 def _warm_up(**kwargs):
@@ -52,3 +68,20 @@ def _warm_up(**kwargs):
 
 # Load the model when each worker process starts, not on its first scan.
 worker_process_init.connect(_warm_up, weak=False)
+
+
+def _take_over_previous_run(sender, **kwargs):
+    """This worker starts under its node name: scans its previous run had in flight are re-queued."""
+    from django.db import connections
+
+    try:
+        pipeline.requeue_claims_of(sender.hostname)
+    except Exception:
+        logger.exception("Could not re-queue the scans of this worker's previous run; the sweep will.")
+    finally:
+        # The main process forks pool processes later: they must not share its connection.
+        connections.close_all()
+
+
+# Runs once, in the main process, before the worker takes its first message.
+worker_ready.connect(_take_over_previous_run, weak=False)

@@ -1,6 +1,8 @@
-"""Shared fixtures: owner, teammate, outsider, steward; data paths; the real Celery worker."""
+"""Shared fixtures: owner, teammate, outsider, steward; data paths; the real Celery worker; a
+disposable Redis."""
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from django.test import Client
 from cases.roles import ensure_groups
 
 from .factories import CaseFactory, MembershipFactory, TeamFactory, UserFactory
+from .services import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
@@ -155,3 +158,14 @@ def celery_worker(require_model, transactional_db):
 @pytest.fixture
 def classifying_worker(celery_worker, running_worker):
     return running_worker
+
+
+@pytest.fixture
+def disposable_redis(tmp_path):
+    """A redis-server of this test's own (not the shared one), to stop and start: an outage."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -46,7 +46,7 @@ def web_server(tmp_path):
     env.pop("REDIS_URL", None)
     env.pop("CELERY_BROKER_URL", None)
     command = [str(GUNICORN), "-c", "brainscan/gunicorn.conf.py", "brainscan.wsgi"]
-    command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null", "--no-control-socket"]
+    command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null"]
     server = subprocess.Popen(command, cwd=REPO_ROOT, env=env)  # noqa: S603
     try:
         wait_for(lambda: _get(port, "/api/v1/cases/", timeout=5), timeout=60, message="gunicorn to answer")

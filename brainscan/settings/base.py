@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "brainscan.middleware.content_security_policy",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before anything that may record an audit event (login, axes, views): names the client.
     "cases.audit.AuditRequestMiddleware",
@@ -48,6 +49,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "brainscan.middleware.refuse_nul_in_query",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires.
@@ -116,6 +118,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15, minimu
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "brainscan.clientip.client_ip"
+# The site's page (or the API's JSON) with the lock's duration and Retry-After, not a bare text.
+AXES_LOCKOUT_CALLABLE = "brainscan.lockout.lockout_response"
 
 # Reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by default, so
 # a client cannot choose the address that audit, lock-out and throttles record.
@@ -177,6 +181,11 @@ UPLOAD_MAX_SECONDS = env_int("UPLOAD_MAX_SECONDS", 20, minimum=1)
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES * 2
 FILE_UPLOAD_PERMISSIONS = 0o640
 
+# A clinician sees a class's mean, variability and difference images of case scans only when at
+# least this many of its scans come from teams other than theirs, out of two teams or more
+# (analytics.disclosure): an average of a few scans shows those scans.
+ANALYTICS_MIN_CLASS_SCANS = 10
+
 ML_MODELS_ROOT = Path(env_str("ML_MODELS_ROOT", str(BASE_DIR / "ml" / "models")))
 # The task the upload pipeline classifies for; its active ModelVersion is used.
 CLASSIFICATION_TASK = env_str("CLASSIFICATION_TASK", "brain-tumour")
@@ -185,9 +194,27 @@ CLASSIFICATION_TASK = env_str("CLASSIFICATION_TASK", "brain-tumour")
 # machine with only Python runs a real worker without installing a broker.
 REDIS_URL = env_str("REDIS_URL", "")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+# A publisher gives up quickly when the broker is down (the scan stays queued for the sweep): an
+# upload request must not spend its time retrying a connection. One quick retry covers a pooled
+# connection that the broker closed. Each transport reads only the options it knows.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.1,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis: connecting, and any command (a publish), wait this long at most; not forever on a
+    # broker that vanished without closing the connection.
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    # Connection retries inside one publish (kombu's default retries until broker_connection_timeout).
+    "max_retries": 1,
+}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = Path(env_str("CELERY_BROKER_DIR", str(VAR_DIR / "broker")))
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "control_folder": str(_broker_dir / "control"),
@@ -223,8 +250,17 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "brainscan.middleware.QueryWithoutNul",
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # Bodies are objects of fields: a bare number or `null` is a 400, in any of the three encodings.
+    "DEFAULT_PARSER_CLASSES": [
+        "brainscan.parsers.ObjectJSONParser",
+        "brainscan.parsers.FieldsFormParser",
+        "brainscan.parsers.FieldsMultiPartParser",
+    ],
     # No ?format=: the Accept header alone picks JSON, CSV or PNG.
     "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PAGINATION_CLASS": "brainscan.pagination.Pagination",
@@ -253,6 +289,9 @@ SPECTACULAR_SETTINGS = {
         "ScanStatusEnum": "cases.models.Scan.Status",
     },
 }
+# A Redis that is down or hung costs a throttled request at most a second before its 503
+# (brainscan.api.ScopedThrottle); without timeouts a hung one held the request until gunicorn's.
+REDIS_CACHE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
 # Throttle counts must be shared by every web process: Redis when configured, else files under var/.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
@@ -267,6 +306,7 @@ CACHES = {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "throttle",
+            "OPTIONS": REDIS_CACHE_OPTIONS,
         }
         if REDIS_URL
         else {
@@ -286,6 +326,29 @@ LOGGING = {
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Everything from this server, nothing inline (templates keep scripts and styles in static/);
+# images also as data:/blob: URLs (Plotly's and Swagger UI's icons and downloads).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# The analytics pages draw with Plotly, which adds <style> elements and style attributes as it
+# draws: there inline styles are allowed; scripts stay this server's files only.
+CONTENT_SECURITY_POLICY_CHARTS = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+# HTTPS, behind a reverse proxy that ends TLS (docker-compose.yml turns these on; `make run`
+# serves plain HTTP on 127.0.0.1 and leaves them off).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Believe X-Forwarded-Proto: https only when the proxy sets it on every request and the web
+# server is reachable through the proxy alone; otherwise a client could claim HTTPS.
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", False) else None
+)
 
 # Each worker process loads the model before it reports ready (LiteRT: well under a second).
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120

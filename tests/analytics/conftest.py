@@ -29,6 +29,10 @@ def small_folder(tmp_path):
 
 @pytest.fixture
 def card():
+    return model_card()
+
+
+def model_card():
     """A model card with every key the performance pages read (shape of ml.train's model.json)."""
     classes = ["glioma", "meningioma", "notumor", "pituitary"]
     return {

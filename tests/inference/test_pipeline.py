@@ -93,6 +93,65 @@ def test_claim_lets_exactly_one_of_two_claimers_win(case):
     assert [pipeline.claim(scan.pk), pipeline.claim(scan.pk)] == [True, False]
 
 
+def test_a_redelivery_of_the_claiming_message_takes_over_a_processing_scan(case, active_model, model_returns):
+    """The worker running the message died (a redelivery means it was never acknowledged)."""
+    scan = ScanFactory(case=case)
+    model_returns(result())
+    assert pipeline.claim(scan.pk, "task-1", "celery@a")
+
+    assert pipeline.classify_scan(scan.pk, claim_token="task-1", worker="celery@b") == Scan.Status.DONE
+    scan.refresh_from_db()
+    assert (scan.attempts, scan.claimed_by) == (2, "celery@b")
+    assert Prediction.objects.filter(scan=scan).count() == 1
+
+
+def test_another_message_cannot_take_over_a_processing_scan(case, active_model, model_returns):
+    scan = ScanFactory(case=case)
+    calls = model_returns(result())
+    assert pipeline.claim(scan.pk, "task-1", "celery@a")
+
+    assert pipeline.classify_scan(scan.pk, claim_token="task-2", worker="celery@b") is None
+    assert pipeline.classify_scan(scan.pk) is None  # no token: a plain call never takes over
+    scan.refresh_from_db()
+    assert (scan.status, scan.attempts, scan.claim_token) == (Scan.Status.PROCESSING, 1, "task-1")
+    assert calls == []
+
+
+def test_a_scan_that_keeps_killing_its_worker_fails_after_max_attempts(case, settings):
+    scan = ScanFactory(case=case)
+    claims = [pipeline.claim(scan.pk, "task-1", "celery@a") for _ in range(settings.SCAN_MAX_ATTEMPTS + 1)]
+
+    assert claims == [True] * settings.SCAN_MAX_ATTEMPTS + [False]
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.FAILED
+    assert (
+        scan.failure_reason
+        == f"Gave up after {settings.SCAN_MAX_ATTEMPTS} attempts (worker lost or timed out)."
+    )
+
+
+def test_a_restarted_worker_requeues_the_scans_its_previous_run_had_claimed(
+    case, monkeypatch, django_capture_on_commit_callbacks
+):
+    enqueued = []
+    monkeypatch.setattr("inference.tasks.enqueue_classification", enqueued.append)
+    mine, theirs, waiting = ScanFactory(case=case), ScanFactory(case=case), ScanFactory(case=case)
+    pipeline.claim(mine.pk, "task-1", "celery@a")
+    pipeline.claim(theirs.pk, "task-2", "celery@b")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.requeue_claims_of("celery@a") == [mine.pk]
+
+    states = dict(Scan.objects.values_list("pk", "status"))
+    assert states == {
+        mine.pk: Scan.Status.QUEUED,
+        theirs.pk: Scan.Status.PROCESSING,
+        waiting.pk: Scan.Status.QUEUED,
+    }
+    assert enqueued == [mine.pk]
+    assert pipeline.requeue_claims_of("") == []
+
+
 def test_rerun_after_requeue_keeps_exactly_one_prediction(case, active_model, model_returns):
     scan = ScanFactory(case=case)
     model_returns(result())
@@ -174,7 +233,7 @@ def test_classify_task_retries_a_transient_error_then_succeeds(monkeypatch):
     outcomes = [pipeline.TransientScanError("broker hiccup"), pipeline.TransientScanError("again"), "done"]
     calls = []
 
-    def flaky(scan_id):
+    def flaky(scan_id, **claim):
         calls.append(scan_id)
         outcome = outcomes.pop(0)
         if isinstance(outcome, Exception):

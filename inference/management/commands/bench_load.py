@@ -170,8 +170,7 @@ class Command(BaseCommand):
 
     def _start_web(self, port, log):
         command = [sys.executable, "-m", "gunicorn", "brainscan.wsgi", "-c", "brainscan/gunicorn.conf.py"]
-        # No control socket: another gunicorn on this machine (make run) may use the default path.
-        command += ["--bind", f"127.0.0.1:{port}", "--no-control-socket"]
+        command += ["--bind", f"127.0.0.1:{port}"]
         with open(log, "wb") as output:
             return subprocess.Popen(  # noqa: S603 -- our own server
                 command, cwd=settings.BASE_DIR, env=os.environ.copy(), stdout=output, stderr=output

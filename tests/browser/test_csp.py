@@ -1,0 +1,132 @@
+"""Every page works in headless Chromium under the site's Content-Security-Policy: no script, style
+or image is refused, the charts and the API docs draw, the explanation overlay still fades."""
+
+import os
+import shutil
+
+import pytest
+from django.core.files.base import ContentFile
+
+from analytics.importer import import_folder
+from analytics.stats import compute_dataset_stats
+from tests.analytics.conftest import FOLDERS, PER_CLASS, model_card
+from tests.conftest import TUMOUR_TRAINING
+from tests.factories import ModelVersionFactory, PredictionFactory, ScanFactory, png_bytes
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+# Every refusal the browser reports, from the first script on (before the page's own).
+RECORD_VIOLATIONS = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample || ""}`);
+});
+"""
+
+
+@pytest.fixture
+def browser_context(monkeypatch, close_thread_connections):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        context = browser.new_context()
+        context.add_init_script(RECORD_VIOLATIONS)
+        context.set_default_timeout(20_000)
+        yield context
+        browser.close()
+
+
+@pytest.fixture
+def pages_to_visit(case, tmp_path):
+    scan = ScanFactory(case=case, status="done", outcome="classified")
+    prediction = PredictionFactory(scan=scan, model_version=ModelVersionFactory(card=model_card()))
+    prediction.explanation.save("heat.png", ContentFile(png_bytes(colour=200)))
+    if not TUMOUR_TRAINING.is_dir():
+        pytest.skip(f"real MRI images not found at {TUMOUR_TRAINING}")
+    root = tmp_path / "data"
+    for folder, label in FOLDERS.items():
+        (root / folder).mkdir(parents=True)
+        for source in sorted((TUMOUR_TRAINING / label).glob("*.jpg"))[:PER_CLASS]:
+            (root / folder / source.name).symlink_to(source)
+    dataset = import_folder(root, "Reference").dataset
+    compute_dataset_stats(dataset.pk)
+    return {"case": case, "scan": scan, "dataset": dataset, "version": prediction.model_version}
+
+
+def _log_in(page, url, username):
+    page.goto(f"{url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "correct-horse-battery-staple")
+    page.click("button:has-text('Log in')")
+    page.wait_for_selector("h1:has-text('Cases')")
+
+
+def _visit(page, url, ready=None):
+    response = page.goto(url)
+    if ready:
+        page.wait_for_selector(ready)
+    page.wait_for_load_state("networkidle")
+    return response
+
+
+def test_every_page_works_under_the_content_security_policy(
+    browser_context, live_server, owner, steward, pages_to_visit
+):
+    base = live_server.url
+    objects = pages_to_visit
+    page = browser_context.new_page()
+    _log_in(page, base, "owner")
+    visited = {}
+
+    response = _visit(page, f"{base}/cases/")
+    csp = response.headers.get("content-security-policy", "")
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe" not in csp
+    visited["case list"] = page.evaluate("window.__csp")
+
+    _visit(page, f"{base}/cases/{objects['case'].pk}/", ready=".scan .heatmap")
+    heatmap = page.locator(".scan .heatmap")
+    assert heatmap.evaluate("el => getComputedStyle(el).opacity") == "0.6"
+    page.locator(".heatmap-opacity").fill("20")
+    assert heatmap.evaluate("el => getComputedStyle(el).opacity") == "0.2"
+    visited["case page"] = page.evaluate("window.__csp")
+
+    dataset, version = objects["dataset"].pk, objects["version"].pk
+    for name, path, ready in [
+        ("analytics", "/analytics/", None),
+        ("dataset", f"/analytics/datasets/{dataset}/", "[data-figure='fig-labels'] .main-svg"),
+        ("model", f"/analytics/models/{version}/", ".figure .main-svg"),
+        ("field", "/analytics/field/", None),
+    ]:
+        # Plotly styles its charts inline as it draws them; scripts stay this server's only.
+        csp = _visit(page, base + path, ready).headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "style-src 'self' 'unsafe-inline';" in csp
+        visited[name] = page.evaluate("window.__csp")
+    for name, path, ready in [
+        ("models", "/models/", None),
+        ("not found", "/cases/999999/", "text=Back to the case list"),
+        ("api docs", "/api/v1/docs/", ".swagger-ui .info .title"),
+    ]:
+        _visit(page, base + path, ready)
+        visited[name] = page.evaluate("window.__csp")
+    # The Swagger UI drew the operations from the schema, and its own style applied.
+    assert page.locator(".opblock").count() > 5
+    assert page.evaluate("getComputedStyle(document.body).margin") == "0px"
+
+    page.context.clear_cookies()
+    _log_in(page, base, "steward")
+    for name, path in [
+        ("admin", "/admin/"),
+        ("admin cases", "/admin/cases/case/"),
+        ("admin case", f"/admin/cases/case/{objects['case'].pk}/change/"),
+        ("admin audit", "/admin/cases/auditevent/"),
+    ]:
+        _visit(page, base + path, "#content")
+        visited[name] = page.evaluate("window.__csp")
+
+    assert {name: refused for name, refused in visited.items() if refused} == {}
