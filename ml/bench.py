@@ -44,6 +44,17 @@ def _percentile(times: list[float], q: int) -> float:
     return round(float(np.percentile(times, q)), 2)
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM where /proc has it (ru_maxrss would keep the
+    parent's size across fork and exec), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / 1024, 1)
+
+
 def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
     threads = 1 if mode == "latency" else os.cpu_count()
     started = time.perf_counter()
@@ -111,7 +122,7 @@ def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
         for _ in range(rounds):
             classifier._predict(x)
         out["throughput_images_per_s"] = round(rounds * len(x) / (time.perf_counter() - t), 1)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb"] = _peak_rss_mb()
     out["tensorflow_imported"] = "tensorflow" in sys.modules
     return out
 

@@ -67,7 +67,7 @@ def test_web_process_never_imports_tensorflow(tmp_path):
 
 WORKER_PROCESS = textwrap.dedent(
     """
-    import os, resource, sys, time
+    import os, sys, time
     os.environ["DJANGO_SETTINGS_MODULE"] = "brainscan.settings.test"
     import django
     django.setup()
@@ -106,7 +106,10 @@ WORKER_PROCESS = textwrap.dedent(
     # Every model the registry offers, loaded in this one process.
     loaded = [runtime.get_classifier(version).runtime.name for version in ModelVersion.objects.all()]
     print("RUNTIMES", sorted(set(loaded)), len(loaded))
-    print("PEAK_RSS_MB", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    # VmHWM, not ru_maxrss: the latter keeps the parent's size across fork and exec.
+    with open("/proc/self/status") as status:
+        peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    print("PEAK_RSS_MB", round(peak_kb / 1024))
     sys.exit(1 if heavy() else 0)
     """
 )
