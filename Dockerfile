@@ -1,4 +1,6 @@
-# One image for web, worker and beat; docker-compose.yml picks the command.
+# One image for web, worker and beat; docker-compose.yml picks the command. It installs only
+# requirements.txt: no TensorFlow or Keras (the worker serves the models' LiteRT export; training,
+# evaluation and export run outside it with requirements-ml.txt).
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 DJANGO_SETTINGS_MODULE=brainscan.settings.base
 WORKDIR /app

@@ -1,7 +1,8 @@
 """The only bridge between Django and ml/: load a model once per worker process and run it.
 
-ml.serve imports TensorFlow, so it is imported inside functions only: the web process,
-which imports this app's models and tasks, never pays for (or risks) TensorFlow.
+The worker serves each model's LiteRT export (``model.tflite``, from ``python -m ml.export``)
+and never imports TensorFlow, which the web and worker images do not install. ml.serve is still
+imported inside functions only, so the web process does not load the interpreter either.
 """
 
 import threading
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+SERVING_RUNTIME = "litert"
 _classifiers = {}
 _lock = threading.Lock()
 
@@ -26,7 +28,9 @@ def get_classifier(model_version):
         if classifier is None:
             from ml.serve import Classifier
 
-            classifier = Classifier.load(path)
+            # One thread per model: a worker process classifies one scan at a time (batch 1,
+            # fastest on one core); more throughput comes from more worker processes.
+            classifier = Classifier.load(path, runtime=SERVING_RUNTIME, threads=1)
             _classifiers[key] = classifier
     return classifier
 

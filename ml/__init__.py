@@ -1,4 +1,5 @@
 """BrainScan's model pipeline: data, preprocessing, training, evaluation, serving.
 
-Plain Python + Keras 3 (TensorFlow backend). Nothing here imports Django.
+Plain Python: Keras 3 on TensorFlow to train, evaluate and export; the models' LiteRT export
+to serve (ai-edge-litert, no TensorFlow). Nothing here imports Django.
 """

@@ -1,9 +1,11 @@
-"""Serving benchmark: load time, batch-1 latency on one thread, batch-32 throughput.
+"""Serving benchmark, Keras and LiteRT side by side: library import and model load, batch-1
+latency on one thread, batch-32 throughput on all cores, peak memory and the explanation's cost.
 
     python -m ml.bench [--model DIR] [--json FILE]
 
-Each measurement runs in a fresh interpreter, since TensorFlow's thread pools are fixed
-at start-up: latency with one intra-op thread (one core), throughput with all cores.
+Each measurement runs in a fresh interpreter, since TensorFlow's thread pools are fixed at
+start-up and a process's peak memory is its own: latency with one thread (one core),
+throughput with all cores. The LiteRT processes never import TensorFlow, as the worker.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 from ml import card as cards
 
 REPEATS = 200
+RUNTIMES = ("keras", "litert")  # ml.serve.RUNTIMES; not imported, to keep this process light
+DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "brain-tumor-mri" / "Training"
 
 
 def _sample_inputs(classifier, n: int) -> np.ndarray:
@@ -29,28 +33,55 @@ def _sample_inputs(classifier, n: int) -> np.ndarray:
     from ml.labels import index_folder
     from ml.preprocess import preprocess
 
-    root = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "brain-tumor-mri" / "Training"
-    if root.is_dir():
-        items = index_folder(root)
+    if DATASET.is_dir():
+        items = index_folder(DATASET)
         picks = [items[i] for i in np.linspace(0, len(items) - 1, n).astype(int)]
         return np.stack([preprocess(it.path, classifier.size) for it in picks])
     return np.random.default_rng(0).random((n, classifier.size, classifier.size, 1), dtype=np.float32)
 
 
-def _worker(mode: str, model_dir: Path) -> dict:
-    import tensorflow as tf
+def _percentile(times: list[float], q: int) -> float:
+    return round(float(np.percentile(times, q)), 2)
 
-    if mode == "latency":
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM where /proc has it (ru_maxrss would keep the
+    parent's size across fork and exec), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as status:
+            kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(kb / 1024, 1)
+
+
+def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
+    threads = 1 if mode == "latency" else os.cpu_count()
+    started = time.perf_counter()
+    # The libraries first (a worker imports them once, at start): the runtime, and scikit-learn
+    # for the modality check the card may ask for.
+    if runtime == "keras":
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        if mode == "latency":
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+    else:
+        import ai_edge_litert.interpreter  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+
     from ml.serve import Classifier
 
-    started = time.perf_counter()
-    classifier = Classifier.load(model_dir)
-    load_s = time.perf_counter() - started
-    out: dict = {"load_s": round(load_s, 3)}
+    imported = time.perf_counter()
+    classifier = Classifier.load(model_dir, runtime=runtime, threads=threads)
+    out: dict = {
+        "import_s": round(imported - started, 3),
+        # Files read and checked, interpreter built or graphs traced, gate and modality check.
+        "load_s": round(time.perf_counter() - imported, 3),
+    }
+    x = _sample_inputs(classifier, 32)
     if mode == "latency":
-        x = _sample_inputs(classifier, 32)
         for i in range(10):
             classifier._predict(x[i % 32 : i % 32 + 1])
         times = []
@@ -63,66 +94,101 @@ def _worker(mode: str, model_dir: Path) -> dict:
             t = time.perf_counter()
             classifier._explain(x[i % 32 : i % 32 + 1])
             explain.append((time.perf_counter() - t) * 1000)
+        out.update(
+            latency_ms_p50=_percentile(times, 50),
+            latency_ms_p95=_percentile(times, 95),
+            # Grad-CAM (Keras) or the map from the head's weights (LiteRT), model run included.
+            explain_ms_p50=_percentile(explain, 50),
+        )
         # End to end on a real file: decode, gate, preprocess, model, heatmap PNG.
-        from ml.labels import index_folder
+        if DATASET.is_dir():
+            from ml.labels import index_folder
 
-        root = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "brain-tumor-mri" / "Training"
-        if root.is_dir():
-            items = index_folder(root)[::300]
+            items = index_folder(DATASET)[::300]
             for explain_flag, key in ((False, "classify_ms_p50"), (True, "classify_explained_ms_p50")):
                 runs = []
                 for it in items:
                     t = time.perf_counter()
                     classifier.classify(it.path, explain=explain_flag)
                     runs.append((time.perf_counter() - t) * 1000)
-                out[key] = round(float(np.percentile(runs, 50)), 2)
+                out[key] = _percentile(runs, 50)
             out["explanation_overhead"] = round(
                 out["classify_explained_ms_p50"] / out["classify_ms_p50"] - 1, 3
             )
-        out.update(
-            latency_ms_p50=round(float(np.percentile(times, 50)), 2),
-            latency_ms_p95=round(float(np.percentile(times, 95)), 2),
-            gradcam_ms_p50=round(float(np.percentile(explain, 50)), 2),
-        )
     else:
-        x = _sample_inputs(classifier, 32)
         classifier._predict(x)
         rounds = 20
         t = time.perf_counter()
         for _ in range(rounds):
             classifier._predict(x)
         out["throughput_images_per_s"] = round(rounds * len(x) / (time.perf_counter() - t), 1)
-    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    out["peak_rss_mb"] = _peak_rss_mb()
+    out["tensorflow_imported"] = "tensorflow" in sys.modules
     return out
+
+
+def _measure(runtime: str, model_dir: Path) -> dict:
+    figures: dict = {}
+    for mode in ("latency", "throughput"):
+        proc = subprocess.run(  # noqa: S603  our own module, fixed arguments
+            [
+                sys.executable,
+                "-m",
+                "ml.bench",
+                "--model",
+                str(model_dir),
+                "--runtime",
+                runtime,
+                "--mode",
+                mode,
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{runtime} {mode}: {proc.stderr[-3000:]}")
+        found = json.loads(proc.stdout.strip().splitlines()[-1])
+        if mode == "latency":
+            figures.update(found)
+        else:
+            figures["throughput_images_per_s"] = found["throughput_images_per_s"]
+            figures["peak_rss_mb"] = max(figures["peak_rss_mb"], found["peak_rss_mb"])
+            figures["tensorflow_imported"] = figures["tensorflow_imported"] or found["tensorflow_imported"]
+    return figures
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--runtime", choices=RUNTIMES, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["latency", "throughput"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     model_dir = args.model or cards.default_model_dir()
     if args.mode:
-        print(json.dumps(_worker(args.mode, model_dir)))
+        print(json.dumps(_worker(args.runtime, args.mode, model_dir)))
         return 0
     result: dict = {"model": str(model_dir), "cores": os.cpu_count()}
-    for mode in ("latency", "throughput"):
-        proc = subprocess.run(  # noqa: S603  our own module, fixed arguments
-            [sys.executable, "-m", "ml.bench", "--model", str(model_dir), "--mode", mode],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    try:
+        for runtime in RUNTIMES:
+            result[runtime] = _measure(runtime, model_dir)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    keras, litert = result["keras"], result["litert"]
+    result["litert_over_keras"] = {
+        key: round(litert[key] / keras[key], 3)
+        for key in (
+            "import_s",
+            "load_s",
+            "latency_ms_p50",
+            "latency_ms_p95",
+            "explain_ms_p50",
+            "throughput_images_per_s",
+            "peak_rss_mb",
         )
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            return proc.returncode
-        figures = json.loads(proc.stdout.strip().splitlines()[-1])
-        if mode == "latency":
-            result.update(figures)
-        else:
-            result["throughput_images_per_s"] = figures["throughput_images_per_s"]
-            result["peak_rss_mb"] = max(result["peak_rss_mb"], figures["peak_rss_mb"])
+    }
     cards.print_report(result, args.json)
     return 0
 

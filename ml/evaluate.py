@@ -3,10 +3,12 @@
     python -m ml.evaluate --data ../shared/datasets/brain-tumor-mri/Training --split test
     python -m ml.evaluate --data ../shared/datasets/br35h --split test --json out.json
     python -m ml.evaluate --data ../shared/datasets/alzheimer-mri/train --label notumor
+    python -m ml.evaluate --data ../shared/datasets/br35h --split test --runtime keras
 
 A folder of typed classes gets 4-class metrics; a binary set (yes/no folders, or one
 ``--label``) gets tumour-present metrics. Prints a warning when a figure falls far below
-the model card's.
+the model card's. ``--runtime`` picks Keras or the LiteRT export the worker serves (the
+default when the model directory holds it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ml import gate
 from ml.data import UNKNOWN_CODE, label_code, progress
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import NOTUMOR_INDEX, binary_report, multiclass_report
+from ml.serve import RUNTIMES
 
 # A folder whose figure is this far below the card's is reported as a warning.
 WARN_DROP = 0.05
@@ -109,6 +112,12 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         help="only images in this split of the model's training data",
     )
     parser.add_argument("--limit", type=int, default=0, help="score at most N images (evenly spaced)")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="run the model with Keras (TensorFlow) or its LiteRT export, as the worker does "
+        "(default: LiteRT when the model directory holds its export)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
 
 
@@ -119,7 +128,7 @@ def select(args) -> tuple:
     from ml.serve import Classifier
 
     model_dir = Path(args.model or cards.default_model_dir())
-    classifier = Classifier.load(model_dir)
+    classifier = Classifier.load(model_dir, runtime=args.runtime)
     items = index_folder(args.data, label=args.label)
     splits = None
     if args.split:
@@ -151,7 +160,11 @@ def select_or_explain(args) -> tuple | None:
 
 def report_header(classifier, args) -> dict:
     """The first keys of every report on selected images: which model, which folder."""
-    return {"model": f"{classifier.card['name']}/{classifier.card['version']}", "data": str(args.data)}
+    return {
+        "model": f"{classifier.card['name']}/{classifier.card['version']}",
+        "runtime": classifier.runtime.name,
+        "data": str(args.data),
+    }
 
 
 def main(argv=None) -> int:

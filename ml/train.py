@@ -1,4 +1,5 @@
-"""Train the brain-tumour classifier and write a model directory with its card.
+"""Train the brain-tumour classifier and write a model directory with its card, its LiteRT
+export for the worker (``ml.export``) and its out-of-distribution gate.
 
     python -m ml.train --data ../shared/datasets/brain-tumor-mri/Training \
         --data ../shared/datasets/br35h --out ml/models/brain-tumour/2026.11.1
@@ -147,6 +148,8 @@ class EpochReport:
 
 
 def _library_versions() -> dict:
+    from importlib.metadata import version
+
     import keras
     import PIL
     import sklearn
@@ -156,6 +159,7 @@ def _library_versions() -> dict:
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
+        "ai-edge-litert": version("ai-edge-litert"),
         "numpy": np.__version__,
         "pillow": PIL.__version__,
         "scikit-learn": sklearn.__version__,
@@ -389,8 +393,11 @@ def train(args) -> Path:
     np.savez_compressed(
         out / "split.npz", **{k: np.array([full.sha256[i] for i in v]) for k, v in split.items()}
     )
+    from ml.export import export
     from ml.gate import fit_for_model
 
+    # The worker serves the LiteRT export; the gate is fitted on the features it will see.
+    export(out)
     fit_for_model(out, train_ds.paths, args.outlier_pictures)
     print(
         f"test accuracy {test_metrics['accuracy']:.4f} macro-F1 {test_metrics['macro_f1']:.4f} "

@@ -351,5 +351,5 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("SECURE_PROXY_SSL_HEADER", False) else None
 )
 
-# Each worker process loads the model before it reports ready (TensorFlow takes seconds).
+# Each worker process loads the model before it reports ready (LiteRT: well under a second).
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from ml.dedup import sha256_file
 from ml.evaluate import warnings_against_card
@@ -112,3 +113,17 @@ def test_warnings_compare_a_folder_with_the_cards_figures_for_the_same_source():
     ]
     four_class = {"labels": ["glioma"], "accuracy": 0.95, "tumour_recall": 0.99}
     assert warnings_against_card(four_class, card, "brain-tumor-mri") == []
+
+
+def test_both_runtimes_score_the_same(datasets, tmp_path):
+    from ml.card import default_model_dir
+
+    try:
+        model_dir = default_model_dir()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    args = ("--data", str(datasets / "br35h"), "--limit", "24")
+    keras = _evaluate(model_dir, tmp_path, *args, "--runtime", "keras")
+    litert = _evaluate(model_dir, tmp_path, *args, "--runtime", "litert")
+    assert (keras.pop("runtime"), litert.pop("runtime")) == ("keras", "litert")
+    assert keras == litert and keras["n"] == 24

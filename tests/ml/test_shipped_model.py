@@ -87,7 +87,7 @@ def test_heatmap_follows_the_input_and_sits_on_the_head(shipped, datasets):
             _, _, cam = shipped._explain(
                 __import__("ml.preprocess", fromlist=["x"]).preprocess_grey(grey)[None]
             )
-            cam = cam.numpy()[0]
+            cam = cam[0]
             cams.append(cam)
             heat = cam_on_image(cam, grey.shape, head_box(grey))
             head = grey > max(10, 0.08 * np.percentile(grey, 99))

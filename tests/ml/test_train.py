@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ml.card import find_model_dirs, read_card
+from ml.dedup import sha256_file
 from ml.labels import CLASSES
 from ml.preprocess import PREPROCESS_VERSION, preprocess
 from ml.serve import Classifier
@@ -35,6 +36,11 @@ def test_training_prints_epoch_progress_and_writes_a_complete_card(tiny_model):
     # The gate is fitted against generated non-MRI pictures too (--outlier-pictures 40).
     assert "max_outlier_score" in card["ood_gate"] and "outlier_exposure" in card["ood_gate"]
     assert (model_dir / "model.keras").stat().st_size < 30 * 2**20
+    # The LiteRT export the worker serves, recorded in the card.
+    assert card["litert"]["sha256"] == sha256_file(model_dir / "model.tflite")
+    assert card["litert"]["head_sha256"] == sha256_file(model_dir / "head.npz")
+    assert card["litert"]["max_difference_from_keras"]["cam"] <= 1e-4
+    assert "ai-edge-litert" in card["libraries"]
     assert find_model_dirs(model_dir.parent.parent) == [model_dir]
     json.dumps(card)  # plain JSON all the way down
 
@@ -42,6 +48,7 @@ def test_training_prints_epoch_progress_and_writes_a_complete_card(tiny_model):
 def test_trained_model_loads_and_gives_calibrated_probabilities(tiny_model, datasets):
     model_dir, _ = tiny_model
     classifier = Classifier.load(model_dir)
+    assert classifier.runtime.name == "litert"
     image = sorted((datasets / "brain-tumor-mri" / "Training" / "glioma").glob("*.jpg"))[0]
     features, probs = classifier.predict_arrays(preprocess(image)[None])
     assert probs.shape == (1, len(CLASSES)) and np.isclose(probs.sum(), 1.0)

@@ -1,4 +1,5 @@
-"""Benchmark the upload-to-result path with a warm worker: latency p50/p95 and scans per minute.
+"""Benchmark the upload-to-result path with a warm worker: latency p50/p95, scans per minute and
+the worker's peak memory.
 
 Each image goes through the same code as a web upload (validate, de-identify, store, enqueue
 on commit); a real Celery worker (started here on a queue of its own) classifies it with the
@@ -37,6 +38,22 @@ def percentile(values, fraction):
     return ordered[low] + (ordered[high] - ordered[low]) * (index - low)
 
 
+def peak_rss_mb(pid):
+    """Peak resident memory (VmHWM) of process ``pid`` or any of its children, in MB; None
+    where /proc is not there to read."""
+    peaks, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+        pending += [int(child) for child in children]
+    return round(max(peaks) / 1024, 1) if peaks else None
+
+
 class Command(BaseCommand):
     help = "Measure upload-to-result latency (p50/p95) and scans/minute for one warm worker."
 
@@ -71,6 +88,7 @@ class Command(BaseCommand):
                 if prediction:
                     model_ms.append(prediction.latency_ms)
             throughput_s, failed = self._run_batch(case, files, timeout * len(files))
+            worker_rss_mb = peak_rss_mb(worker.pid)
         finally:
             worker.send_signal(signal.SIGTERM)
             try:
@@ -90,6 +108,8 @@ class Command(BaseCommand):
             "batch_seconds": round(throughput_s, 2),
             "scans_per_minute": round(60 * len(files) / throughput_s, 1),
             "failed": failed,
+            # The largest of the worker's processes (the pool child holds the model).
+            "worker_peak_rss_mb": worker_rss_mb,
         }
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(report, indent=1) + "\n")
