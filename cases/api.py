@@ -314,6 +314,7 @@ class CaseViewSet(
         try:
             case.change(request.user, **changes.validated_data)
         except Refusal as refusal:
+            AuditEvent.record_refusal(request.user, case, "case_update", refusal)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(self.get_serializer(case).data)
 
@@ -321,6 +322,8 @@ class CaseViewSet(
     @action(detail=True, methods=["get"], url_path="scans", pagination_class=None)
     def scans(self, request, pk=None):
         case = self.get_object()
+        # Every scan's result: reading it is reading the case.
+        AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, case)
         return Response(
             ScanSerializer(
                 _with_results(case.scans.not_retracted()), many=True, context={"request": request}
@@ -369,7 +372,7 @@ class CaseViewSet(
             AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
             raise Conflict(str(refusal), code=refusal.code)
         except UploadRefused as refusal:
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=1)
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
             headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
             return Response(
                 {"detail": str(refusal), "code": refusal.code}, status=refusal.status, headers=headers
@@ -439,6 +442,7 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         try:
             review = form.save(reviewer=request.user)
         except Refusal as refusal:
+            AuditEvent.record_refusal(request.user, scan, "review", refusal, case=scan.case_id)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
@@ -474,8 +478,10 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             request_body.is_valid(raise_exception=True)
             scan.retract(request.user, request_body.validated_data["reason"])
         except NotAllowed as refusal:
+            AuditEvent.record_refusal(request.user, scan, "scan_retract", refusal, case=scan.case_id)
             raise exceptions.PermissionDenied(str(refusal), code=refusal.code)
         except Refusal as refusal:
+            AuditEvent.record_refusal(request.user, scan, "scan_retract", refusal, case=scan.case_id)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(RetractionSerializer(scan).data)
 

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import ipaddress
+import logging
 import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,6 +17,8 @@ from django.utils import timezone
 from brainscan.clientip import client_ip
 
 from .pseudonyms import generate_pseudonym
+
+logger = logging.getLogger(__name__)
 
 # The request being served (set by cases.audit.AuditRequestMiddleware), so that every audit
 # event names its client address, whichever page, API view, admin action or signal records it.
@@ -520,9 +523,7 @@ class Scan(models.Model):
             )
         for name, value in fields.items():
             setattr(self, name, value)
-        storage = Scan._meta.get_field("image").storage
-        for name in names:
-            storage.delete(name)
+        delete_stored_files(names, f"retracted scan {self.pk}")
 
     def preview_png(self) -> bytes | None:
         """The stored image as PNG for display (a DICOM slice rendered from its pixels); None once erased."""
@@ -579,10 +580,20 @@ def erase_case_images(case, user) -> list[int]:
             failure_reason="Images erased by a data steward.",
         )
         AuditEvent.record(user, AuditEvent.Verb.ERASE, case, scans=ids, files=len(names))
+    delete_stored_files(names, f"erased case {case.pseudonym}")
+    return ids
+
+
+def delete_stored_files(names: list[str], what: str) -> None:
+    """Delete files whose rows no longer point at them (the change is committed). A storage
+    outage must not turn the committed retraction or erasure into an error page: each file that
+    could not be deleted is logged by name, for an operator to remove."""
     storage = Scan._meta.get_field("image").storage
     for name in names:
-        storage.delete(name)
-    return ids
+        try:
+            storage.delete(name)
+        except Exception:  # storage backends raise OSError, botocore and other errors
+            logger.exception("Could not delete %s of %s from storage; delete it by hand", name, what)
 
 
 class Review(models.Model):
@@ -635,6 +646,7 @@ class AuditEvent(models.Model):
         AUDIT_EXPORT = "audit_export", "Exported audit log"
         USER_CREATE = "user_create", "Created user account"
         USER_CHANGE = "user_change", "Changed user account"
+        REFUSED = "refused", "Refused an action"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
@@ -683,6 +695,14 @@ class AuditEvent(models.Model):
     @staticmethod
     def current_request():
         return _serving.get()
+
+    @classmethod
+    def record_refusal(cls, actor, obj, action: str, refusal: Exception, **detail):
+        """An attempt the rules refused (a closed case, a refused picture, a scan being read):
+        who tried what on which object, and the refusal's code, never the request's content."""
+        return cls.record(
+            actor, cls.Verb.REFUSED, obj, action=action, reason=getattr(refusal, "code", "refused"), **detail
+        )
 
     @classmethod
     def record(cls, actor, verb, obj=None, **detail):

@@ -152,6 +152,7 @@ def case_update(request, pk):
     try:
         case.change(request.user, **form.cleaned_data)
     except CaseClosed as refusal:
+        AuditEvent.record_refusal(request.user, case, "case_update", refusal)
         messages.error(request, str(refusal))
         return redirect("cases:detail", pk=case.pk)
     messages.success(request, "Case updated.")
@@ -162,16 +163,17 @@ def case_update(request, pk):
 @require_POST
 def scan_upload(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    status, retry_after = 400, None
+    status, retry_after, why = 400, None, {}
     try:
         case.check_open("upload scans")  # before decoding anything
         try:
             images, errors = validate_files(request.FILES.getlist("files"))
         except UploadRefused as refusal:
             images, errors = [], [FileError(0, "", str(refusal))]
-            status, retry_after = refusal.status, refusal.retry_after
+            status, retry_after, why = refusal.status, refusal.retry_after, {"reason": refusal.code}
         if errors:
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
+            detail = why or {"files": len(errors)}
+            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, **detail)
             payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
             if _wants_json(request):
                 response = JsonResponse({"errors": payload}, status=status)
@@ -231,6 +233,7 @@ def scan_retract(request, pk):
             )
             return redirect("cases:detail", pk=scan.case_id)
     except Refusal as refusal:
+        AuditEvent.record_refusal(request.user, scan, "scan_retract", refusal, case=scan.case_id)
         messages.error(request, f"The scan was not retracted. {refusal}")
         return redirect("cases:detail", pk=scan.case_id)
     if request.method == "GET":
@@ -262,6 +265,9 @@ def review_create(request, pk):
     try:
         review = form.save(reviewer=request.user)
     except Refusal as refusal:
+        AuditEvent.record_refusal(
+            request.user, prediction.scan, "review", refusal, case=prediction.scan.case_id
+        )
         messages.error(request, f"The review was not saved. {refusal}")
         return redirect("cases:detail", pk=prediction.scan.case_id)
     messages.success(request, f"Review saved: {review.get_decision_display().lower()} {review.label}.")

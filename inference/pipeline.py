@@ -95,7 +95,8 @@ def classify_scan(scan_id, claim_token="", worker="") -> str | None:
         except runtime.model_load_errors() as error:
             fail(scan_id, f"The model {model_version} could not be loaded: {error}")
             return Scan.Status.FAILED
-        _record(scan, model_version, result)
+        if not _record(scan, model_version, result, claim_token):
+            return None
         return Scan.Status.DONE
     except TRANSIENT_ERRORS as error:
         # Hand the scan back so the retry (or the sweep) can claim it again.
@@ -112,11 +113,23 @@ def classify_scan(scan_id, claim_token="", worker="") -> str | None:
         return Scan.Status.FAILED
 
 
-def _record(scan, model_version, result):
+def _record(scan, model_version, result, claim_token="") -> bool:
+    """Save the result, if this attempt still holds the scan's claim; False when it does not."""
     outcome = result.outcome
     with transaction.atomic():
         # Scans of one case finishing together: serialise their flag updates on the case row.
         case = Case.objects.select_for_update().get(pk=scan.case_id)
+        # While this attempt ran, the sweep or a restarted worker may have handed the scan to
+        # another attempt, or its uploader retracted it (its files are gone): then this result
+        # is stale and nothing of it is written (no prediction, no explanation file).
+        still_ours = Scan.objects.select_for_update().filter(
+            pk=scan.pk, status=Scan.Status.PROCESSING, claim_token=claim_token, retracted_at=None
+        )
+        if not still_ours.exists():
+            logger.warning(
+                "Scan %s: result of a stale attempt discarded (claim taken over or retracted)", scan.pk
+            )
+            return False
         prediction, created = Prediction.objects.get_or_create(
             scan=scan,
             model_version=model_version,
@@ -141,6 +154,7 @@ def _record(scan, model_version, result):
             failure_reason="",
         )
         case.refresh_flag()
+    return True
 
 
 def sweep_stuck_scans(now=None) -> list[int]:

@@ -359,7 +359,7 @@ def test_upload_over_the_pixel_budget_is_a_json_413_and_stores_nothing(owner_api
     body = response.json()
     assert body["code"] == "upload_too_large" and "at most 5,000 pixels" in body["detail"]
     assert not Scan.objects.exists() and _stored_files() == before
-    assert _audit(AuditEvent.Verb.UPLOAD_REJECTED)[0].detail == {"files": 1}
+    assert _audit(AuditEvent.Verb.UPLOAD_REJECTED)[0].detail == {"reason": "upload_too_large"}
 
 
 def test_upload_past_its_time_budget_is_a_json_503_with_retry_after(owner_api, case, settings, monkeypatch):

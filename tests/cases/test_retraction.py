@@ -189,3 +189,19 @@ def test_a_review_saved_just_after_the_retraction_is_refused(owner, teammate, cl
     with pytest.raises(Refusal, match="was retracted"):
         form.save(reviewer=teammate)
     assert not Review.objects.exists()
+
+
+def test_a_storage_outage_while_deleting_still_retracts_and_names_the_file(
+    owner, classified, monkeypatch, caplog
+):
+    """The retraction is committed before the files go: a failing delete is logged, not a 500."""
+    name = classified.image.name
+
+    def broken_delete(name):
+        raise OSError("storage unreachable")
+
+    monkeypatch.setattr(storage(), "delete", broken_delete)
+    classified.retract(owner, "wrong patient")
+    classified.refresh_from_db()
+    assert classified.retracted_at is not None and not classified.image
+    assert any(name in record.getMessage() for record in caplog.records)

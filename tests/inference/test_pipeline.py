@@ -243,3 +243,32 @@ def test_classify_task_retries_a_transient_error_then_succeeds(monkeypatch):
     monkeypatch.setattr(pipeline, "classify_scan", flaky)
     assert classify_scan.apply(args=[7]).get() == "done"
     assert calls == [7, 7, 7]
+
+
+def test_a_result_of_an_attempt_that_lost_its_claim_writes_nothing(case, active_model, monkeypatch):
+    """The sweep handed the scan to another attempt while this one ran: no prediction, no file."""
+    scan = ScanFactory(case=case)
+
+    def slow_model(model_version, data):
+        # Meanwhile the scan was re-queued and claimed by another message.
+        Scan.objects.filter(pk=scan.pk).update(status=Scan.Status.QUEUED)
+        assert pipeline.claim(scan.pk, "second-message")
+        return SimpleNamespace(**vars(result()) | {"explanation_png": b"\x89PNG"})
+
+    monkeypatch.setattr("inference.runtime.classify_image", slow_model)
+    assert pipeline.classify_scan(scan.pk, "first-message") is None
+    assert not Prediction.objects.filter(scan=scan).exists()
+    scan.refresh_from_db()
+    assert scan.status == Scan.Status.PROCESSING and scan.claim_token == "second-message"
+
+
+def test_a_result_for_a_scan_retracted_meanwhile_writes_nothing(case, active_model, monkeypatch):
+    scan = ScanFactory(case=case)
+
+    def slow_model(model_version, data):
+        Scan.objects.filter(pk=scan.pk).update(retracted_at=timezone.now(), image="")
+        return SimpleNamespace(**vars(result()) | {"explanation_png": b"\x89PNG"})
+
+    monkeypatch.setattr("inference.runtime.classify_image", slow_model)
+    assert pipeline.classify_scan(scan.pk, "the-message") is None
+    assert not Prediction.objects.filter(scan=scan).exists()

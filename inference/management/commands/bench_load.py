@@ -191,7 +191,19 @@ class Command(BaseCommand):
         raise CommandError(f"gunicorn did not answer within {timeout} s; see {log}.")
 
     def _start_worker(self, queue):
-        command = [sys.executable, "-m", "celery", "-A", "brainscan", "worker", "-Q", queue]
+        # Its own node name: a starting worker re-queues the scans claimed under its name.
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "brainscan",
+            "worker",
+            "-Q",
+            queue,
+            "-n",
+            f"{queue}@%h",
+        ]
         command += ["--concurrency", "1", "--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
         with open(self.worker_log, "wb") as output:
             return subprocess.Popen(  # noqa: S603 -- our own worker

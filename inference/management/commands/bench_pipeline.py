@@ -148,6 +148,10 @@ class Command(BaseCommand):
             "worker",
             "-Q",
             queue,
+            # A node name of its own: a worker that starts re-queues the scans claimed under its
+            # name (a previous run of it), and `make run`'s worker is celery@<host>.
+            "-n",
+            f"{queue}@%h",
             "--concurrency",
             "1",
             "--loglevel",
