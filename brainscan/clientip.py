@@ -29,7 +29,7 @@ def client_ip(request):
     for hop in reversed([part for part in forwarded.split(",") if part.strip()]):
         address = _address(hop)
         if address is None:
-            # A malformed hop: stop trusting the chain here and name the last proxy.
+            # A malformed hop: stop trusting the chain here and name the proxy that connected.
             return remote
         if not _trusted(address):
             return str(address)
