@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import dedup
-from ml.labels import CLASSES, TUMOUR_UNKNOWN, Item, index_folder
+from ml.labels import CLASSES, NOTUMOR, TUMOUR_UNKNOWN, Item, index_folder
 from ml.preprocess import PREPROCESS_VERSION, SIZE, preprocess
 
 # Label codes in the arrays: 0..3 are CLASSES, 4 is "tumour of unknown type".
@@ -158,3 +158,18 @@ def split_by_group(
             filled[s, ds.labels[m]] += 1
     split = {name: np.array(sorted(idx), dtype=int) for name, idx in zip(names, assigned, strict=False)}
     return split, counts
+
+
+def healthy_items(folders: list[Path], limit: int, seed: int) -> list:
+    """``notumor`` items from folders of brain MRIs without a tumour whose sub-folders are
+    not class names (e.g. alzheimer-mri's dementia grades): at most ``limit`` of them from
+    each folder (0: all), drawn at random. They give ``notumor`` sequences and looks (T1,
+    skull-stripped) that the tumour collections' healthy class lacks."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for folder in folders:
+        found = index_folder(Path(folder), label=NOTUMOR)
+        if limit and len(found) > limit:
+            found = [found[i] for i in sorted(rng.choice(len(found), limit, replace=False))]
+        items.extend(found)
+    return items

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from ml.card import MODELS_ROOT, write_json_atomic
-from ml.preprocess import decode, foreground_mask, preprocess_grey
+from ml.preprocess import decode, foreground_mask, preprocess_grey, skull_strip
 
 MR, CT = "MR", "CT"
 NAMES = {MR: "brain MRI", CT: "brain CT"}
@@ -257,8 +257,6 @@ def _augment(grey: np.ndarray, rng: np.random.Generator, modality: str) -> np.nd
     """Other scanners' look: gamma, lower resolution and, for MRI, a skull-stripped slice."""
     from PIL import Image
 
-    from ml.stress import skull_strip
-
     out = grey
     if modality == MR and rng.random() < 0.5:
         out = skull_strip(out, float(rng.uniform(0.04, 0.10)))
@@ -303,7 +301,6 @@ def fit(args) -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     from ml.data import progress
-    from ml.stress import skull_strip
 
     corrections = read_corrections(args.corrections) if args.corrections else {}
     pictures = collect(args.mri, args.ct, corrections)

@@ -149,3 +149,22 @@ def preprocess_grey(grey: np.ndarray, size: int = SIZE) -> np.ndarray:
 def preprocess(image, size: int = SIZE) -> np.ndarray:
     """Model input for one image: float32 array (size, size, 1) in [0, 1]."""
     return preprocess_grey(to_grey(image), size)
+
+
+def skull_strip(grey: np.ndarray, fraction: float = 0.07) -> np.ndarray:
+    """``grey`` (uint8) with everything outside the head mask eroded by ``fraction`` of the
+    head's larger side set to 0: scalp and skull gone, as in a stripped series."""
+    from scipy import ndimage
+
+    mask = ndimage.binary_fill_holes(ndimage.binary_closing(foreground_mask(grey), iterations=3))
+    labelled, n = ndimage.label(mask)
+    if n == 0:
+        return grey
+    sizes = ndimage.sum(mask, labelled, range(1, n + 1))
+    mask = labelled == (1 + int(np.argmax(sizes)))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    eroded = ndimage.distance_transform_edt(mask) > max(1.0, fraction * extent)
+    if eroded.sum() < 0.05 * mask.sum():
+        return grey  # nothing sensible left: keep the slice
+    return np.where(eroded, grey, 0).astype(np.uint8)

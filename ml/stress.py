@@ -23,26 +23,7 @@ from ml.card import print_report
 from ml.data import UNKNOWN_CODE, label_code, progress
 from ml.evaluate import add_selection_arguments, report_header, select_or_explain
 from ml.metrics import NOTUMOR_INDEX, binary_report
-from ml.preprocess import decode, foreground_mask, preprocess_grey
-
-
-def skull_strip(grey: np.ndarray, fraction: float = 0.07) -> np.ndarray:
-    """``grey`` (uint8) with everything outside the head mask eroded by ``fraction`` of the
-    head's larger side set to 0: scalp and skull gone, as in a stripped series."""
-    from scipy import ndimage
-
-    mask = ndimage.binary_fill_holes(ndimage.binary_closing(foreground_mask(grey), iterations=3))
-    labelled, n = ndimage.label(mask)
-    if n == 0:
-        return grey
-    sizes = ndimage.sum(mask, labelled, range(1, n + 1))
-    mask = labelled == (1 + int(np.argmax(sizes)))
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
-    eroded = ndimage.distance_transform_edt(mask) > max(1.0, fraction * extent)
-    if eroded.sum() < 0.05 * mask.sum():
-        return grey  # nothing sensible left: keep the slice
-    return np.where(eroded, grey, 0).astype(np.uint8)
+from ml.preprocess import decode, preprocess_grey, skull_strip
 
 
 def stress(classifier, paths: list[str], labels: np.ndarray, fraction: float, batch: int = 64) -> dict:

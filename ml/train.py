@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
-from ml.data import UNKNOWN_CODE, Dataset, load_items, non_negative_int, split_by_group
-from ml.gate import OUTLIER_PICTURES
+from ml.data import UNKNOWN_CODE, Dataset, healthy_items, load_items, non_negative_int, split_by_group
+from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import (
     NOTUMOR_INDEX,
@@ -182,21 +182,6 @@ def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict
         entry["tumour_present"] = binary_report(tumour, labels != NOTUMOR_INDEX, threshold)
         out[source] = entry
     return out
-
-
-def healthy_items(folders: list[Path], limit: int, seed: int) -> list:
-    """``notumor`` items from folders of brain MRIs without a tumour whose sub-folders are
-    not class names (e.g. alzheimer-mri's dementia grades): at most ``limit`` of them from
-    each folder (0: all), drawn at random. They give ``notumor`` sequences and looks (T1,
-    skull-stripped) that the tumour collections' healthy class lacks."""
-    rng = np.random.default_rng(seed)
-    items = []
-    for folder in folders:
-        found = index_folder(Path(folder), label=NOTUMOR)
-        if limit and len(found) > limit:
-            found = [found[i] for i in sorted(rng.choice(len(found), limit, replace=False))]
-        items.extend(found)
-    return items
 
 
 def load_parent(model_dir: Path, full: Dataset, split: dict):
@@ -394,7 +379,6 @@ def train(args) -> Path:
         out / "split.npz", **{k: np.array([full.sha256[i] for i in v]) for k, v in split.items()}
     )
     from ml.export import export
-    from ml.gate import fit_for_model
 
     # The worker serves the LiteRT export; the gate is fitted on the features it will see.
     export(out)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from ml import gate
+from ml import fit_gate, gate
 from ml.preprocess import decode
 
-# Thresholds as ml.gate.fit writes them, with the values fitted for models on this data.
+# Thresholds as ml.fit_gate.fit writes them, with the values fitted for models on this data.
 THRESHOLDS = {
     "max_colourfulness": 8.6,
     "max_border_brightness": 100.0,
@@ -79,7 +79,7 @@ def test_a_card_fitted_before_the_new_checks_skips_them():
 
 def test_fit_sets_the_new_limits_below_what_training_images_show(datasets):
     stats = [_stats(Image.open(path)) for path in _real_slices(datasets, n=25)]
-    thresholds, arrays = gate.fit(stats, np.random.default_rng(0).normal(size=(len(stats), 8)))
+    thresholds, arrays = fit_gate.fit(stats, np.random.default_rng(0).normal(size=(len(stats), 8)))
     assert 0 < thresholds["min_structure"] < min(s.structure for s in stats)
     assert 0 < thresholds["min_head_blob"] < min(s.head_blob for s in stats)
     assert arrays["precision"].shape == (8, 8)
@@ -111,7 +111,7 @@ def _two_clusters(seed=0, n=400, dim=8):
 def test_outlier_exposure_refuses_the_other_side_and_keeps_the_slices(datasets):
     stats = [_stats(Image.open(path)) for path in _real_slices(datasets, n=25)]
     slices, others = _two_clusters(n=len(stats))
-    thresholds, arrays = gate.fit(stats, slices, outlier_features=others)
+    thresholds, arrays = fit_gate.fit(stats, slices, outlier_features=others)
     assert thresholds["outlier_exposure"].startswith(f"{len(others)} generated non-MRI pictures")
     evidence = gate.feature_evidence(slices, arrays)
     refused = [bool(gate.feature_reason(ev, thresholds)) for ev in evidence]
@@ -127,7 +127,7 @@ def test_outlier_exposure_refuses_the_other_side_and_keeps_the_slices(datasets):
 def test_a_gate_fitted_without_outlier_exposure_skips_the_outlier_score(datasets):
     stats = [_stats(Image.open(path)) for path in _real_slices(datasets, n=25)]
     slices, _ = _two_clusters(n=len(stats))
-    thresholds, arrays = gate.fit(stats, slices)
+    thresholds, arrays = fit_gate.fit(stats, slices)
     assert "max_outlier_score" not in thresholds and "outlier_weights" not in arrays
     (ev,) = gate.feature_evidence(slices[:1], arrays)
     assert set(ev) == {"feature_distance"} and gate.feature_reason(ev, thresholds) == ""
@@ -152,7 +152,7 @@ def test_a_feature_constant_on_the_slices_gets_a_bounded_outlier_weight(datasets
     slices, others = _two_clusters(n=len(stats))
     slices[:, -1] = 0.0
     others[:, -1] = 1.0
-    thresholds, arrays = gate.fit(stats, slices, outlier_features=others)
+    thresholds, arrays = fit_gate.fit(stats, slices, outlier_features=others)
     slightly_lit = slices[:1].copy()
     slightly_lit[0, -1] = 0.05
     (ev,) = gate.feature_evidence(slightly_lit, arrays)
@@ -173,6 +173,10 @@ def test_refitting_cli_refuses_bad_input_with_a_message(args, message):
     from tests.ml.conftest import REPO_ROOT
 
     proc = subprocess.run(
-        [sys.executable, "-m", "ml.gate", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "ml.fit_gate", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from ml.stress import skull_strip
+from ml.preprocess import skull_strip
 from tests.ml.conftest import REPO_ROOT
 
 

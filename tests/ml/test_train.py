@@ -88,13 +88,13 @@ def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_pat
 
 
 def test_refitting_the_gate_uses_every_training_image_healthy_ones_included(tiny_model, tmp_path):
-    """python -m ml.gate refits on the model's own training split, --healthy images too."""
+    """python -m ml.fit_gate refits on the model's own training split, --healthy images too."""
     import shutil
 
     model_dir = tmp_path / "brain-tumour" / "refit"
     shutil.copytree(tiny_model[0], model_dir)
     before = read_card(model_dir)["ood_gate"]
-    command = [sys.executable, "-m", "ml.gate", "--model", str(model_dir), "--outlier-pictures", "40"]
+    command = [sys.executable, "-m", "ml.fit_gate", "--model", str(model_dir), "--outlier-pictures", "40"]
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = read_card(model_dir)["ood_gate"]

@@ -1,0 +1,167 @@
+"""Fitting the out-of-distribution gate (``ml.gate``) on a model's training images.
+
+    python -m ml.fit_gate --model DIR [--outlier-pictures N]
+
+``ml.train`` calls ``fit_for_model`` for every model it writes; the command refits an existing
+model directory on its own training split (its card and split.npz say which images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ml import card as cards
+from ml.data import healthy_items, non_negative_int, progress
+from ml.dedup import sha256_file
+from ml.gate import ImageStats, image_reason, mahalanobis
+from ml.labels import index_folder
+from ml.outliers import outlier_pictures as generate_outliers
+from ml.serve import GATE_FILE, Classifier
+
+# Outlier score: logistic-regression strength (inverse), the number of generated pictures, and
+# the margin (in log-odds) above the training slices' 99.9th percentile that the limit sits.
+_OUTLIER_C = 0.3
+OUTLIER_PICTURES = 3000
+_OUTLIER_MARGIN = 1.5
+
+
+def image_limits(stats: list[ImageStats], quantile: float = 0.999) -> dict:
+    """Limits of the image checks, from the training images' statistics."""
+    col = np.array([s.colourfulness for s in stats])
+    border = np.array([s.border_brightness for s in stats])
+    contrast = np.array([s.contrast for s in stats])
+    fg = np.array([s.foreground for s in stats])
+    structure = np.array([s.structure for s in stats])
+    blob = np.array([s.head_blob for s in stats])
+    # Margins beyond the training extremes: other scanners differ in noise and contrast, and
+    # the gate must refuse non-MRI pictures, not unusual MRIs.
+    return {
+        "max_colourfulness": round(float(max(np.quantile(col, quantile) * 2, 6.0)), 3),
+        # x2: some scanners frame the head in mid-grey (held-out Br35H slices reach 89); a
+        # photograph with a bright background that gets under it meets the feature checks.
+        "max_border_brightness": round(float(max(np.quantile(border, quantile) * 2.0, 40.0)), 3),
+        "min_contrast": round(float(min(np.quantile(contrast, 1 - quantile) * 0.5, 12.0)), 3),
+        "min_foreground": round(float(np.quantile(fg, 1 - quantile) * 0.5), 4),
+        "max_foreground": round(float(min(1.0, np.quantile(fg, quantile) + 0.02)), 4),
+        # Blurring a slice (Gaussian sigma 4 px) or shrinking it to 48 px lowers structure
+        # to about half its training minimum: the margin is wider than that.
+        "min_structure": round(float(np.quantile(structure, 1 - quantile) * 0.35), 4),
+        "min_head_blob": round(float(np.quantile(blob, 1 - quantile) * 0.35), 4),
+    }
+
+
+def fit(
+    stats: list[ImageStats],
+    features: np.ndarray,
+    quantile: float = 0.999,
+    outlier_features: np.ndarray | None = None,
+) -> tuple[dict, dict]:
+    """Gate thresholds (for the card) and feature statistics (saved beside the model).
+
+    ``outlier_features``: pooled features of pictures that are not MRI slices and pass the
+    image checks; with them the gate also gets an outlier score and its limit."""
+    from sklearn.covariance import LedoitWolf
+
+    mean = features.mean(axis=0)
+    cov = LedoitWolf().fit(features - mean).covariance_
+    precision = np.linalg.inv(cov)
+    dist = mahalanobis(features, mean, precision)
+    thresholds = image_limits(stats, quantile) | {
+        "max_feature_distance": round(float(np.quantile(dist, quantile) * 1.25), 3),
+        "fitted_on": f"{len(stats)} training images, quantile {quantile}",
+        "training_feature_distance_p50": round(float(np.median(dist)), 3),
+    }
+    arrays = {"mean": mean.astype(np.float32), "precision": precision.astype(np.float32)}
+    if outlier_features is not None and len(outlier_features):
+        weights, bias = _fit_outlier_direction(features, outlier_features)
+        train_scores = features @ weights + bias
+        limit = np.quantile(train_scores, quantile) + _OUTLIER_MARGIN
+        thresholds["max_outlier_score"] = round(float(limit), 3)
+        thresholds["outlier_exposure"] = (
+            f"{len(outlier_features)} generated non-MRI pictures that pass the image checks "
+            f"(ml.outliers), logistic regression C={_OUTLIER_C}"
+        )
+        arrays["outlier_weights"] = weights.astype(np.float32)
+        arrays["outlier_bias"] = np.float32(bias)
+    return thresholds, arrays
+
+
+def _fit_outlier_direction(features: np.ndarray, outliers: np.ndarray) -> tuple[np.ndarray, float]:
+    """Log-odds of "not an MRI slice" as weights and bias on the raw features."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([features, outliers]).astype(np.float64)
+    y = np.r_[np.zeros(len(features)), np.ones(len(outliers))]
+    centre, spread = features.mean(axis=0), features.std(axis=0)
+    # A feature (nearly) constant on the training slices would otherwise get an unbounded
+    # weight, and any real slice that lights it slightly would be refused.
+    scale = np.maximum(spread, 0.01 * float(np.median(spread)) + 1e-6)
+    model = LogisticRegression(C=_OUTLIER_C, class_weight="balanced", max_iter=5000)
+    model.fit((x - centre) / scale, y)
+    weights = model.coef_[0] / scale
+    return weights, float(model.intercept_[0] - centre @ weights)
+
+
+def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUTLIER_PICTURES) -> dict:
+    """Fit the gate on a model's training images and ``outlier_pictures`` generated non-MRI
+    pictures; write gate.npz and the card's thresholds."""
+    model_dir = Path(model_dir)
+    classifier = Classifier.load(model_dir)
+    stats, feats = _stats_and_features(classifier, train_paths, "gate: training images")
+    outliers = None
+    if outlier_pictures:
+        print(f"gate: generating {outlier_pictures} non-MRI pictures (ml.outliers)", file=sys.stderr)
+        pictures = [picture for _, picture in generate_outliers(outlier_pictures)]
+        outlier_stats, outlier_feats = _stats_and_features(classifier, pictures, "gate: non-MRI pictures")
+        # Only pictures that get past the image checks reach the feature checks.
+        limits = image_limits(stats)
+        outliers = outlier_feats[[image_reason(s, limits) == "" for s in outlier_stats]]
+        if not len(outliers):
+            print("gate: no generated picture passes the image checks: no outlier score", file=sys.stderr)
+    thresholds, arrays = fit(stats, feats, outlier_features=outliers)
+    np.savez(model_dir / GATE_FILE, **arrays)
+    card = cards.read_card(model_dir)
+    card["ood_gate"] = thresholds
+    card["ood_gate_file"] = GATE_FILE
+    cards.write_json_atomic(model_dir / cards.CARD_FILE, card)
+    return thresholds
+
+
+def _stats_and_features(classifier, images: list, what: str) -> tuple[list[ImageStats], np.ndarray]:
+    stats, feats, started = [], [], time.time()
+    for batch_stats, batch_feats, _, _ in classifier.score_files(images):
+        stats.extend(batch_stats)
+        feats.append(batch_feats)
+        progress(len(stats), len(images), started, what)
+    return stats, np.concatenate(feats)
+
+
+def main(argv=None) -> int:
+    """python -m ml.fit_gate --model DIR: (re)fit the gate on the model's own training split."""
+    parser = argparse.ArgumentParser(prog="python -m ml.fit_gate", description=main.__doc__)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--outlier-pictures", type=non_negative_int, default=OUTLIER_PICTURES)
+    args = parser.parse_args(argv)
+    try:
+        card = cards.read_card(args.model)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {args.model} is not a model directory with a readable card: {exc}", file=sys.stderr)
+        return 2
+    with np.load(args.model / "split.npz") as data:
+        train_hashes = set(data["train"].tolist())
+    training = card["training"]
+    items = [it for folder in training["data"] for it in index_folder(Path(folder))]
+    items += healthy_items([Path(f) for f in training.get("healthy_data", [])], 0, training["seed"])
+    paths = [str(it.path) for it in items if sha256_file(it.path) in train_hashes]
+    thresholds = fit_for_model(args.model, paths, args.outlier_pictures)
+    print(thresholds)
+    return 0 if paths else (print("no training images found", file=sys.stderr) or 2)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
