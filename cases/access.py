@@ -2,22 +2,8 @@
 
 from django.db.models import Exists, OuterRef
 
-from .models import Case, Membership, Scan, Team
-
-CLINICIAN_GROUP = "clinician"
-STEWARD_GROUP = "steward"
-
-
-def is_steward(user) -> bool:
-    if not user.is_authenticated:
-        return False
-    if user.is_superuser:
-        return True
-    cached = getattr(user, "_is_steward", None)
-    if cached is None:
-        cached = user.groups.filter(name=STEWARD_GROUP).exists()
-        user._is_steward = cached
-    return cached
+from .models import Case, Membership, Scan, Team, predictions
+from .roles import CLINICIAN_GROUP, STEWARD_GROUP, is_steward  # noqa: F401  (the access helpers' names)
 
 
 def teams_of(user):
@@ -44,6 +30,4 @@ def scans_visible_to(user):
 
 
 def predictions_visible_to(user):
-    from inference.models import Prediction
-
-    return Prediction.objects.filter(scan__case__in=cases_visible_to(user), scan__retracted_at=None)
+    return predictions().filter(scan__case__in=cases_visible_to(user), scan__retracted_at=None)

@@ -17,6 +17,8 @@ from django.utils import timezone
 from brainscan.clientip import client_ip
 
 from .pseudonyms import generate_pseudonym
+from .roles import is_steward
+from .signals import announce_ready
 
 logger = logging.getLogger(__name__)
 
@@ -189,10 +191,8 @@ class Case(models.Model):
 
     def refresh_flag(self):
         """Recompute the case flag from each scan's latest prediction (the model card's thresholds)."""
-        from inference.models import Prediction
-
-        latest = Prediction.objects.filter(scan__case=self, scan__retracted_at=None).order_by(
-            "scan_id", "-created_at"
+        latest = (
+            predictions().filter(scan__case=self, scan__retracted_at=None).order_by("scan_id", "-created_at")
         )
         seen, suspected = set(), False
         for prediction in latest.only("scan_id", "tumour_suspected"):
@@ -208,6 +208,12 @@ class Case(models.Model):
             flag = self.Flag.NONE
         Case.objects.filter(pk=self.pk).update(flag=flag)
         self.flag = flag
+
+
+def predictions():
+    """Every scan's predictions, through the relation the inference app adds to Scan
+    (``Scan.predictions``): cases reads them without importing inference."""
+    return Scan.predictions.rel.related_model.objects.all()
 
 
 def cases_with_consent(scope):
@@ -460,8 +466,6 @@ class Scan(models.Model):
         Its uploader may take it back until a clinician reviews it; after that a clinical decision
         rests on it, and only a data steward may (wrong patient, say). Stewards may retract any scan.
         """
-        from .access import is_steward
-
         steward = is_steward(user)
         if self.uploaded_by_id != user.pk and not steward:
             raise NotAllowed(
@@ -482,8 +486,6 @@ class Scan(models.Model):
         """Take this scan out of its case: its image and explanations leave storage; the row keeps
         its hash, who retracted it, when and why; audited. Raises a Refusal and changes nothing when
         check_retractable says no."""
-        from inference.models import Prediction
-
         reason = reason.strip()
         if not reason:
             raise Refusal("Say why the scan is retracted.")
@@ -497,10 +499,10 @@ class Scan(models.Model):
             if scan.retracted_at is not None:
                 raise Refusal(f"Scan {self.pk} was already retracted.")
             scan.check_retractable(user)
-            predictions = list(Prediction.objects.filter(scan=scan).exclude(explanation=""))
+            explained = list(scan.predictions.exclude(explanation=""))
             names = [scan.image.name] if scan.image else []
-            names += [p.explanation.name for p in predictions if p.explanation]
-            Prediction.objects.filter(pk__in=[p.pk for p in predictions]).update(explanation="")
+            names += [p.explanation.name for p in explained if p.explanation]
+            scan.predictions.filter(pk__in=[p.pk for p in explained]).update(explanation="")
             fields = {"image": "", "retracted_at": now, "retracted_by": user, "retraction_reason": reason}
             if scan.status in (Scan.Status.QUEUED, Scan.Status.HELD):
                 # The worker claims only queued scans (and stewards release only held ones).
@@ -539,8 +541,6 @@ class Scan(models.Model):
 
     def release(self, user) -> bool:
         """A steward has checked a held scan's pixels: queue it for classification."""
-        from inference.tasks import enqueue_classification
-
         with transaction.atomic():
             # Two stewards releasing at once: only the update that still sees HELD enqueues.
             released = Scan.objects.filter(pk=self.pk, status=Scan.Status.HELD, erased_at=None).update(
@@ -548,7 +548,7 @@ class Scan(models.Model):
             )
             if released:
                 AuditEvent.record(user, AuditEvent.Verb.SCAN_RELEASE, self, case=self.case_id)
-                transaction.on_commit(lambda: enqueue_classification(self.pk))
+                announce_ready(Scan, [self.pk])
         if released:
             self.status = Scan.Status.QUEUED
         return bool(released)
@@ -560,16 +560,14 @@ def erase_case_images(case, user) -> list[int]:
     The scan rows keep their content hash, so a later copy of the same file can be
     recognised; the erasure is audited. Returns the ids of the scans erased.
     """
-    from inference.models import Prediction
-
     now = timezone.now()
     with transaction.atomic():
         # A worker may be classifying one of these scans: lock them, and fail the pending ones.
         scans = list(Scan.objects.select_for_update().filter(case=case, erased_at=None))
         names = [scan.image.name for scan in scans if scan.image]
-        predictions = list(Prediction.objects.filter(scan__in=scans).exclude(explanation=""))
-        names += [p.explanation.name for p in predictions if p.explanation]
-        Prediction.objects.filter(pk__in=[p.pk for p in predictions]).update(explanation="")
+        explained = list(predictions().filter(scan__in=scans).exclude(explanation=""))
+        names += [p.explanation.name for p in explained if p.explanation]
+        predictions().filter(pk__in=[p.pk for p in explained]).update(explanation="")
         ids = [scan.pk for scan in scans]
         Scan.objects.filter(pk__in=ids).update(image="", erased_at=now, erased_by=user)
         Scan.objects.filter(

@@ -2,7 +2,21 @@
 
 from django.contrib.auth.models import Group, Permission
 
-from .access import CLINICIAN_GROUP, STEWARD_GROUP
+CLINICIAN_GROUP = "clinician"
+STEWARD_GROUP = "steward"
+
+
+def is_steward(user) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    cached = getattr(user, "_is_steward", None)
+    if cached is None:
+        cached = user.groups.filter(name=STEWARD_GROUP).exists()
+        user._is_steward = cached
+    return cached
+
 
 STEWARD_PERMISSIONS = [
     ("auth", "user", ("add", "change", "view")),

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps
 
 from . import anonymise
 from .models import AnonymisationReport, AuditEvent, Scan
+from .signals import announce_ready
 
 logger = logging.getLogger(__name__)
 # Pillow logs every EXIF tag's value at DEBUG while reading it (an Artist, a GPS position):
@@ -324,8 +325,6 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     leaves the scans and their files as committed: a scan that was not published stays queued,
     and the sweep publishes it.
     """
-    from inference.tasks import enqueue_classifications
-
     stored_names, scans = [], []
     committed = False
 
@@ -359,9 +358,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
             AuditEvent.record(user, AuditEvent.Verb.UPLOAD, case, scans=[s.pk for s in scans])
             # Commit hooks run in order: the mark is set before anything is published.
             transaction.on_commit(mark_committed)
-            queued = [scan.pk for scan in scans if scan.status == Scan.Status.QUEUED]
-            if queued:
-                transaction.on_commit(lambda: enqueue_classifications(queued))
+            announce_ready(Scan, [scan.pk for scan in scans if scan.status == Scan.Status.QUEUED])
     except BaseException:
         if not committed:
             # The rows are rolled back; the files are not part of the transaction, so remove them.

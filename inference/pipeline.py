@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from cases import anonymise
 from cases.models import Case, Scan
+from cases.signals import announce_ready
 
 from . import runtime
 from .models import ModelVersion, Prediction
@@ -191,10 +192,9 @@ def requeue_claims_of(worker, now=None) -> list[int]:
 
 
 def _requeue(stuck, now=None) -> list[int]:
-    """Put these scans back in the queue and publish them after the commit; fail the ones out of
+    """Put these scans back in the queue and announce them ready (inference publishes them after
+    the commit); fail the ones out of
     attempts. Returns the ids re-enqueued."""
-    from .tasks import enqueue_classifications
-
     now = now or timezone.now()
     requeued = []
     for scan_id, status, changed_at, attempts in stuck.values_list(
@@ -209,5 +209,5 @@ def _requeue(stuck, now=None) -> list[int]:
         elif same_row.update(status=Scan.Status.QUEUED, status_changed_at=now):
             requeued.append(scan_id)
     if requeued:
-        transaction.on_commit(lambda: enqueue_classifications(requeued))
+        announce_ready(Scan, requeued)
     return requeued

@@ -51,6 +51,11 @@ def enqueue_classifications(scan_ids):
             return
 
 
+def publish_ready_scans(sender, scan_ids, **kwargs):
+    """cases.signals.scans_ready: publish the scans' tasks (after their transaction committed)."""
+    enqueue_classifications(scan_ids)
+
+
 def _warm_up(**kwargs):
     from django.db import close_old_connections
 
