@@ -60,10 +60,19 @@ class RedisServer:
         wait_for(self.is_up, timeout=15, message=f"redis-server on port {self.port}")
 
     def stop(self):
+        """An outage: the port refuses connections."""
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen server must hear the terminate
             self.process.terminate()
             self.process.wait(timeout=15)
         self.process = None
+
+    def freeze(self):
+        """A hung server: the kernel accepts connections, nothing ever answers."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.process.send_signal(signal.SIGCONT)
 
     def queue_length(self, queue=None) -> int:
         return self.client().llen(queue or settings.CELERY_TASK_DEFAULT_QUEUE)

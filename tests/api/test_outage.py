@@ -18,7 +18,6 @@ from rest_framework.test import APIClient
 from cases.models import Scan
 from tests.conftest import REPO_ROOT
 from tests.factories import png_bytes
-from tests.redis_server import disposable_redis  # noqa: F401  a fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +40,7 @@ def production_throttle_cache(redis_url):
 
 
 @pytest.fixture
-def redis_throttles(disposable_redis, settings):  # noqa: F811
+def redis_throttles(disposable_redis, settings):
     cache = production_throttle_cache(disposable_redis.url)
     assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     settings.CACHES = {**settings.CACHES, "api-throttle": cache}
