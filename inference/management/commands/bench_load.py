@@ -33,6 +33,7 @@ from brainscan.celery import app
 from cases.models import Case, Membership, Scan, Team
 from cases.roles import ensure_groups
 from cases.uploads import clean_upload, store_scans
+from inference.benchworker import start_bench_worker
 from inference.models import ModelVersion
 from inference.registry import sync_registry
 
@@ -191,24 +192,8 @@ class Command(BaseCommand):
         raise CommandError(f"gunicorn did not answer within {timeout} s; see {log}.")
 
     def _start_worker(self, queue):
-        # Its own node name: a starting worker re-queues the scans claimed under its name.
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "brainscan",
-            "worker",
-            "-Q",
-            queue,
-            "-n",
-            f"{queue}@%h",
-        ]
-        command += ["--concurrency", "1", "--loglevel", "WARNING", "--without-mingle", "--without-gossip"]
         with open(self.worker_log, "wb") as output:
-            return subprocess.Popen(  # noqa: S603 -- our own worker
-                command, cwd=settings.BASE_DIR, env=os.environ.copy(), stdout=output, stderr=output
-            )
+            return start_bench_worker(queue, output)
 
     def _wait_done(self, scans, timeout):
         started = time.monotonic()

@@ -7,11 +7,9 @@ active model; the clock stops when the scan's row says done.
 """
 
 import json
-import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 from brainscan.celery import app
 from cases.models import Case, Scan, Team
 from cases.uploads import clean_upload, store_scans
+from inference.benchworker import start_bench_worker
 from inference.models import ModelVersion
 from inference.registry import sync_registry
 
@@ -76,7 +75,7 @@ class Command(BaseCommand):
         queue = f"brainscan-bench-{uuid.uuid4().hex[:8]}"
         app.conf.task_default_queue = queue
         case = self._bench_case()
-        worker = self._start_worker(queue)
+        worker = start_bench_worker(queue)
         try:
             self.stdout.write(f"Model {model}; {len(files)} images from {dataset}; warming up the worker…")
             self._run_one(case, files[0], timeout=600)
@@ -137,29 +136,6 @@ class Command(BaseCommand):
         return Case.objects.create(
             team=team, created_by=user, notes="pipeline benchmark (deleted afterwards)"
         )
-
-    def _start_worker(self, queue):
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "brainscan",
-            "worker",
-            "-Q",
-            queue,
-            # A node name of its own: a worker that starts re-queues the scans claimed under its
-            # name (a previous run of it), and `make run`'s worker is celery@<host>.
-            "-n",
-            f"{queue}@%h",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "WARNING",
-            "--without-mingle",
-            "--without-gossip",
-        ]
-        return subprocess.Popen(command, cwd=settings.BASE_DIR, env=os.environ.copy())  # noqa: S603
 
     def _upload(self, case, paths):
         images = [clean_upload(SimpleUploadedFile(p.name, p.read_bytes())) for p in paths]
