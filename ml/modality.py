@@ -17,7 +17,6 @@ was tested on trains this check; the rest is split by patient (lgg-flair) or dup
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from ml.card import MODELS_ROOT, write_json_atomic
+from ml.dedup import sha256_file
 from ml.preprocess import decode, foreground_mask, preprocess_grey, skull_strip
 
 MR, CT = "MR", "CT"
@@ -66,10 +66,6 @@ def features(grey: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=np.float32)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @dataclass
 class ModalityCheck:
     model_dir: Path
@@ -96,7 +92,7 @@ class ModalityCheck:
                 f"this code computes version {FEATURE_VERSION!r}"
             )
         path = model_dir / MODEL_FILE
-        if not path.is_file() or _sha256(path) != card["sha256"]:
+        if not path.is_file() or sha256_file(path) != card["sha256"]:
             raise ModalityLoadError(f"{path} is missing or does not match the sha256 in its card")
         return cls(model_dir, card, joblib.load(path))
 
@@ -199,7 +195,7 @@ def assign_splits(
     groups are drawn 70/15/15 within their source."""
     from ml.dedup import NEAR_DUPLICATE_BITS, group_duplicates, phash
 
-    hashes = [_sha256(p.path) for p in pictures]
+    hashes = [sha256_file(p.path) for p in pictures]
     groups = np.arange(len(pictures))
     counts = {"images": len(pictures), "largest_group": 1}
     # A patient's slices form one group; elsewhere byte-identical or perceptually close
@@ -360,7 +356,7 @@ def fit(args) -> dict:
         "modalities": [MR, CT],
         "feature_version": FEATURE_VERSION,
         "model_file": MODEL_FILE,
-        "sha256": _sha256(out / MODEL_FILE),
+        "sha256": sha256_file(out / MODEL_FILE),
         "threshold": threshold,
         "threshold_rule": (
             f"lowest CT probability at which every MRI source's validation slices (as they are and "
