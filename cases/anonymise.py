@@ -12,12 +12,10 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pydicom
 from django.conf import settings
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
@@ -241,30 +239,13 @@ def to_bytes(dataset) -> bytes:
     return out.getvalue()
 
 
-def model_input(data: bytes) -> np.ndarray:
-    """The slice's pixels as the model sees them before ml.preprocess: rescaled, windowed, upright.
-
-    Rescale slope/intercept (modality LUT), then the window or VOI LUT in the header; the
-    16-bit/float result goes to ml.preprocess.decode, which maps it to 8 bits.
-    """
-    dataset = pydicom.dcmread(io.BytesIO(data))
-    pixels = apply_modality_lut(dataset.pixel_array, dataset)
-    if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
-        pixels = apply_voi_lut(pixels, dataset, prefer_lut=True)
-    pixels = np.asarray(pixels, dtype=np.float64)
-    if dataset.PhotometricInterpretation == "MONOCHROME1":
-        # MONOCHROME1 shows low values as white: invert so tissue looks as in MONOCHROME2.
-        pixels = pixels.max() + pixels.min() - pixels
-    return pixels
-
-
 def preview_png(data: bytes) -> bytes:
     """An 8-bit PNG of the stored slice for the case page (through the shared decoding)."""
     from PIL import Image
 
     from ml.preprocess import decode
 
-    grey, _ = decode(model_input(data))
+    grey, _ = decode(data)
     out = io.BytesIO()
     Image.fromarray(grey).save(out, format="PNG")
     return out.getvalue()

@@ -21,7 +21,7 @@ from django.urls import reverse
 from cases import anonymise
 from cases.models import AnonymisationReport, Scan
 from inference import pipeline
-from ml.preprocess import decode
+from ml.preprocess import decode, dicom_pixels
 from tests.factories import CaseFactory, ModelVersionFactory
 
 from .corpus import NEEDLES, UIDS, corpus, dicom_slice, no_image_dicom
@@ -159,15 +159,15 @@ def test_model_input_is_rescaled_windowed_and_upright(uploaded):
             data = stored.read()
         by_instance[int(pydicom.dcmread(io.BytesIO(data)).InstanceNumber)] = data
     raw = pydicom.dcmread(io.BytesIO(by_instance[2])).pixel_array.astype(float)
-    rescaled = anonymise.model_input(by_instance[2])
+    rescaled = dicom_pixels(by_instance[2])
     # MONOCHROME1 with slope 2.5 / intercept -1024: rescaled, then inverted.
     expected = raw * 2.5 - 1024
     np.testing.assert_allclose(rescaled, expected.max() + expected.min() - expected)
     # Windowing clips to the window; ml.preprocess.decode maps the result to 8 bits.
-    windowed = anonymise.model_input(by_instance[4])
+    windowed = dicom_pixels(by_instance[4])
     grey, colour = decode(windowed)
     assert grey.dtype == np.uint8 and grey.shape == (64, 64) and colour == 0.0
-    eight_bit, _ = decode(anonymise.model_input(by_instance[3]))
+    eight_bit, _ = decode(dicom_pixels(by_instance[3]))
     assert eight_bit.dtype == np.uint8
 
 
