@@ -534,7 +534,7 @@ class Scan(models.Model):
         with self.image.open("rb") as stored:
             data = stored.read()
         if self.modality == Scan.Modality.DICOM:
-            from .anonymise import preview_png
+            from .dicompreview import preview_png
 
             return preview_png(data)
         return data

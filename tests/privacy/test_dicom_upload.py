@@ -18,7 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
 
-from cases import anonymise
+from cases import dicomread
 from cases.models import AnonymisationReport, Scan
 from inference import pipeline
 from ml.preprocess import decode, dicom_pixels
@@ -288,10 +288,10 @@ def test_api_serves_dicom_scans_as_png_rendered_from_pixels(case, owner, monkeyp
 def test_dicom_slices_count_against_the_upload_pixel_budget_from_their_headers(
     case, owner_client, settings, monkeypatch
 ):
-    pixels = anonymise.header_pixels(io.BytesIO(dicom_slice()))
+    pixels = dicomread.header_pixels(io.BytesIO(dicom_slice()))
     assert pixels > 0
     settings.UPLOAD_MAX_TOTAL_PIXELS = 2 * pixels - 1
-    monkeypatch.setattr(anonymise, "read_dicom", lambda *args: pytest.fail("decoded an over-budget upload"))
+    monkeypatch.setattr(dicomread, "read_dicom", lambda *args: pytest.fail("decoded an over-budget upload"))
     response = upload(owner_client, case, [("a.dcm", dicom_slice()), ("b.dcm", dicom_slice())])
     assert response.status_code == 413
     assert f"{2 * pixels:,} pixels together" in response.content.decode()
