@@ -42,8 +42,9 @@ def _recipe_once():
 
 
 def burned_in_annotation(dataset) -> bool:
-    """True unless the header says NO: text burnt into the pixels cannot be removed from the header."""
-    return str(dataset.get("BurnedInAnnotation", "")).strip().upper() == "YES"
+    """True unless the header says NO: text burnt into the pixels cannot be removed from the
+    header, and a slice whose BurnedInAnnotation is absent or unreadable may carry it."""
+    return str(dataset.get("BurnedInAnnotation", "")).strip().upper() != "NO"
 
 
 def case_uid_key(case) -> bytes:

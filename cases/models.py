@@ -371,7 +371,7 @@ class Scan(models.Model):
         PROCESSING = "processing", "Processing"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
-        # BurnedInAnnotation YES: identity may be in the pixels; not classified until released.
+        # BurnedInAnnotation not NO: identity may be in the pixels; not classified until released.
         HELD = "held", "Held for steward review"
 
     class Outcome(models.TextChoices):

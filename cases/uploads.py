@@ -58,7 +58,8 @@ class CleanImage:
     modality: str
     # What de-identification removed: attribute/metadata names and counts, never values.
     report: dict = field(default_factory=dict)
-    # BurnedInAnnotation YES: stored, but not classified until a steward releases it.
+    # BurnedInAnnotation not NO (YES, absent, unknown): stored, not classified until a steward
+    # releases it.
     held: bool = False
     # The de-identified DICOM dataset; its UIDs are remapped per case when stored.
     dicom: object = None
@@ -321,7 +322,7 @@ def _finish(case, image: CleanImage) -> tuple[bytes, str]:
 def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     """Create the scans and their anonymisation report in one transaction; enqueue once committed.
 
-    Scans whose DICOM header declares burnt-in annotation are stored as held: a steward
+    DICOM scans whose header does not say BurnedInAnnotation=NO are stored as held: a steward
     releases them (Scan.release) before they are classified. Raises CaseClosed, storing
     nothing, if the case is closed (by now: a teammate may have closed it during the checks).
     A failure after the commit (the broker is down, the request times out while publishing)

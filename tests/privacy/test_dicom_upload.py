@@ -207,6 +207,25 @@ def test_burned_in_annotation_holds_the_scan_until_a_steward_releases_it(
 
 
 @pytest.mark.parametrize(
+    "header,held",
+    [(True, True), (None, True), (False, False)],
+    ids=["says-YES", "says-nothing", "says-NO"],
+)
+def test_only_a_slice_whose_header_says_no_burned_in_text_is_classified_unchecked(
+    header, held, case, owner_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    enqueued = []
+    monkeypatch.setattr("inference.tasks.enqueue_classification", enqueued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(owner_client, case, [("x.dcm", dicom_slice(burned_in=header))])
+    scan = Scan.objects.get(case=case)
+    assert scan.status == (Scan.Status.HELD if held else Scan.Status.QUEUED)
+    assert enqueued == ([] if held else [scan.pk])
+    entry = AnonymisationReport.objects.get().files[0]
+    assert entry["burned_in_annotation"] is held and bool(entry.get("held")) is held
+
+
+@pytest.mark.parametrize(
     "data,message",
     [
         (no_image_dicom(), "holds no image"),
