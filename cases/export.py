@@ -1,13 +1,15 @@
-"""Case history as CSV, one row per scan, streamed so a large export never sits in memory."""
+"""Case history as CSV, one row per scan, streamed so a large export never sits in memory.
+
+Predictions and reviews are read through the relations inference adds to Scan
+(``Scan.predictions``, ``Prediction.reviews``): cases does not import inference.
+"""
 
 import csv
 
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from inference.models import ModelVersion, Prediction
-
-from .models import Review, Scan
+from .models import Scan
 
 FIXED_COLUMNS = [
     "pseudonym",
@@ -39,9 +41,15 @@ def _safe(value):
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _related(model, name):
+    """The model at the other end of the relation ``name`` of ``model``, forward or reverse."""
+    return model._meta.get_field(name).related_model
+
+
 def probability_classes():
+    model_version = _related(_related(Scan, "predictions"), "model_version")
     classes = []
-    for version_classes in ModelVersion.objects.values_list("classes", flat=True):
+    for version_classes in model_version.objects.values_list("classes", flat=True):
         for name in version_classes or []:
             if name not in classes:
                 classes.append(name)
@@ -49,15 +57,16 @@ def probability_classes():
 
 
 def scans_for_export(cases):
-    reviews = Review.objects.select_related("reviewer").order_by("created_at", "id")
-    predictions = Prediction.objects.select_related("model_version").prefetch_related(
+    prediction = _related(Scan, "predictions")
+    reviews = _related(prediction, "reviews").objects.select_related("reviewer").order_by("created_at", "id")
+    with_reviews = prediction.objects.select_related("model_version").prefetch_related(
         Prefetch("reviews", queryset=reviews)
     )
     return (
         Scan.objects.not_retracted()
         .filter(case__in=cases)
         .select_related("case")
-        .prefetch_related(Prefetch("predictions", queryset=predictions))
+        .prefetch_related(Prefetch("predictions", queryset=with_reviews))
         .order_by("case__created_at", "case_id", "uploaded_at", "id")
     )
 
