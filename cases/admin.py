@@ -2,7 +2,6 @@
 memberships, cases (consent, erasure), scans (held scans, release), anonymisation reports, reviews
 and the audit log (filters, CSV export)."""
 
-import csv
 import json
 from collections import defaultdict
 
@@ -13,14 +12,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from . import export
 from .access import is_steward
-from .export import _Echo, _safe
 from .models import (
     AnonymisationReport,
     AuditEvent,
@@ -391,8 +388,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return results, may_have_duplicates
 
     def get_urls(self):
-        export = self.admin_site.admin_view(self.export_csv)
-        return [path("export.csv", export, name="cases_auditevent_export")] + super().get_urls()
+        view = self.admin_site.admin_view(self.export_csv)
+        return [path("export.csv", view, name="cases_auditevent_export")] + super().get_urls()
 
     def export_csv(self, request):
         """The audit log as filtered on the change list, as CSV (streamed, audited itself)."""
@@ -403,25 +400,21 @@ class AuditEventAdmin(ReadOnlyAdmin):
         AuditEvent.record(request.user, AuditEvent.Verb.AUDIT_EXPORT, filters=filters)
 
         def rows():
-            writer = csv.writer(_Echo())
-            yield writer.writerow(AUDIT_COLUMNS)
+            yield AUDIT_COLUMNS
             chunk = []
             for event in events.iterator(chunk_size=500):
                 chunk.append(event)
                 if len(chunk) == 500:
-                    yield from map(writer.writerow, _audit_rows(chunk))
+                    yield from _audit_rows(chunk)
                     chunk = []
-            yield from map(writer.writerow, _audit_rows(chunk))
+            yield from _audit_rows(chunk)
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = f'attachment; filename="brainscan-audit-{stamp}.csv"'
-        return response
+        return export.csv_response(rows(), export.export_filename(what="audit"))
 
 
 def _audit_rows(events):
     for event in describe_subjects(events):
-        row = [
+        yield [
             event.created_at.isoformat(),
             event.actor_username,
             event.client_ip or "",
@@ -431,4 +424,3 @@ def _audit_rows(events):
             event.object_id,
             json.dumps(event.detail, sort_keys=True),
         ]
-        yield [_safe(value) for value in row]

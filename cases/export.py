@@ -1,12 +1,13 @@
-"""Case history as CSV, one row per scan, streamed so a large export never sits in memory.
-
-Predictions and reviews are read through the relations inference adds to Scan
-(``Scan.predictions``, ``Prediction.reviews``): cases does not import inference.
+"""CSV exports, streamed so a large export never sits in memory: ``csv_response`` builds every
+one (the case history here, the audit log in the admin); ``case_rows`` is the case history,
+one row per scan. Predictions and reviews are read through the relations inference adds to
+Scan (``Scan.predictions``, ``Prediction.reviews``): cases does not import inference.
 """
 
 import csv
 
 from django.db.models import Prefetch
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from .models import Scan
@@ -31,14 +32,24 @@ class _Echo:
         return value
 
 
-def export_filename(now=None):
-    return f"brainscan-cases-{(now or timezone.now()):%Y%m%d-%H%M%S}.csv"
+def export_filename(now=None, what="cases"):
+    return f"brainscan-{what}-{(now or timezone.now()):%Y%m%d-%H%M%S}.csv"
 
 
 def _safe(value):
     # Spreadsheet formula injection: a cell starting with = + - @ would be evaluated.
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def csv_response(rows, filename: str) -> StreamingHttpResponse:
+    """Stream ``rows`` (the header first, then lists of cell values) as a CSV attachment, every
+    cell escaped against formula injection."""
+    writer = csv.writer(_Echo())
+    lines = (writer.writerow([_safe(value) for value in row]) for row in rows)
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def _related(model, name):
@@ -80,10 +91,10 @@ def _tumour_answer(scan, prediction):
     return str(prediction.tumour_suspected).lower(), "" if probability is None else f"{probability:.4f}"
 
 
-def csv_rows(cases):
+def case_rows(cases):
+    """The case history of ``cases`` for ``csv_response``: the header, then one row per scan."""
     classes = probability_classes()
-    writer = csv.writer(_Echo())
-    yield writer.writerow(FIXED_COLUMNS + [f"p_{name}" for name in classes] + TAIL_COLUMNS)
+    yield FIXED_COLUMNS + [f"p_{name}" for name in classes] + TAIL_COLUMNS
     for scan in scans_for_export(cases).iterator(chunk_size=500):
         prediction = scan.latest_prediction
         review = prediction.latest_review if prediction else None
@@ -106,4 +117,4 @@ def csv_rows(cases):
             review.reviewer.get_username() if review else "",
             review.created_at.isoformat() if review else "",
         ]
-        yield writer.writerow([_safe(value) for value in row])
+        yield row
