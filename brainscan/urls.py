@@ -6,7 +6,8 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from cases.api import CaseExportView, CaseViewSet, ScanViewSet
+from cases.api import CaseViewSet, ScanViewSet
+from cases.api_export import CaseExportView
 from inference.api import ModelVersionViewSet
 
 from .api import TokenView

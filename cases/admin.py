@@ -1,8 +1,7 @@
-"""Django admin for stewards: user accounts (roles changed by superusers only), teams and
-memberships, cases (consent, erasure), scans (held scans, release), anonymisation reports, reviews
-and the audit log (filters, CSV export)."""
+"""Django admin for stewards: cases (consent, erasure), scans (held scans, release), anonymisation
+reports, reviews and the audit log (filters, CSV export). User accounts and teams are in
+admin_accounts.py, registered from here."""
 
-import csv
 import json
 from collections import defaultdict
 
@@ -10,69 +9,29 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from . import (
+    admin_accounts,  # noqa: F401 -- registers the user account and team admins
+    export,
+)
 from .access import is_steward
-from .export import _Echo, _safe
 from .models import (
     AnonymisationReport,
     AuditEvent,
     Case,
     Consent,
     ConsentEvent,
-    Membership,
     Review,
     Scan,
-    Team,
     erase_case_images,
 )
 
 User = get_user_model()
-# Who holds which rights: only a superuser changes these, for any account.
-ROLE_FIELDS = ["is_superuser", "is_staff", "groups", "user_permissions"]
-
-
-def has_rights_above_clinician(user) -> bool:
-    return user.is_superuser or user.is_staff or is_steward(user)
-
-
-admin.site.unregister(User)
-
-
-@admin.register(User)
-class UserAccountAdmin(UserAdmin):
-    """Only a superuser changes roles (superuser, staff, groups, permissions). A data steward adds
-    accounts and manages clinicians' (details, active flag, password), and may only view an account
-    with more rights than a clinician, their own included. Every change is audited (cases.audit)."""
-
-    def get_readonly_fields(self, request, obj=None):
-        readonly = list(super().get_readonly_fields(request, obj))
-        if not request.user.is_superuser:
-            readonly += [*ROLE_FIELDS, "last_login", "date_joined"]
-        return readonly
-
-    def has_change_permission(self, request, obj=None):
-        if not super().has_change_permission(request, obj):
-            return False
-        return obj is None or request.user.is_superuser or not has_rights_above_clinician(obj)
-
-
-class MembershipInline(admin.TabularInline):
-    model = Membership
-    extra = 1
-
-
-@admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
-    list_display = ["name"]
-    inlines = [MembershipInline]
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -391,8 +350,8 @@ class AuditEventAdmin(ReadOnlyAdmin):
         return results, may_have_duplicates
 
     def get_urls(self):
-        export = self.admin_site.admin_view(self.export_csv)
-        return [path("export.csv", export, name="cases_auditevent_export")] + super().get_urls()
+        view = self.admin_site.admin_view(self.export_csv)
+        return [path("export.csv", view, name="cases_auditevent_export")] + super().get_urls()
 
     def export_csv(self, request):
         """The audit log as filtered on the change list, as CSV (streamed, audited itself)."""
@@ -403,25 +362,21 @@ class AuditEventAdmin(ReadOnlyAdmin):
         AuditEvent.record(request.user, AuditEvent.Verb.AUDIT_EXPORT, filters=filters)
 
         def rows():
-            writer = csv.writer(_Echo())
-            yield writer.writerow(AUDIT_COLUMNS)
+            yield AUDIT_COLUMNS
             chunk = []
             for event in events.iterator(chunk_size=500):
                 chunk.append(event)
                 if len(chunk) == 500:
-                    yield from map(writer.writerow, _audit_rows(chunk))
+                    yield from _audit_rows(chunk)
                     chunk = []
-            yield from map(writer.writerow, _audit_rows(chunk))
+            yield from _audit_rows(chunk)
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = f'attachment; filename="brainscan-audit-{stamp}.csv"'
-        return response
+        return export.csv_response(rows(), export.export_filename(what="audit"))
 
 
 def _audit_rows(events):
     for event in describe_subjects(events):
-        row = [
+        yield [
             event.created_at.isoformat(),
             event.actor_username,
             event.client_ip or "",
@@ -431,4 +386,3 @@ def _audit_rows(events):
             event.object_id,
             json.dumps(event.detail, sort_keys=True),
         ]
-        yield [_safe(value) for value in row]

@@ -1,13 +1,13 @@
-"""REST API for cases, scan uploads, scan results, reviews and the CSV export.
+"""REST API for cases, scan uploads, scan results and reviews (the CSV export: api_export.py).
 
 Same rules as the pages in views.py: objects come through the access helpers (outsiders get
-404), uploads go through uploads.py, filters through CaseFilterForm, the CSV through export.py,
-and every case access is audited as the matching page does.
+404), uploads go through uploads.py, filters through CaseFilterForm, and every case access is
+audited as the matching page does.
 """
 
 import logging
 
-from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -21,13 +21,12 @@ from drf_spectacular.utils import (
 from rest_framework import exceptions, mixins, renderers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle, StrictInput
 from inference.api import PredictionSerializer
 from ml.labels import CLASSES
 
-from . import api_examples, export
+from . import api_examples
 from .access import cases_visible_to, scans_visible_to, teams_of
 from .forms import CaseFilterForm, ReviewForm
 from .models import (
@@ -527,32 +526,3 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the object's state."
     default_code = "conflict"
-
-
-class CSVRenderer(renderers.BaseRenderer):
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        # Only errors reach a renderer (the export streams itself): one "detail" cell.
-        return f"detail\r\n{data.get('detail', '')}\r\n".encode()
-
-
-class CaseExportView(APIView):
-    """The web export's CSV (cases/export.py), same filters, audited the same way."""
-
-    renderer_classes = [renderers.JSONRenderer, CSVRenderer]
-
-    @extend_schema(
-        summary="Case history as CSV, one row per scan (same file as the web export)",
-        parameters=FILTER_PARAMETERS,
-        responses={(200, "text/csv"): OpenApiTypes.STR},
-    )
-    def get(self, request):
-        cases = filtered_cases(request)
-        filters = {key: value for key, value in request.query_params.items() if value}
-        AuditEvent.record(request.user, AuditEvent.Verb.EXPORT, filters=filters)
-        response = StreamingHttpResponse(export.csv_rows(cases), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{export.export_filename()}"'
-        return response

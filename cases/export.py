@@ -1,13 +1,16 @@
-"""Case history as CSV, one row per scan, streamed so a large export never sits in memory."""
+"""CSV exports, streamed so a large export never sits in memory: ``csv_response`` builds every
+one (the case history here, the audit log in the admin); ``case_rows`` is the case history,
+one row per scan. Predictions and reviews are read through the relations inference adds to
+Scan (``Scan.predictions``, ``Prediction.reviews``): cases does not import inference.
+"""
 
 import csv
 
 from django.db.models import Prefetch
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from inference.models import ModelVersion, Prediction
-
-from .models import Review, Scan
+from .models import Scan
 
 FIXED_COLUMNS = [
     "pseudonym",
@@ -29,8 +32,8 @@ class _Echo:
         return value
 
 
-def export_filename(now=None):
-    return f"brainscan-cases-{(now or timezone.now()):%Y%m%d-%H%M%S}.csv"
+def export_filename(now=None, what="cases"):
+    return f"brainscan-{what}-{(now or timezone.now()):%Y%m%d-%H%M%S}.csv"
 
 
 def _safe(value):
@@ -39,9 +42,25 @@ def _safe(value):
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def csv_response(rows, filename: str) -> StreamingHttpResponse:
+    """Stream ``rows`` (the header first, then lists of cell values) as a CSV attachment, every
+    cell escaped against formula injection."""
+    writer = csv.writer(_Echo())
+    lines = (writer.writerow([_safe(value) for value in row]) for row in rows)
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _related(model, name):
+    """The model at the other end of the relation ``name`` of ``model``, forward or reverse."""
+    return model._meta.get_field(name).related_model
+
+
 def probability_classes():
+    model_version = _related(_related(Scan, "predictions"), "model_version")
     classes = []
-    for version_classes in ModelVersion.objects.values_list("classes", flat=True):
+    for version_classes in model_version.objects.values_list("classes", flat=True):
         for name in version_classes or []:
             if name not in classes:
                 classes.append(name)
@@ -49,15 +68,16 @@ def probability_classes():
 
 
 def scans_for_export(cases):
-    reviews = Review.objects.select_related("reviewer").order_by("created_at", "id")
-    predictions = Prediction.objects.select_related("model_version").prefetch_related(
+    prediction = _related(Scan, "predictions")
+    reviews = _related(prediction, "reviews").objects.select_related("reviewer").order_by("created_at", "id")
+    with_reviews = prediction.objects.select_related("model_version").prefetch_related(
         Prefetch("reviews", queryset=reviews)
     )
     return (
         Scan.objects.not_retracted()
         .filter(case__in=cases)
         .select_related("case")
-        .prefetch_related(Prefetch("predictions", queryset=predictions))
+        .prefetch_related(Prefetch("predictions", queryset=with_reviews))
         .order_by("case__created_at", "case_id", "uploaded_at", "id")
     )
 
@@ -71,10 +91,10 @@ def _tumour_answer(scan, prediction):
     return str(prediction.tumour_suspected).lower(), "" if probability is None else f"{probability:.4f}"
 
 
-def csv_rows(cases):
+def case_rows(cases):
+    """The case history of ``cases`` for ``csv_response``: the header, then one row per scan."""
     classes = probability_classes()
-    writer = csv.writer(_Echo())
-    yield writer.writerow(FIXED_COLUMNS + [f"p_{name}" for name in classes] + TAIL_COLUMNS)
+    yield FIXED_COLUMNS + [f"p_{name}" for name in classes] + TAIL_COLUMNS
     for scan in scans_for_export(cases).iterator(chunk_size=500):
         prediction = scan.latest_prediction
         review = prediction.latest_review if prediction else None
@@ -97,4 +117,4 @@ def csv_rows(cases):
             review.reviewer.get_username() if review else "",
             review.created_at.isoformat() if review else "",
         ]
-        yield writer.writerow([_safe(value) for value in row])
+        yield row

@@ -371,7 +371,7 @@ class Scan(models.Model):
         PROCESSING = "processing", "Processing"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
-        # BurnedInAnnotation YES: identity may be in the pixels; not classified until released.
+        # BurnedInAnnotation not NO: identity may be in the pixels; not classified until released.
         HELD = "held", "Held for steward review"
 
     class Outcome(models.TextChoices):
@@ -534,7 +534,7 @@ class Scan(models.Model):
         with self.image.open("rb") as stored:
             data = stored.read()
         if self.modality == Scan.Modality.DICOM:
-            from .anonymise import preview_png
+            from .dicompreview import preview_png
 
             return preview_png(data)
         return data

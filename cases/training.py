@@ -16,7 +16,7 @@ from PIL import Image
 
 from ml.preprocess import decode
 
-from . import anonymise
+from .dicompreview import preview_png
 from .models import AuditEvent, Consent, Review, Scan, cases_with_consent
 
 # Why a labelled scan of a consenting case is not exported; the first reason that applies counts.
@@ -77,7 +77,7 @@ def _png(scan) -> bytes:
     with scan.image.open("rb") as stored:
         data = stored.read()
     if scan.modality == Scan.Modality.DICOM:
-        return anonymise.preview_png(data)
+        return preview_png(data)
     return data  # already a PNG re-encoded from pixels alone
 
 

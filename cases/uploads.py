@@ -3,10 +3,11 @@
 Every file is identified by its content (never its name or declared type), size- and
 pixel-capped, decoded completely, then de-identified: JPEG/PNG are re-encoded from their
 pixels alone as PNG, so no metadata (EXIF, GPS, ICC, XMP, text chunks) survives; DICOM
-slices are de-identified per the PS3.15 basic profile (cases/anonymise.py). The client's
-file name is never kept, nor logged. Formats register a sniffer, a header reader and a cleaner
-in FORMATS. One upload's work is bounded: its files' headers are summed against a pixel budget
-before anything is decoded, and checking stops with a 503 once it runs past its time budget.
+slices are checked (cases/dicomread.py) and de-identified per the PS3.15 basic profile
+(cases/deidentification.py). The client's file name is never kept, nor logged. Formats
+register a sniffer, a header reader and a cleaner in FORMATS. One upload's work is bounded:
+its files' headers are summed against a pixel budget before anything is decoded, and checking
+stops with a 503 once it runs past its time budget.
 """
 
 import hashlib
@@ -20,7 +21,9 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image, ImageOps
 
-from . import anonymise
+from ml.preprocess import is_dicom
+
+from . import deidentification, dicomread
 from .models import AnonymisationReport, AuditEvent, Scan
 from .signals import announce_ready
 
@@ -55,7 +58,8 @@ class CleanImage:
     modality: str
     # What de-identification removed: attribute/metadata names and counts, never values.
     report: dict = field(default_factory=dict)
-    # BurnedInAnnotation YES: stored, but not classified until a steward releases it.
+    # BurnedInAnnotation not NO (YES, absent, unknown): stored, not classified until a steward
+    # releases it.
     held: bool = False
     # The de-identified DICOM dataset; its UIDs are remapped per case when stored.
     dicom: object = None
@@ -175,11 +179,11 @@ def _clean_raster(data: bytes, pillow_format: str, label: str) -> CleanImage:
 
 def _clean_dicom(data: bytes) -> CleanImage:
     try:
-        dataset = anonymise.read_dicom(data, settings.UPLOAD_MAX_PIXELS)
-    except anonymise.DicomRejected as rejection:
+        dataset = dicomread.read_dicom(data, settings.UPLOAD_MAX_PIXELS)
+    except dicomread.DicomRejected as rejection:
         raise UploadRejected(str(rejection)) from None
     # Remove identifiers now: nothing identifying outlives validation; UIDs follow per case.
-    report = anonymise.deidentify(dataset, uid_key=b"")
+    report = deidentification.deidentify(dataset, uid_key=b"")
     return CleanImage(
         content=b"",
         sha256="",
@@ -213,7 +217,7 @@ FORMATS = [
         lambda file: _raster_header_pixels(file, "PNG"),
         lambda data: _clean_raster(data, "PNG", "PNG"),
     ),
-    Format("DICOM", anonymise.looks_like_dicom, anonymise.header_pixels, _clean_dicom),
+    Format("DICOM", is_dicom, dicomread.header_pixels, _clean_dicom),
 ]
 
 
@@ -310,15 +314,15 @@ def _finish(case, image: CleanImage) -> tuple[bytes, str]:
     """The bytes to store and their SHA-256; DICOM UIDs are remapped consistently for the case."""
     if image.dicom is None:
         return image.content, image.sha256
-    anonymise.remap_uids(image.dicom, anonymise.case_uid_key(case))
-    content = anonymise.to_bytes(image.dicom)
+    deidentification.remap_uids(image.dicom, deidentification.case_uid_key(case))
+    content = deidentification.to_bytes(image.dicom)
     return content, hashlib.sha256(content).hexdigest()
 
 
 def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     """Create the scans and their anonymisation report in one transaction; enqueue once committed.
 
-    Scans whose DICOM header declares burnt-in annotation are stored as held: a steward
+    DICOM scans whose header does not say BurnedInAnnotation=NO are stored as held: a steward
     releases them (Scan.release) before they are classified. Raises CaseClosed, storing
     nothing, if the case is closed (by now: a teammate may have closed it during the checks).
     A failure after the commit (the broker is down, the request times out while publishing)

@@ -11,7 +11,6 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     JsonResponse,
-    StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -288,7 +287,4 @@ def export_csv(request):
         cases = form.filter(cases)
     filters = {k: v for k, v in request.GET.items() if v}
     AuditEvent.record(request.user, AuditEvent.Verb.EXPORT, filters=filters)
-    filename = export.export_filename()
-    response = StreamingHttpResponse(export.csv_rows(cases), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return export.csv_response(export.case_rows(cases), export.export_filename())

@@ -8,9 +8,9 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.db.models import F, Q
 from django.utils import timezone
 
-from cases import anonymise
 from cases.models import Case, Scan
 from cases.signals import announce_ready
+from ml.preprocess import dicom_pixels
 
 from . import runtime
 from .models import ModelVersion, Prediction
@@ -90,7 +90,7 @@ def classify_scan(scan_id, claim_token="", worker="") -> str | None:
             data = stored.read()
         if scan.modality == Scan.Modality.DICOM:
             # Rescaled and windowed pixels of the de-identified slice; ml.preprocess does the rest.
-            data = anonymise.model_input(data)
+            data = dicom_pixels(data)
         try:
             result = runtime.classify_image(model_version, data)
         except runtime.model_load_errors() as error:

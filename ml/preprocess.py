@@ -1,7 +1,7 @@
 """The one preprocessing function shared by training, evaluation and serving.
 
-decode (any common format, greyscale or RGB, any size) -> 8-bit greyscale -> crop to the
-head -> pad to a square -> resize -> float32 in [0, 1], shape (SIZE, SIZE, 1).
+decode (any common format or a DICOM slice, greyscale or RGB, any size) -> 8-bit greyscale ->
+crop to the head -> pad to a square -> resize -> float32 in [0, 1], shape (SIZE, SIZE, 1).
 Per-image standardisation happens inside the model (``ml.model.PerImageStandardization``).
 """
 
@@ -26,6 +26,19 @@ _MIN_FOREGROUND = 0.02
 _MARGIN = 0.03
 
 
+# What pydicom raises for a truncated or malformed slice, besides InvalidDicomError.
+_DICOM_ERRORS = (
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+
 class ImageDecodeError(ValueError):
     """The input is not an image we can read."""
 
@@ -39,11 +52,67 @@ def to_grey(image) -> np.ndarray:
     return decode(image)[0]
 
 
+def is_dicom(head: bytes) -> bool:
+    """A DICOM Part 10 file, by content: a 128-byte preamble, then ``DICM``."""
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def dicom_pixels(dicom) -> np.ndarray:
+    """A DICOM slice's pixels (bytes, path or file object) as ``decode`` takes them: float64,
+    rescaled, windowed and upright.
+
+    Rescale slope/intercept (modality LUT), then the window or VOI LUT in the header;
+    MONOCHROME1 is inverted. The worker, ml.train and ml.evaluate all read DICOM here.
+    """
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    if isinstance(dicom, (bytes, bytearray, memoryview)):
+        dicom = io.BytesIO(bytes(dicom))
+    dataset = pydicom.dcmread(dicom)
+    pixels = apply_modality_lut(dataset.pixel_array, dataset)
+    if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
+        pixels = apply_voi_lut(pixels, dataset, prefer_lut=True)
+    pixels = np.asarray(pixels, dtype=np.float64)
+    if dataset.PhotometricInterpretation == "MONOCHROME1":
+        # MONOCHROME1 shows low values as white: invert so tissue looks as in MONOCHROME2.
+        pixels = pixels.max() + pixels.min() - pixels
+    return pixels
+
+
+def _dicom_head(image) -> bytes:
+    """The first 132 bytes of ``image`` when it is bytes, a path or a seekable file; else b""."""
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image[:132])
+    if isinstance(image, (str, Path)):
+        try:
+            with open(image, "rb") as file:
+                return file.read(132)
+        except OSError:
+            return b""  # PIL reports the unreadable path
+    if hasattr(image, "read") and hasattr(image, "seek"):
+        start = image.tell()
+        head = image.read(132)
+        image.seek(start)
+        return head if isinstance(head, bytes) else b""
+    return b""
+
+
 def decode(image) -> tuple[np.ndarray, float]:
     """(greyscale uint8 array, colourfulness): the mean channel spread of a colour
-    picture on the 0-255 scale (0 for greyscale). MRI slices are grey; photos are not."""
+    picture on the 0-255 scale (0 for greyscale). MRI slices are grey; photos are not.
+    A DICOM slice (recognised by content, not by name) goes through ``dicom_pixels``."""
     if isinstance(image, np.ndarray):
         return _array_to_grey(image), _colourfulness(image)
+    if not isinstance(image, Image.Image) and is_dicom(_dicom_head(image)):
+        from pydicom.errors import InvalidDicomError
+
+        try:
+            pixels = dicom_pixels(image)
+        except (InvalidDicomError, *_DICOM_ERRORS) as exc:
+            # The type only: pydicom's messages may quote header values (a patient's name).
+            raise ImageDecodeError(f"cannot decode DICOM slice ({type(exc).__name__})") from None
+        return _array_to_grey(pixels), _colourfulness(pixels)
     if isinstance(image, Image.Image):
         pil = image
     else:

@@ -54,3 +54,18 @@ def test_colour_pictures_report_colourfulness():
 def test_non_images_are_refused():
     with pytest.raises(ImageDecodeError):
         preprocess(b"this is not an image")
+
+
+def test_a_dicom_slice_is_read_by_content_from_bytes_path_or_file(tmp_path):
+    from ml.preprocess import dicom_pixels
+    from tests.privacy.corpus import dicom_slice
+
+    data = dicom_slice(photometric="MONOCHROME1", slope=2.5, intercept=-1024)
+    path = tmp_path / "slice.png"  # the name says PNG; the content decides
+    path.write_bytes(data)
+    expected = decode(dicom_pixels(data))
+    for source in (data, path, str(path), io.BytesIO(data)):
+        grey, colour = decode(source)
+        assert np.array_equal(grey, expected[0]) and colour == 0.0
+    with pytest.raises(ImageDecodeError):
+        decode(data[: len(data) // 2])  # truncated pixel data

@@ -64,7 +64,7 @@ def dicom_slice(
     photometric="MONOCHROME2",
     slope=1.0,
     intercept=0.0,
-    burned_in=False,
+    burned_in: bool | None = False,
     instance=1,
     size=64,
     window=None,
@@ -87,7 +87,8 @@ def dicom_slice(
     ds.Modality = "MR"
     ds.Manufacturer = "Acme"
     ds.InstanceNumber = instance
-    ds.BurnedInAnnotation = "YES" if burned_in else "NO"
+    if burned_in is not None:  # None: the header does not say
+        ds.BurnedInAnnotation = "YES" if burned_in else "NO"
     ds.ReferencedStudySequence = Sequence([Dataset()])
     ds.ReferencedStudySequence[0].ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
     ds.ReferencedStudySequence[0].ReferencedSOPInstanceUID = "1.2.826.0.1.3680043.8.498.5555"

@@ -18,10 +18,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.urls import reverse
 
-from cases import anonymise
+from cases import dicomread
 from cases.models import AnonymisationReport, Scan
 from inference import pipeline
-from ml.preprocess import decode
+from ml.preprocess import decode, dicom_pixels
 from tests.factories import CaseFactory, ModelVersionFactory
 
 from .corpus import NEEDLES, UIDS, corpus, dicom_slice, no_image_dicom
@@ -159,15 +159,15 @@ def test_model_input_is_rescaled_windowed_and_upright(uploaded):
             data = stored.read()
         by_instance[int(pydicom.dcmread(io.BytesIO(data)).InstanceNumber)] = data
     raw = pydicom.dcmread(io.BytesIO(by_instance[2])).pixel_array.astype(float)
-    rescaled = anonymise.model_input(by_instance[2])
+    rescaled = dicom_pixels(by_instance[2])
     # MONOCHROME1 with slope 2.5 / intercept -1024: rescaled, then inverted.
     expected = raw * 2.5 - 1024
     np.testing.assert_allclose(rescaled, expected.max() + expected.min() - expected)
     # Windowing clips to the window; ml.preprocess.decode maps the result to 8 bits.
-    windowed = anonymise.model_input(by_instance[4])
+    windowed = dicom_pixels(by_instance[4])
     grey, colour = decode(windowed)
     assert grey.dtype == np.uint8 and grey.shape == (64, 64) and colour == 0.0
-    eight_bit, _ = decode(anonymise.model_input(by_instance[3]))
+    eight_bit, _ = decode(dicom_pixels(by_instance[3]))
     assert eight_bit.dtype == np.uint8
 
 
@@ -204,6 +204,25 @@ def test_burned_in_annotation_holds_the_scan_until_a_steward_releases_it(
         assert held.release(steward) is True
     assert enqueued == [clean.pk, held.pk]
     assert held.release(steward) is False  # released once only
+
+
+@pytest.mark.parametrize(
+    "header,held",
+    [(True, True), (None, True), (False, False)],
+    ids=["says-YES", "says-nothing", "says-NO"],
+)
+def test_only_a_slice_whose_header_says_no_burned_in_text_is_classified_unchecked(
+    header, held, case, owner_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    enqueued = []
+    monkeypatch.setattr("inference.tasks.enqueue_classification", enqueued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(owner_client, case, [("x.dcm", dicom_slice(burned_in=header))])
+    scan = Scan.objects.get(case=case)
+    assert scan.status == (Scan.Status.HELD if held else Scan.Status.QUEUED)
+    assert enqueued == ([] if held else [scan.pk])
+    entry = AnonymisationReport.objects.get().files[0]
+    assert entry["burned_in_annotation"] is held and bool(entry.get("held")) is held
 
 
 @pytest.mark.parametrize(
@@ -288,10 +307,10 @@ def test_api_serves_dicom_scans_as_png_rendered_from_pixels(case, owner, monkeyp
 def test_dicom_slices_count_against_the_upload_pixel_budget_from_their_headers(
     case, owner_client, settings, monkeypatch
 ):
-    pixels = anonymise.header_pixels(io.BytesIO(dicom_slice()))
+    pixels = dicomread.header_pixels(io.BytesIO(dicom_slice()))
     assert pixels > 0
     settings.UPLOAD_MAX_TOTAL_PIXELS = 2 * pixels - 1
-    monkeypatch.setattr(anonymise, "read_dicom", lambda *args: pytest.fail("decoded an over-budget upload"))
+    monkeypatch.setattr(dicomread, "read_dicom", lambda *args: pytest.fail("decoded an over-budget upload"))
     response = upload(owner_client, case, [("a.dcm", dicom_slice()), ("b.dcm", dicom_slice())])
     assert response.status_code == 413
     assert f"{2 * pixels:,} pixels together" in response.content.decode()

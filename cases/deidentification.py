@@ -1,9 +1,9 @@
 """De-identification of DICOM slices (PS3.15 basic profile via a deid recipe) and what it removed.
 
-A DICOM upload is read with pydicom, checked (a single-frame greyscale image in an
-uncompressed transfer syntax), stripped of identifiers by deid with the recipe in
-``deid.basic-profile``, and written back as the only copy kept. The report lists which
-attributes were removed, blanked or replaced, by keyword only: never a value.
+A checked slice (cases/dicomread.py) is stripped of identifiers by deid with the recipe in
+``deid.basic-profile``, its UIDs remapped per case, and written back as the only copy kept.
+The report lists which attributes were removed, blanked or replaced, by keyword only: never a
+value.
 """
 
 import hashlib
@@ -12,40 +12,19 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pydicom
 from django.conf import settings
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
-from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 RECIPE_PATH = Path(__file__).with_name("deid.basic-profile")
 # LO: at most 64 characters. The code sequence (DCM 113100) says the same in coded form.
 DEIDENTIFICATION_METHOD = "PS3.15 E.1-1 Basic Profile (deid recipe, BrainScan)"
-# Uncompressed only: decoding JPEG/JPEG 2000/RLE pixel data needs plugins we do not ship.
-SUPPORTED_TRANSFER_SYNTAXES = {
-    pydicom.uid.ImplicitVRLittleEndian: "Implicit VR Little Endian",
-    pydicom.uid.ExplicitVRLittleEndian: "Explicit VR Little Endian",
-    pydicom.uid.DeflatedExplicitVRLittleEndian: "Deflated Explicit VR Little Endian",
-    pydicom.uid.ExplicitVRBigEndian: "Explicit VR Big Endian",
-}
-SUPPORTED_PHOTOMETRIC = ("MONOCHROME1", "MONOCHROME2")
 
 _recipe = None
-# pydicom's validation warnings quote the offending value, which may be a patient's name:
-# uploads are checked here, not by pydicom's logger.
-pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+# pydicom's validation warnings quote the offending value, which may be a patient's name.
 pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
-
-
-class DicomRejected(ValueError):
-    """Not a DICOM object we accept; the message is shown to the uploader as is."""
-
-
-def looks_like_dicom(head: bytes) -> bool:
-    return len(head) >= 132 and head[128:132] == b"DICM"
 
 
 def _recipe_once():
@@ -62,61 +41,10 @@ def _recipe_once():
     return _recipe
 
 
-def header_pixels(fileobj) -> int:
-    """Rows x columns x frames from the header alone (the pixel data is not read)."""
-    header = pydicom.dcmread(fileobj, stop_before_pixels=True)
-    frames = int(header.get("NumberOfFrames", 1) or 1)
-    return int(header.get("Rows", 0)) * int(header.get("Columns", 0)) * frames
-
-
-def read_dicom(data: bytes, max_pixels: int) -> pydicom.Dataset:
-    """Parse and check one uploaded DICOM slice; raise DicomRejected with a clear reason."""
-    try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as error:
-        raise DicomRejected(f"The DICOM file could not be read ({type(error).__name__}).") from None
-    syntax = dataset.file_meta.get("TransferSyntaxUID")
-    if "PixelData" not in dataset:
-        kind = dataset.get("SOPClassUID")
-        name = UID(kind).name if kind else "unknown"
-        raise DicomRejected(
-            f"The DICOM object holds no image (SOP class: {name}); only image slices are accepted."
-        )
-    if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
-        name = UID(syntax).name if syntax else "missing"
-        raise DicomRejected(
-            f"The DICOM pixel data is encoded as {name}, which is not supported; "
-            "export the slice uncompressed (Explicit VR Little Endian)."
-        )
-    photometric = str(dataset.get("PhotometricInterpretation", ""))
-    if photometric not in SUPPORTED_PHOTOMETRIC or int(dataset.get("SamplesPerPixel", 1)) != 1:
-        raise DicomRejected(
-            f"The DICOM image is {photometric or 'of unknown colour type'}; only greyscale "
-            "(MONOCHROME1/MONOCHROME2) MRI slices are accepted."
-        )
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
-    if frames != 1:
-        raise DicomRejected(f"The DICOM file holds {frames} frames; upload single slices.")
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-    if rows * columns == 0:
-        raise DicomRejected("The DICOM image has no rows or columns.")
-    if rows * columns > max_pixels:
-        raise DicomRejected(
-            f"The image is {columns}×{rows} = {rows * columns:,} pixels; the limit is {max_pixels:,} pixels."
-        )
-    try:
-        dataset.pixel_array  # noqa: B018 -- decodes completely or fails here, not in the worker
-    except (ValueError, AttributeError, TypeError, NotImplementedError, RuntimeError) as error:
-        raise DicomRejected(
-            "The DICOM pixel data could not be decoded completely "
-            f"(truncated or corrupt: {type(error).__name__})."
-        ) from None
-    return dataset
-
-
 def burned_in_annotation(dataset) -> bool:
-    """True unless the header says NO: text burnt into the pixels cannot be removed from the header."""
-    return str(dataset.get("BurnedInAnnotation", "")).strip().upper() == "YES"
+    """True unless the header says NO: text burnt into the pixels cannot be removed from the
+    header, and a slice whose BurnedInAnnotation is absent or unreadable may carry it."""
+    return str(dataset.get("BurnedInAnnotation", "")).strip().upper() != "NO"
 
 
 def case_uid_key(case) -> bytes:
@@ -238,33 +166,4 @@ def deidentify(dataset, uid_key: bytes) -> DeidReport:
 def to_bytes(dataset) -> bytes:
     out = io.BytesIO()
     dataset.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
-def model_input(data: bytes) -> np.ndarray:
-    """The slice's pixels as the model sees them before ml.preprocess: rescaled, windowed, upright.
-
-    Rescale slope/intercept (modality LUT), then the window or VOI LUT in the header; the
-    16-bit/float result goes to ml.preprocess.decode, which maps it to 8 bits.
-    """
-    dataset = pydicom.dcmread(io.BytesIO(data))
-    pixels = apply_modality_lut(dataset.pixel_array, dataset)
-    if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
-        pixels = apply_voi_lut(pixels, dataset, prefer_lut=True)
-    pixels = np.asarray(pixels, dtype=np.float64)
-    if dataset.PhotometricInterpretation == "MONOCHROME1":
-        # MONOCHROME1 shows low values as white: invert so tissue looks as in MONOCHROME2.
-        pixels = pixels.max() + pixels.min() - pixels
-    return pixels
-
-
-def preview_png(data: bytes) -> bytes:
-    """An 8-bit PNG of the stored slice for the case page (through the shared decoding)."""
-    from PIL import Image
-
-    from ml.preprocess import decode
-
-    grey, _ = decode(model_input(data))
-    out = io.BytesIO()
-    Image.fromarray(grey).save(out, format="PNG")
     return out.getvalue()
