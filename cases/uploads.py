@@ -20,7 +20,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image, ImageOps
 
-from . import anonymise
+from . import acquisition, anonymise
 from .models import AnonymisationReport, AuditEvent, Scan
 from .signals import announce_ready
 
@@ -344,6 +344,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                     modality=image.modality,
                     width=image.width,
                     height=image.height,
+                    acquisition=acquisition.describe(image.dicom) if image.dicom is not None else {},
                     uploaded_by=user,
                     anonymisation_report=report,
                     status=Scan.Status.HELD if image.held else Scan.Status.QUEUED,
