@@ -283,8 +283,10 @@
 
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    // Keys typed into a control (a slider's own arrows) stay the control's.
-    if (event.target.matches("input, select, textarea")) return;
+    // Keys a control uses stay the control's: a slider's arrows, anything typed into a field.
+    const target = event.target;
+    if (target.matches("select, textarea, input:not([type=range])")) return;
+    if (target.matches("input[type=range]") && /^(Arrow|Page|Home|End)/.test(event.key)) return;
     const keys = {
       "+": () => zoomTo(state.zoom * 1.25), "=": () => zoomTo(state.zoom * 1.25),
       "-": () => zoomTo(state.zoom / 1.25), "_": () => zoomTo(state.zoom / 1.25),
