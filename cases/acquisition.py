@@ -28,7 +28,7 @@ ALLOWED_ATTRIBUTES = {
     "SliceThickness": "Slice thickness (mm)",
     "SpacingBetweenSlices": "Slice spacing (mm)",
     "PixelSpacing": "Pixel spacing (mm)",
-    "ImageOrientationPatient": "Orientation (direction cosines)",
+    "ImageOrientationPatient": "Orientation",
     "PhotometricInterpretation": "Photometric",
     "BitsStored": "Bits stored",
 }

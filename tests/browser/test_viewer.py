@@ -13,12 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from cases.models import Scan
+from cases.uploads import clean_upload, store_scans
 from ml.serve import heatmap_png
 from tests.browser.test_csp import RECORD_VIOLATIONS
 from tests.conftest import REPO_ROOT, real_mri_images
+from tests.dicom_files import IDENTIFYING, mri_dicom
 from tests.factories import PredictionFactory, ScanFactory
 
 pytestmark = pytest.mark.browser
@@ -117,6 +120,26 @@ def window_by_drag(page, dx: int = 40, dy: int = 30) -> dict:
     return viewer_state(page)
 
 
+def pinch_zoom(page, spread: int = 120) -> tuple[float, float]:
+    """Two fingers moving apart (touch events through the DevTools protocol, as a tablet sends)."""
+    before = float(viewer_state(page)["zoom"])
+    box = page.locator("#viewer").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind, gap):
+        points = [{"x": x - gap, "y": y, "id": 0}, {"x": x + gap, "y": y, "id": 1}]
+        points = [] if kind == "touchEnd" else points
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    touch("touchStart", 20)
+    for step in range(1, 7):
+        touch("touchMove", 20 + spread * step / 12)
+    touch("touchEnd", 0)
+    _settled(page)
+    return before, float(viewer_state(page)["zoom"])
+
+
 def set_window(page, center: float, width: float) -> dict:
     page.fill("#wl-center", str(center))
     page.fill("#wl-width", str(width))
@@ -161,7 +184,7 @@ def page(monkeypatch, close_thread_connections):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, has_touch=True)
         context.add_init_script(RECORD_VIOLATIONS)
         page = context.new_page()
         page.set_default_timeout(20_000)
@@ -223,6 +246,10 @@ def test_read_a_scan_in_the_viewer(page, live_server, case, owner):
     assert canvas_fingerprint(page) != pixels
     shot(page, "03-zoom-wheel")
 
+    before, after = pinch_zoom(page)
+    assert after > before * 1.5  # fingers 40 px apart, then 160: about four times
+    shot(page, "03b-pinch")
+
     before, after = pan_by_drag(page, 120, 80)
     assert after[0] == pytest.approx(before[0] + 120, abs=2)
     assert after[1] == pytest.approx(before[1] + 80, abs=2)
@@ -281,3 +308,33 @@ def test_read_a_scan_in_the_viewer(page, live_server, case, owner):
     with page.expect_navigation():
         page.keyboard.press("Escape")
     assert page.url.endswith(f"/cases/{case.pk}/#scan-{second.pk}")
+    # Back on the case page: each thumbnail links to the viewer and has its final size already.
+    thumbnail = page.locator(f"#scan-{second.pk} a.open-viewer img").first
+    assert thumbnail.get_attribute("loading") == "lazy"
+    assert int(thumbnail.get_attribute("height")) == round(240 * second.height / second.width)
+    page.wait_for_function(  # lazy, but in view: it loads
+        "img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle()
+    )
+    shot(page, "12-case-page")
+
+
+def test_dicom_slice_opens_at_its_own_window_with_its_attributes(page, live_server, case, owner, monkeypatch):
+    monkeypatch.setattr("inference.tasks.enqueue_classification", lambda pk: None)
+    data = mri_dicom(real_mri_images(1, classes=("meningioma",))[0], window=(900, 1400))
+    (scan,) = store_scans(case, owner, [clean_upload(SimpleUploadedFile("slice.dcm", data))])
+    window = Scan.objects.get(pk=scan.pk).acquisition["window"]
+    log_in(page, live_server.url)
+
+    state = open_viewer(page, live_server.url, scan.pk)
+    assert float(state["center"]) == pytest.approx(window["preview_center"])
+    assert float(state["windowWidth"]) == pytest.approx(window["preview_width"])
+    assert page.get_attribute(".wl-preset[data-preset=dicom]", "aria-pressed") == "true"
+    assert page.text_content(".wl-preset[data-preset=dicom]").strip() == "DICOM (C 900 / W 1400)"
+    panel = page.text_content("#acquisition")
+    assert "TE (ms)" in panel and "93.5" in panel and "*tse2d1_15" in panel
+    body = page.text_content("body")
+    assert not [value for value in IDENTIFYING.values() if value.split("^")[0] in body]
+    assert state["overlay"] == "none"  # not classified yet: no explanation to overlay
+    shot(page, "20-dicom")
+    page.eval_on_selector(".viewer-panel", "el => { el.scrollTop = el.scrollHeight; }")
+    shot(page, "21-dicom-attributes")
