@@ -109,3 +109,32 @@ def describe(dataset) -> dict:
     if window:
         described["window"] = window
     return described
+
+
+def estimated_weighting(stored: dict) -> str | None:
+    """The contrast a spin-echo or inversion-recovery slice most likely has, from TR/TE/TI (ms):
+    the series description that would say it is removed by de-identification. Textbook cut-offs
+    at 1.5-3 T; None where they do not decide (gradient echo, intermediate timings)."""
+    try:
+        tr, te = float(stored["RepetitionTime"]), float(stored["EchoTime"])
+    except (KeyError, ValueError):
+        return None
+    ti = float(stored.get("InversionTime") or 0)
+    sequence = stored.get("ScanningSequence", "")
+    if "IR" in sequence or ti:
+        if ti >= 1500 and tr >= 4000:
+            return "FLAIR (fluid-suppressed T2)"
+        if 100 <= ti <= 250:
+            return "STIR (fat-suppressed)"
+        if 500 <= ti <= 1200 and te < 30:
+            return "T1 (inversion recovery)"
+        return None
+    if "SE" not in sequence:
+        return None
+    if tr < 800 and te < 30:
+        return "T1"
+    if tr >= 2000 and te >= 80:
+        return "T2"
+    if tr >= 2000 and te < 40:
+        return "Proton density"
+    return None

@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from .access import scans_visible_to
-from .acquisition import ALLOWED_ATTRIBUTES
+from .acquisition import ALLOWED_ATTRIBUTES, estimated_weighting
 from .models import AuditEvent
 
 # Window/level presets on the 8-bit preview (centre, width): JPEG/PNG scans and DICOM renders
@@ -39,7 +39,11 @@ def presets_for(scan) -> list[dict]:
 def acquisition_rows(scan) -> list[tuple[str, str]]:
     stored = (scan.acquisition or {}).get("attributes", {})
     # Labels come from the allow-list, so a stored key outside it (an older row) is never shown.
-    return [(label, stored[key]) for key, label in ALLOWED_ATTRIBUTES.items() if key in stored]
+    rows = [(label, stored[key]) for key, label in ALLOWED_ATTRIBUTES.items() if key in stored]
+    weighting = estimated_weighting(stored)
+    if weighting:
+        rows.insert(1, ("Weighting (estimated from TR/TE/TI)", weighting))
+    return rows
 
 
 @login_required

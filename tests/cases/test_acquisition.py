@@ -109,3 +109,31 @@ def test_stored_pixels_are_the_helpers_scale(slice_path):
     dataset = pydicom.dcmread(io.BytesIO(mri_dicom(slice_path)))
     grey = np.asarray(Image.open(slice_path).convert("L"), dtype=np.int64)
     assert (dataset.pixel_array.astype(np.int64) == grey * SCALE + OFFSET).all()
+
+
+@pytest.mark.parametrize(
+    ("timings", "expected"),
+    [
+        ({"ScanningSequence": "SE", "RepetitionTime": "500", "EchoTime": "15"}, "T1"),
+        ({"ScanningSequence": "SE", "RepetitionTime": "5000", "EchoTime": "93.5"}, "T2"),
+        ({"ScanningSequence": "SE", "RepetitionTime": "3000", "EchoTime": "20"}, "Proton density"),
+        (
+            {
+                "ScanningSequence": "SE, IR",
+                "RepetitionTime": "9000",
+                "EchoTime": "120",
+                "InversionTime": "2500",
+            },
+            "FLAIR (fluid-suppressed T2)",
+        ),
+        (
+            {"ScanningSequence": "GR, IR", "RepetitionTime": "2300", "EchoTime": "3", "InversionTime": "900"},
+            "T1 (inversion recovery)",
+        ),
+        ({"ScanningSequence": "GR", "RepetitionTime": "600", "EchoTime": "20"}, None),  # T1 or T2*
+        ({"ScanningSequence": "SE", "RepetitionTime": "1200", "EchoTime": "50"}, None),  # in between
+        ({"Modality": "MR"}, None),
+    ],
+)
+def test_weighting_is_estimated_only_where_the_timings_decide(timings, expected):
+    assert acquisition.estimated_weighting(timings) == expected

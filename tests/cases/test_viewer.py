@@ -85,13 +85,20 @@ def test_dicom_scan_shows_its_attributes_and_opens_at_its_own_window(owner_clien
         case=case,
         modality=Scan.Modality.DICOM,
         acquisition={
-            "attributes": {"Modality": "MR", "EchoTime": "93.5", "SeriesDescription": "stored by an old bug"},
+            "attributes": {
+                "Modality": "MR",
+                "ScanningSequence": "SE",
+                "RepetitionTime": "5000",
+                "EchoTime": "93.5",
+                "SeriesDescription": "stored by an old bug",
+            },
             "window": {"center": "1100", "width": "1800", "preview_center": 142.5, "preview_width": 284.9},
         },
     )
     html = owner_client.get(viewer_url(scan)).content.decode()
     assert "<dt>TE (ms)</dt><dd>93.5</dd>" in html
     assert "<dt>Modality</dt><dd>MR</dd>" in html
+    assert "<dt>Weighting (estimated from TR/TE/TI)</dt><dd>T2</dd>" in html
     # Only allow-listed keys are ever shown, whatever a row holds.
     assert "stored by an old bug" not in html
     first_preset = html.index('class="wl-preset"')
