@@ -41,12 +41,14 @@ lint: deps
 # Model serving, Keras and LiteRT side by side (load, batch-1 latency on one core, batch-32
 # throughput, memory, explanation cost), upload-to-result latency, throughput and memory with a
 # warm LiteRT worker on real images from ../shared,
-# analytics page times with a warm cache, then ApacheBench on the case list (127.0.0.1 only,
-# bounded request counts), idle and while a worker classifies 100 uploads.
+# analytics page times with a warm cache, the 50-scan case page and the viewer (render times),
+# then ApacheBench on the case list (127.0.0.1 only, bounded request counts), idle and while a
+# worker classifies 100 uploads.
 bench: setup bench-tools
 	$(PY) -m ml.bench --json $(VAR)/ml-bench.json
 	$(PY) manage.py bench_pipeline --images $(BENCH_IMAGES)
 	$(PY) manage.py bench_analytics
+	$(PY) manage.py bench_pages
 	$(PY) manage.py bench_load
 
 # ApacheBench (Debian package apache2-utils) for the load step, installed when missing.

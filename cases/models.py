@@ -390,6 +390,8 @@ class Scan(models.Model):
     modality = models.CharField(max_length=16, choices=Modality.choices, default=Modality.IMAGE)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    # DICOM only: allow-listed technical attributes and the slice's window (cases.acquisition).
+    acquisition = models.JSONField(default=dict, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans_uploaded"
     )

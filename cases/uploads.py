@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from ml.preprocess import is_dicom
 
-from . import deidentification, dicomread
+from . import acquisition, deidentification, dicomread
 from .models import AnonymisationReport, AuditEvent, Scan
 from .signals import announce_ready
 
@@ -348,6 +348,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                     modality=image.modality,
                     width=image.width,
                     height=image.height,
+                    acquisition=acquisition.describe(image.dicom) if image.dicom is not None else {},
                     uploaded_by=user,
                     anonymisation_report=report,
                     status=Scan.Status.HELD if image.held else Scan.Status.QUEUED,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import viewer, views
 
 app_name = "cases"
 urlpatterns = [
@@ -15,6 +15,7 @@ urlpatterns = [
     path("<int:pk>/scans/", views.scan_upload, name="upload"),
     path("<int:pk>/scans/fragment/", views.case_scans_fragment, name="scans_fragment"),
     path("scans/<int:pk>/image.png", views.scan_image, name="scan_image"),
+    path("scans/<int:pk>/viewer/", viewer.scan_viewer, name="viewer"),
     path("scans/<int:pk>/retract/", views.scan_retract, name="retract"),
     path("predictions/<int:pk>/explanation.png", views.explanation_image, name="explanation_image"),
     path("predictions/<int:pk>/review/", views.review_create, name="review"),
