@@ -1,6 +1,6 @@
 """Django admin for stewards: user accounts (roles changed by superusers only), teams and
-memberships, cases (consent, erasure), scans (held scans, release), anonymisation reports, reviews
-and the audit log (filters, CSV export)."""
+memberships, cases (consent, erasure), scans (held scans, release), anonymisation reports and the
+audit log (filters, CSV export)."""
 
 import csv
 import json
@@ -28,7 +28,6 @@ from .models import (
     Consent,
     ConsentEvent,
     Membership,
-    Review,
     Scan,
     Team,
     erase_case_images,
@@ -252,15 +251,6 @@ class AnonymisationReportAdmin(ReadOnlyAdmin):
             ),
         )
         return format_html("<table><tr><th>Scan</th><th>Format</th><th>Report</th></tr>{}</table>", rows)
-
-
-@admin.register(Review)
-class ReviewAdmin(ReadOnlyAdmin):
-    """Reviews are written by clinicians on the case page or the API, beside the prediction and
-    audited there; here they are only read."""
-
-    list_display = ["prediction", "decision", "label", "reviewer", "created_at"]
-    readonly_fields = [f.name for f in Review._meta.fields]
 
 
 class AuditCaseFilter(admin.SimpleListFilter):

@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle, StrictInput
 from inference.api import PredictionSerializer
+from inference.models import Review
 from ml.labels import CLASSES
 
 from . import api_examples, export
@@ -36,7 +37,6 @@ from .models import (
     CaseClosed,
     NotAllowed,
     Refusal,
-    Review,
     Scan,
     Team,
     retraction_reason,

@@ -5,9 +5,7 @@ import csv
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from inference.models import ModelVersion, Prediction
-
-from .models import Review, Scan
+from .models import Scan, model_versions, predictions, reviews
 
 FIXED_COLUMNS = [
     "pseudonym",
@@ -41,7 +39,7 @@ def _safe(value):
 
 def probability_classes():
     classes = []
-    for version_classes in ModelVersion.objects.values_list("classes", flat=True):
+    for version_classes in model_versions().values_list("classes", flat=True):
         for name in version_classes or []:
             if name not in classes:
                 classes.append(name)
@@ -49,15 +47,17 @@ def probability_classes():
 
 
 def scans_for_export(cases):
-    reviews = Review.objects.select_related("reviewer").order_by("created_at", "id")
-    predictions = Prediction.objects.select_related("model_version").prefetch_related(
-        Prefetch("reviews", queryset=reviews)
+    ordered_reviews = reviews().select_related("reviewer").order_by("created_at", "id")
+    scan_predictions = (
+        predictions()
+        .select_related("model_version")
+        .prefetch_related(Prefetch("reviews", queryset=ordered_reviews))
     )
     return (
         Scan.objects.not_retracted()
         .filter(case__in=cases)
         .select_related("case")
-        .prefetch_related(Prefetch("predictions", queryset=predictions))
+        .prefetch_related(Prefetch("predictions", queryset=scan_predictions))
         .order_by("case__created_at", "case_id", "uploaded_at", "id")
     )
 

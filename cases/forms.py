@@ -3,7 +3,9 @@
 from django import forms
 from django.db import transaction
 
-from .models import AuditEvent, Case, Review, retraction_reason
+from inference.models import Review
+
+from .models import AuditEvent, Case, retraction_reason
 
 
 class CaseCreateForm(forms.ModelForm):

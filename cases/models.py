@@ -1,4 +1,4 @@
-"""Teams, cases, scans, reviews and the append-only audit log."""
+"""Teams, cases, consent, scans and the append-only audit log."""
 
 import hashlib
 import hmac
@@ -214,6 +214,17 @@ def predictions():
     """Every scan's predictions, through the relation the inference app adds to Scan
     (``Scan.predictions``): cases reads them without importing inference."""
     return Scan.predictions.rel.related_model.objects.all()
+
+
+def reviews():
+    """Every prediction's reviews, through the relation the inference app adds to its Prediction
+    (``Prediction.reviews``): cases reads them without importing inference."""
+    return predictions().model.reviews.rel.related_model.objects.all()
+
+
+def model_versions():
+    """The model versions predictions are made by (``Prediction.model_version``), read the same way."""
+    return predictions().model.model_version.field.related_model.objects.all()
 
 
 def cases_with_consent(scope):
@@ -592,27 +603,6 @@ def delete_stored_files(names: list[str], what: str) -> None:
             storage.delete(name)
         except Exception:  # storage backends raise OSError, botocore and other errors
             logger.exception("Could not delete %s of %s from storage; delete it by hand", name, what)
-
-
-class Review(models.Model):
-    """A clinician's decision on a prediction, kept beside it; the prediction is never edited."""
-
-    class Decision(models.TextChoices):
-        CONFIRMED = "confirmed", "Confirmed"
-        CORRECTED = "corrected", "Corrected"
-
-    prediction = models.ForeignKey("inference.Prediction", on_delete=models.PROTECT, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
-    decision = models.CharField(max_length=16, choices=Decision.choices)
-    label = models.CharField(max_length=64)
-    comment = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
-
-    def __str__(self):
-        return f"{self.get_decision_display()} {self.label} by {self.reviewer}"
 
 
 class AuditQuerySet(models.QuerySet):

@@ -1,5 +1,7 @@
-"""Model versions (from the cards in ml/models/) and the predictions they make."""
+"""Model versions (from the cards in ml/models/), the predictions they make and the clinicians'
+reviews kept beside them."""
 
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 
@@ -120,3 +122,24 @@ class Prediction(models.Model):
     def latest_review(self):
         reviews = list(self.reviews.all())
         return reviews[-1] if reviews else None
+
+
+class Review(models.Model):
+    """A clinician's decision on a prediction, kept beside it; the prediction is never edited."""
+
+    class Decision(models.TextChoices):
+        CONFIRMED = "confirmed", "Confirmed"
+        CORRECTED = "corrected", "Corrected"
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    label = models.CharField(max_length=64)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.get_decision_display()} {self.label} by {self.reviewer}"
