@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from brainscan.clientip import client_ip
 
+from .appendonly import AppendOnly
 from .pseudonyms import generate_pseudonym
 from .roles import is_steward
 from .signals import announce_ready
@@ -299,16 +300,10 @@ class Consent(models.Model):
         return consent
 
 
-class ConsentEventQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError("Consent history is append-only.")
-
-    def delete(self):
-        raise PermissionError("Consent history is append-only.")
-
-
-class ConsentEvent(models.Model):
+class ConsentEvent(AppendOnly):
     """One change of consent, append-only: the full history of who recorded what and when."""
+
+    append_only_message = "Consent history is append-only."
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="consent_events")
     scope = models.CharField(max_length=16, choices=Consent.Scope.choices)
@@ -319,8 +314,6 @@ class ConsentEvent(models.Model):
     recorded_at = models.DateTimeField()
     note = models.CharField(max_length=500, blank=True)
 
-    objects = ConsentEventQuerySet.as_manager()
-
     class Meta:
         ordering = ["recorded_at", "id"]
         indexes = [
@@ -330,14 +323,6 @@ class ConsentEvent(models.Model):
 
     def __str__(self):
         return f"{self.recorded_at:%Y-%m-%d %H:%M} {self.case_id} {self.scope}={self.state}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Consent history is append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Consent history is append-only.")
 
 
 def scan_upload_path(scan, filename):
@@ -605,15 +590,9 @@ def delete_stored_files(names: list[str], what: str) -> None:
             logger.exception("Could not delete %s of %s from storage; delete it by hand", name, what)
 
 
-class AuditQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        raise PermissionError("Audit events are append-only.")
+class AuditEvent(AppendOnly):
+    append_only_message = "Audit events are append-only."
 
-    def delete(self):
-        raise PermissionError("Audit events are append-only.")
-
-
-class AuditEvent(models.Model):
     class Verb(models.TextChoices):
         LOGIN = "login", "Logged in"
         LOGIN_FAILED = "login_failed", "Failed login"
@@ -650,8 +629,6 @@ class AuditEvent(models.Model):
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = AuditQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
@@ -661,14 +638,6 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_username} {self.verb}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Audit events are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Audit events are append-only.")
 
     @staticmethod
     @contextmanager
