@@ -15,6 +15,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from brainscan.clientip import client_ip
+from brainscan.text import without_nul
 
 from .appendonly import AppendOnly
 from .pseudonyms import generate_pseudonym
@@ -670,7 +671,8 @@ class AuditEvent(AppendOnly):
             verb=verb,
             object_type=obj._meta.label_lower if obj is not None else "",
             object_id=str(obj.pk) if obj is not None else "",
-            detail=_storable(detail),
+            # Written whatever odd query string a client sent (keys included).
+            detail=without_nul(detail),
             client_ip=_client_address(_serving.get()),
         )
 
@@ -684,15 +686,3 @@ def _client_address(request):
         return str(ipaddress.ip_address(address)) if address else None
     except ValueError:
         return None
-
-
-def _storable(value):
-    """``value`` with every NUL character shown as U+FFFD: PostgreSQL's JSON cannot hold NUL, and an
-    audit event must be written whatever odd query string a client sent (keys included)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict):
-        return {_storable(str(k)): _storable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_storable(v) for v in value]
-    return value
