@@ -41,7 +41,7 @@ from .models import (
     Team,
     retraction_reason,
 )
-from .uploads import UploadRefused, store_scans, validate_files
+from .uploads import FilesRejected, UploadRefused, upload_scans
 
 logger = logging.getLogger(__name__)
 
@@ -220,11 +220,12 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data):
-        reference = validated_data.pop("patient_reference", "")
-        case = Case(**validated_data)
-        case.set_patient_reference(reference)
-        case.save()
-        return case
+        return Case.open(
+            validated_data["created_by"],
+            validated_data["team"],
+            validated_data.get("notes", ""),
+            validated_data.get("patient_reference", ""),
+        )
 
 
 @extend_schema_serializer(examples=api_examples.CASE_UPDATE_EXAMPLES)
@@ -299,12 +300,11 @@ class CaseViewSet(
         return "api-upload" if self.action == "upload" else None
 
     def perform_create(self, serializer):
-        case = serializer.save(created_by=self.request.user)
-        AuditEvent.record(self.request.user, AuditEvent.Verb.CASE_CREATE, case)
+        serializer.save(created_by=self.request.user)
 
     def retrieve(self, request, *args, **kwargs):
         case = self.get_object()
-        AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, case)
+        case.viewed_by(request.user)
         return Response(self.get_serializer(case).data)
 
     def update(self, request, *args, **kwargs):
@@ -314,7 +314,6 @@ class CaseViewSet(
         try:
             case.change(request.user, **changes.validated_data)
         except Refusal as refusal:
-            AuditEvent.record_refusal(request.user, case, "case_update", refusal)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(self.get_serializer(case).data)
 
@@ -323,7 +322,7 @@ class CaseViewSet(
     def scans(self, request, pk=None):
         case = self.get_object()
         # Every scan's result: reading it is reading the case.
-        AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, case)
+        case.viewed_by(request.user)
         return Response(
             ScanSerializer(
                 _with_results(case.scans.not_retracted()), many=True, context={"request": request}
@@ -354,25 +353,19 @@ class CaseViewSet(
     def upload(self, request, pk=None):
         case = self.get_object()
         try:
-            case.check_open("upload scans")  # before decoding anything
-            images, errors = validate_files(request.FILES.getlist("files"))
-            if errors:
-                AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
-                body = {
-                    "detail": "Nothing was stored: "
-                    + "; ".join(
-                        f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors
-                    ),
-                    "code": "invalid_files",
-                    "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
-                }
-                return Response(body, status=status.HTTP_400_BAD_REQUEST)
-            scans = store_scans(case, request.user, images)
+            scans = upload_scans(case, request.user, request.FILES.getlist("files"))
+        except FilesRejected as rejected:
+            errors = rejected.errors
+            body = {
+                "detail": "Nothing was stored: "
+                + "; ".join(f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors),
+                "code": "invalid_files",
+                "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
+            }
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
         except CaseClosed as refusal:
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
             raise Conflict(str(refusal), code=refusal.code)
         except UploadRefused as refusal:
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
             headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
             return Response(
                 {"detail": str(refusal), "code": refusal.code}, status=refusal.status, headers=headers
@@ -411,7 +404,7 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         scan = self.get_object()
         if not scan.is_pending:
             # Reading a result is reading the case; polls while it is pending show no clinical data.
-            AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, scan.case, scan=scan.pk)
+            scan.case.viewed_by(request.user, scan=scan)
         return Response(self.get_serializer(scan).data)
 
     @extend_schema(
@@ -442,7 +435,6 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         try:
             review = form.save(reviewer=request.user)
         except Refusal as refusal:
-            AuditEvent.record_refusal(request.user, scan, "review", refusal, case=scan.case_id)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
@@ -473,15 +465,13 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         scan = self.get_object()
         try:
             # Who may, before what they sent: a teammate hears 403 whatever the body says.
-            scan.check_retractable(request.user)
+            scan.check_retractable(request.user, audit=True)
             request_body = RetractRequestSerializer(data=request.data)
             request_body.is_valid(raise_exception=True)
             scan.retract(request.user, request_body.validated_data["reason"])
         except NotAllowed as refusal:
-            AuditEvent.record_refusal(request.user, scan, "scan_retract", refusal, case=scan.case_id)
             raise exceptions.PermissionDenied(str(refusal), code=refusal.code)
         except Refusal as refusal:
-            AuditEvent.record_refusal(request.user, scan, "scan_retract", refusal, case=scan.case_id)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(RetractionSerializer(scan).data)
 

@@ -12,6 +12,7 @@ from brainscan.clientip import client_ip
 from brainscan.text import without_nul
 
 from .appendonly import AppendOnly
+from .refusals import Refusal
 
 # The request being served (set by cases.audit.AuditRequestMiddleware), so that every audit
 # event names its client address, whichever page, API view, admin action or signal records it.
@@ -88,6 +89,17 @@ class AuditEvent(AppendOnly):
         return cls.record(
             actor, cls.Verb.REFUSED, obj, action=action, reason=getattr(refusal, "code", "refused"), **detail
         )
+
+    @classmethod
+    @contextmanager
+    def refusals(cls, actor, obj, action: str, **detail):
+        """A Refusal raised inside this block is recorded (record_refusal) and raised on. Put it
+        outside any transaction the refusal rolls back, so that the record stays."""
+        try:
+            yield
+        except Refusal as refusal:
+            cls.record_refusal(actor, obj, action, refusal, **detail)
+            raise
 
     @classmethod
     def record(cls, actor, verb, obj=None, **detail):

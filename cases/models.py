@@ -168,9 +168,24 @@ class Case(models.Model):
         self.status = Case.objects.select_for_update().values_list("status", flat=True).get(pk=self.pk)
         return self
 
-    def change(self, user, **changes) -> list[str]:
-        """Set ``changes`` (status, notes) and audit it; a closed case takes no change but reopening."""
+    @classmethod
+    def open(cls, created_by, team, notes="", patient_reference="") -> "Case":
+        """Open a case in ``team`` and audit it: the one way the page and the API create a case."""
+        case = cls(created_by=created_by, team=team, notes=notes)
+        case.set_patient_reference(patient_reference)
         with transaction.atomic():
+            case.save()
+            AuditEvent.record(created_by, AuditEvent.Verb.CASE_CREATE, case)
+        return case
+
+    def viewed_by(self, user, scan=None):
+        """Audit that ``user`` read this case (its page or API body, or one ``scan``'s result)."""
+        AuditEvent.record(user, AuditEvent.Verb.CASE_VIEW, self, **({"scan": scan.pk} if scan else {}))
+
+    def change(self, user, **changes) -> list[str]:
+        """Set ``changes`` (status, notes) and audit it; a closed case takes no change but reopening
+        (raises CaseClosed, audited as a refusal)."""
+        with AuditEvent.refusals(user, self, "case_update"), transaction.atomic():
             # Closing and editing at once: check the edit against the case as it is now.
             current = Case.objects.select_for_update().get(pk=self.pk)
             changed = sorted(name for name, value in changes.items() if getattr(current, name) != value)

@@ -148,12 +148,17 @@ class Scan(models.Model):
     def is_reviewed(self):
         return any(prediction.reviews.all() for prediction in self.predictions.all())
 
-    def check_retractable(self, user):
+    def check_retractable(self, user, *, audit=False):
         """Raise a Refusal if ``user`` may not retract this scan now: the rule of page and API.
 
         Its uploader may take it back until a clinician reviews it; after that a clinical decision
         rests on it, and only a data steward may (wrong patient, say). Stewards may retract any scan.
+        With ``audit`` (an attempt to retract, not a page deciding whether to offer it) the refusal
+        is recorded too.
         """
+        if audit:
+            with AuditEvent.refusals(user, self, "scan_retract", case=self.case_id):
+                return self.check_retractable(user)
         steward = is_steward(user)
         if self.uploaded_by_id != user.pk and not steward:
             raise NotAllowed(
@@ -172,45 +177,46 @@ class Scan(models.Model):
 
     def retract(self, user, reason: str):
         """Take this scan out of its case: its image and explanations leave storage; the row keeps
-        its hash, who retracted it, when and why; audited. Raises a Refusal and changes nothing when
-        check_retractable says no."""
-        reason = reason.strip()
-        if not reason:
-            raise Refusal("Say why the scan is retracted.")
-        now = timezone.now()
-        with transaction.atomic():
-            # A close, a review or a worker claiming the scan at the same moment: lock the case row,
-            # then the scan's, and decide on what they hold now.
-            case = self.case.lock()
-            scan = Scan.objects.select_for_update().get(pk=self.pk)
-            scan.case = case
-            if scan.retracted_at is not None:
-                raise Refusal(f"Scan {self.pk} was already retracted.")
-            scan.check_retractable(user)
-            explained = list(scan.predictions.exclude(explanation=""))
-            names = [scan.image.name] if scan.image else []
-            names += [p.explanation.name for p in explained if p.explanation]
-            scan.predictions.filter(pk__in=[p.pk for p in explained]).update(explanation="")
-            fields = {"image": "", "retracted_at": now, "retracted_by": user, "retraction_reason": reason}
-            if scan.status in (Scan.Status.QUEUED, Scan.Status.HELD):
-                # The worker claims only queued scans (and stewards release only held ones).
-                fields |= {
-                    "status": Scan.Status.FAILED,
-                    "status_changed_at": now,
-                    "failure_reason": "Retracted before it was classified.",
-                }
-            Scan.objects.filter(pk=scan.pk).update(**fields)
-            case.refresh_flag()
-            # The reason is free text a clinician typed: it stays on the scan row only, never in the
-            # append-only audit log.
-            AuditEvent.record(
-                user,
-                AuditEvent.Verb.SCAN_RETRACT,
-                scan,
-                case=case.pk,
-                files=len(names),
-                reviewed=scan.is_reviewed,
-            )
+        its hash, who retracted it, when and why; audited. Raises a Refusal (audited too) and changes
+        nothing when check_retractable says no."""
+        with AuditEvent.refusals(user, self, "scan_retract", case=self.case_id):
+            reason = reason.strip()
+            if not reason:
+                raise Refusal("Say why the scan is retracted.")
+            now = timezone.now()
+            with transaction.atomic():
+                # A close, a review or a worker claiming the scan at the same moment: lock the case row,
+                # then the scan's, and decide on what they hold now.
+                case = self.case.lock()
+                scan = Scan.objects.select_for_update().get(pk=self.pk)
+                scan.case = case
+                if scan.retracted_at is not None:
+                    raise Refusal(f"Scan {self.pk} was already retracted.")
+                scan.check_retractable(user)
+                explained = list(scan.predictions.exclude(explanation=""))
+                names = [scan.image.name] if scan.image else []
+                names += [p.explanation.name for p in explained if p.explanation]
+                scan.predictions.filter(pk__in=[p.pk for p in explained]).update(explanation="")
+                fields = {"image": "", "retracted_at": now, "retracted_by": user, "retraction_reason": reason}
+                if scan.status in (Scan.Status.QUEUED, Scan.Status.HELD):
+                    # The worker claims only queued scans (and stewards release only held ones).
+                    fields |= {
+                        "status": Scan.Status.FAILED,
+                        "status_changed_at": now,
+                        "failure_reason": "Retracted before it was classified.",
+                    }
+                Scan.objects.filter(pk=scan.pk).update(**fields)
+                case.refresh_flag()
+                # The reason is free text a clinician typed: it stays on the scan row only, never in the
+                # append-only audit log.
+                AuditEvent.record(
+                    user,
+                    AuditEvent.Verb.SCAN_RETRACT,
+                    scan,
+                    case=case.pk,
+                    files=len(names),
+                    reviewed=scan.is_reviewed,
+                )
         for name, value in fields.items():
             setattr(self, name, value)
         delete_stored_files(names, f"retracted scan {self.pk}")

@@ -21,7 +21,7 @@ from django.db import transaction
 from PIL import Image, ImageOps
 
 from . import anonymise
-from .models import AnonymisationReport, AuditEvent, Scan
+from .models import AnonymisationReport, AuditEvent, CaseClosed, Scan
 from .signals import announce_ready
 
 logger = logging.getLogger(__name__)
@@ -44,6 +44,14 @@ class UploadRefused(Exception):
     def __init__(self, message, *, status, code, retry_after=None):
         super().__init__(message)
         self.status, self.code, self.retry_after = status, code, retry_after
+
+
+class FilesRejected(Exception):
+    """Some files of an upload cannot become scans, so nothing was stored: one FileError each."""
+
+    def __init__(self, errors):
+        super().__init__("; ".join(error.message for error in errors))
+        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -374,3 +382,21 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
         sum(s.status == Scan.Status.HELD for s in scans),
     )
     return scans
+
+
+def upload_scans(case, user, files) -> list[Scan]:
+    """Check, de-identify and store one upload: the one path of the page and the API. Raises,
+    storing nothing and recording an UPLOAD_REJECTED event, CaseClosed, UploadRefused (the upload as
+    a whole) or FilesRejected (one error per bad file)."""
+    try:
+        case.check_open("upload scans")  # before decoding anything
+        images, errors = validate_files(files)
+        if errors:
+            raise FilesRejected(errors)
+        return store_scans(case, user, images)
+    except FilesRejected as rejected:
+        AuditEvent.record(user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(rejected.errors))
+        raise
+    except (CaseClosed, UploadRefused) as refusal:
+        AuditEvent.record(user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
+        raise
