@@ -91,8 +91,19 @@ class ReviewSerializer(serializers.ModelSerializer):
 
 @extend_schema_serializer(examples=api_examples.REVIEW_REQUEST_EXAMPLES)
 class ReviewRequestSerializer(StrictInput, serializers.Serializer):
-    label = serializers.ChoiceField(choices=CLASSES, help_text="The label the reviewer confirms or sets.")
+    # The schema lists the brain-tumour classes; a request is checked against the classes of the
+    # prediction's own model version (Prediction.review_labels, as the page's form is).
+    label = serializers.ChoiceField(
+        choices=CLASSES,
+        help_text="The label the reviewer confirms or sets: one of the `classes` of the prediction's "
+        "model version (listed here for the brain-tumour task).",
+    )
     comment = serializers.CharField(required=False, allow_blank=True)
+
+    def __init__(self, *args, prediction=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if prediction is not None:
+            self.fields["label"].choices = prediction.review_labels()
 
 
 @extend_schema_serializer(examples=api_examples.RETRACT_REQUEST_EXAMPLES)
@@ -427,7 +438,7 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         prediction = scan.latest_prediction
         if prediction is None:
             raise Conflict("The scan has no prediction to review yet.")
-        request_body = ReviewRequestSerializer(data=request.data)
+        request_body = ReviewRequestSerializer(data=request.data, prediction=prediction)
         request_body.is_valid(raise_exception=True)
         form = ReviewForm(request_body.validated_data, prediction=prediction)
         if not form.is_valid():

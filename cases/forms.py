@@ -85,9 +85,8 @@ class ReviewForm(forms.ModelForm):
     def __init__(self, *args, prediction, **kwargs):
         super().__init__(*args, **kwargs)
         self.prediction = prediction
-        classes = prediction.model_version.classes or sorted(prediction.probabilities)
         self.fields["label"] = forms.ChoiceField(
-            choices=[(c, c) for c in classes], initial=prediction.label, label="Label"
+            choices=[(c, c) for c in prediction.review_labels()], initial=prediction.label, label="Label"
         )
 
     def save(self, reviewer):

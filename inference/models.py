@@ -118,6 +118,12 @@ class Prediction(models.Model):
     def refer_reason(self) -> str:
         return refer_reason(self.confidence, self.refer_threshold)
 
+    def review_labels(self) -> list[str]:
+        """The labels a clinician may give this prediction: its model version's classes (those of
+        its probabilities for a version registered without them). The one rule of page and API, so
+        a task with other classes is reviewed in its own labels."""
+        return list(self.model_version.classes or sorted(self.probabilities))
+
     @property
     def latest_review(self):
         reviews = list(self.reviews.all())
