@@ -202,7 +202,7 @@ class ScanAdmin(admin.ModelAdmin):
     @admin.display(description="image")
     def image_link(self, obj):
         if not obj.image:
-            return "erased" if obj.is_erased else "-"
+            return "erased" if obj.erased_at else "-"
         return format_html('<a href="{}">View the image</a>', reverse("cases:scan_image", args=[obj.pk]))
 
     def has_add_permission(self, request):

@@ -128,10 +128,6 @@ class Scan(models.Model):
         predictions = list(self.predictions.all())
         return max(predictions, key=lambda p: p.created_at) if predictions else None
 
-    @property
-    def is_erased(self):
-        return self.erased_at is not None
-
     def check_reviewable(self):
         """Raise a Refusal if a clinician's label cannot be recorded on this scan: the one rule the
         page's review form and the API apply (both save through ReviewForm)."""

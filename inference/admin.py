@@ -33,7 +33,7 @@ class PredictionAdmin(admin.ModelAdmin):
     @admin.display(description="scan image")
     def scan_image_link(self, obj):
         if not obj.scan.image:
-            return "erased" if obj.scan.is_erased else "-"
+            return "erased" if obj.scan.erased_at else "-"
         return format_html('<a href="{}">View the scan</a>', reverse("cases:scan_image", args=[obj.scan_id]))
 
     @admin.display(description="explanation")

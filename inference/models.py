@@ -43,13 +43,12 @@ class ModelVersion(models.Model):
     def activate(self):
         # Two stewards switching at once: lock the task's rows so one switch wins cleanly.
         with transaction.atomic():
-            rows = list(ModelVersion.objects.select_for_update().filter(task=self.task))
+            list(ModelVersion.objects.select_for_update().filter(task=self.task).values_list("pk", flat=True))
             ModelVersion.objects.filter(task=self.task, is_active=True).exclude(pk=self.pk).update(
                 is_active=False
             )
             ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
         self.is_active = True
-        return rows
 
 
 class Prediction(models.Model):
