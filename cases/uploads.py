@@ -46,14 +46,6 @@ class UploadRefused(Exception):
         self.status, self.code, self.retry_after = status, code, retry_after
 
 
-class FilesRejected(Exception):
-    """Some files of an upload cannot become scans, so nothing was stored: one FileError each."""
-
-    def __init__(self, errors):
-        super().__init__("; ".join(error.message for error in errors))
-        self.errors = errors
-
-
 @dataclass(frozen=True)
 class CleanImage:
     content: bytes  # de-identified PNG, or DICOM before its UIDs are remapped (store_scans)
@@ -384,19 +376,17 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     return scans
 
 
-def upload_scans(case, user, files) -> list[Scan]:
-    """Check, de-identify and store one upload: the one path of the page and the API. Raises,
-    storing nothing and recording an UPLOAD_REJECTED event, CaseClosed, UploadRefused (the upload as
-    a whole) or FilesRejected (one error per bad file)."""
+def upload_scans(case, user, files) -> tuple[list[Scan], list[FileError]]:
+    """Check, de-identify and store one upload, the one path of the page and the API: (the scans
+    stored, no errors), or (no scans, one error per bad file). Raises CaseClosed or UploadRefused
+    (the upload as a whole). A rejection stores nothing and is audited (UPLOAD_REJECTED)."""
     try:
         case.check_open("upload scans")  # before decoding anything
         images, errors = validate_files(files)
-        if errors:
-            raise FilesRejected(errors)
-        return store_scans(case, user, images)
-    except FilesRejected as rejected:
-        AuditEvent.record(user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(rejected.errors))
-        raise
+        if not errors:
+            return store_scans(case, user, images), []
     except (CaseClosed, UploadRefused) as refusal:
         AuditEvent.record(user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
         raise
+    AuditEvent.record(user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
+    return [], errors

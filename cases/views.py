@@ -28,7 +28,7 @@ from .forms import (
     ScanRetractForm,
 )
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
-from .uploads import FileError, FilesRejected, UploadRefused, accepted_formats, upload_scans
+from .uploads import FileError, UploadRefused, accepted_formats, upload_scans
 
 logger = logging.getLogger(__name__)
 
@@ -159,11 +159,9 @@ def case_update(request, pk):
 @require_POST
 def scan_upload(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    status, retry_after, errors = 400, None, []
+    status, retry_after = 400, None
     try:
-        scans = upload_scans(case, request.user, request.FILES.getlist("files"))
-    except FilesRejected as rejected:
-        errors = rejected.errors
+        scans, errors = upload_scans(case, request.user, request.FILES.getlist("files"))
     except UploadRefused as refusal:
         errors = [FileError(0, "", str(refusal))]
         status, retry_after = refusal.status, refusal.retry_after
