@@ -1,1 +1,1 @@
-"""Reference datasets and model performance pages (issue 5 fills this in)."""
+"""Reference datasets and model performance pages."""

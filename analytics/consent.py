@@ -24,7 +24,7 @@ def usable_images(dataset):
 def usable_reviews():
     """Reviews whose scan belongs to a case with analytics consent and was not retracted (field
     performance)."""
-    from cases.models import Review
+    from inference.models import Review
 
     return Review.objects.filter(
         prediction__scan__case__in=cases_with_analytics_consent(), prediction__scan__retracted_at=None

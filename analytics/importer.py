@@ -79,7 +79,8 @@ def import_reviewed_scans(name: str, progress: Callable[[int, int], None] | None
     Every reviewed scan is registered; consent is checked each time the images are used, so
     a withdrawal takes effect without re-importing.
     """
-    from cases.models import Review, Scan
+    from cases.models import Scan
+    from inference.models import Review
     from ml.labels import CLASSES
 
     dataset, _ = ReferenceDataset.objects.get_or_create(

@@ -148,7 +148,7 @@ def field_performance(model_version=None) -> dict:
     """Agreement of the model with clinicians' latest review of each prediction, per model
     version and per month, with the predicted-vs-reviewed confusion matrix. Only cases with
     analytics consent count."""
-    from cases.models import Review
+    from inference.models import Review
 
     later = Review.objects.filter(prediction=OuterRef("prediction")).filter(
         Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))

@@ -31,6 +31,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from cases.models import AuditEvent
 
 from .clientip import client_ip
+from .text import without_nul
 
 logger = logging.getLogger(__name__)
 
@@ -76,18 +77,6 @@ class StrictInput:
         return super().to_internal_value(data)
 
 
-def _without_nul(value):
-    """Error messages may echo the input back ("Select a valid choice. <value> is not one of
-    the available choices."): drop NUL characters, which the schema says no text field holds."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
-
-
 def _flatten(detail):
     if isinstance(detail, dict):
         return {
@@ -122,7 +111,9 @@ def exception_handler(exc, context):
             "detail": str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc),
             "code": codes if isinstance(codes, str) else "error",
         }
-    response.data = _without_nul(response.data)
+    # Error messages may echo the input back ("Select a valid choice. <value> is not one of the
+    # available choices.").
+    response.data = without_nul(response.data)
     return response
 
 

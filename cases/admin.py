@@ -1,5 +1,5 @@
 """Django admin for stewards: cases (consent, erasure), scans (held scans, release), anonymisation
-reports, reviews and the audit log (filters, CSV export). User accounts and teams are in
+reports and the audit log (filters, CSV export). User accounts and teams are in
 admin_accounts.py, registered from here."""
 
 import json
@@ -26,7 +26,6 @@ from .models import (
     Case,
     Consent,
     ConsentEvent,
-    Review,
     Scan,
     erase_case_images,
 )
@@ -162,7 +161,7 @@ class ScanAdmin(admin.ModelAdmin):
     @admin.display(description="image")
     def image_link(self, obj):
         if not obj.image:
-            return "erased" if obj.is_erased else "-"
+            return "erased" if obj.erased_at else "-"
         return format_html('<a href="{}">View the image</a>', reverse("cases:scan_image", args=[obj.pk]))
 
     def has_add_permission(self, request):
@@ -211,15 +210,6 @@ class AnonymisationReportAdmin(ReadOnlyAdmin):
             ),
         )
         return format_html("<table><tr><th>Scan</th><th>Format</th><th>Report</th></tr>{}</table>", rows)
-
-
-@admin.register(Review)
-class ReviewAdmin(ReadOnlyAdmin):
-    """Reviews are written by clinicians on the case page or the API, beside the prediction and
-    audited there; here they are only read."""
-
-    list_display = ["prediction", "decision", "label", "reviewer", "created_at"]
-    readonly_fields = [f.name for f in Review._meta.fields]
 
 
 class AuditCaseFilter(admin.SimpleListFilter):

@@ -8,39 +8,29 @@ audited as the matching page does.
 import logging
 
 from django.http import FileResponse, HttpResponse
-from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_field,
-    extend_schema_serializer,
-    extend_schema_view,
-)
-from rest_framework import exceptions, mixins, renderers, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, renderers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle, StrictInput
-from inference.api import PredictionSerializer
-from ml.labels import CLASSES
+from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle
 
 from . import api_examples
-from .access import cases_visible_to, scans_visible_to, teams_of
+from .access import cases_visible_to, scans_visible_to
 from .forms import CaseFilterForm, ReviewForm
-from .models import (
-    AuditEvent,
-    Case,
-    CaseClosed,
-    NotAllowed,
-    Refusal,
-    Review,
-    Scan,
-    Team,
-    retraction_reason,
+from .models import Case, CaseClosed, NotAllowed, Refusal, Scan
+from .serializers import (
+    CaseSerializer,
+    CaseUpdateSerializer,
+    RetractionSerializer,
+    RetractRequestSerializer,
+    ReviewRequestSerializer,
+    ReviewSerializer,
+    ScanSerializer,
+    UploadResponseSerializer,
 )
-from .uploads import UploadRefused, store_scans, validate_files
+from .uploads import UploadRefused, upload_scans
 
 logger = logging.getLogger(__name__)
 
@@ -76,166 +66,6 @@ def filtered_cases(request):
     if repeated:
         raise exceptions.ValidationError({name: ["Give this parameter once."] for name in repeated})
     return form.filter(cases)
-
-
-@extend_schema_serializer(examples=api_examples.REVIEW_EXAMPLES)
-class ReviewSerializer(serializers.ModelSerializer):
-    reviewer = serializers.CharField(source="reviewer.get_username", read_only=True)
-
-    class Meta:
-        model = Review
-        fields = ["id", "decision", "label", "comment", "reviewer", "created_at"]
-        read_only_fields = fields
-
-
-@extend_schema_serializer(examples=api_examples.REVIEW_REQUEST_EXAMPLES)
-class ReviewRequestSerializer(StrictInput, serializers.Serializer):
-    label = serializers.ChoiceField(choices=CLASSES, help_text="The label the reviewer confirms or sets.")
-    comment = serializers.CharField(required=False, allow_blank=True)
-
-
-@extend_schema_serializer(examples=api_examples.RETRACT_REQUEST_EXAMPLES)
-class RetractRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(
-        max_length=500,
-        trim_whitespace=False,
-        validators=[retraction_reason],
-        help_text="Why the scan is taken back (e.g. wrong patient); no names or other identifiers.",
-    )
-
-
-@extend_schema_serializer(examples=api_examples.RETRACTION_EXAMPLES)
-class RetractionSerializer(serializers.ModelSerializer):
-    case = serializers.PrimaryKeyRelatedField(read_only=True)
-    retracted_by = serializers.CharField(source="retracted_by.get_username", read_only=True)
-    reason = serializers.CharField(source="retraction_reason", read_only=True)
-
-    class Meta:
-        model = Scan
-        fields = ["id", "case", "sha256", "retracted_by", "retracted_at", "reason"]
-        read_only_fields = fields
-
-
-@extend_schema_serializer(examples=api_examples.SCAN_EXAMPLES)
-class ScanSerializer(serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="api:scan-detail")
-    case = serializers.PrimaryKeyRelatedField(read_only=True)
-    image_url = serializers.HyperlinkedIdentityField(view_name="api:scan-image")
-    explanation_url = serializers.SerializerMethodField()
-    prediction = serializers.SerializerMethodField()
-    review = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Scan
-        fields = [
-            "id",
-            "url",
-            "case",
-            "status",
-            "failure_reason",
-            "outcome",
-            "outcome_reason",
-            "modality",
-            "width",
-            "height",
-            "uploaded_at",
-            "image_url",
-            "explanation_url",
-            "prediction",
-            "review",
-        ]
-        read_only_fields = fields
-
-    @extend_schema_field(PredictionSerializer(allow_null=True))
-    def get_prediction(self, scan):
-        prediction = scan.latest_prediction
-        return PredictionSerializer(prediction, context=self.context).data if prediction else None
-
-    @extend_schema_field(serializers.URLField(allow_null=True))
-    def get_explanation_url(self, scan):
-        prediction = scan.latest_prediction
-        if prediction is None or not prediction.explanation:
-            return None
-        return self.context["request"].build_absolute_uri(reverse("api:scan-explanation", args=[scan.pk]))
-
-    @extend_schema_field(ReviewSerializer(allow_null=True))
-    def get_review(self, scan):
-        prediction = scan.latest_prediction
-        review = prediction.latest_review if prediction else None
-        return ReviewSerializer(review).data if review else None
-
-
-@extend_schema_serializer(examples=api_examples.CASE_EXAMPLES)
-class CaseSerializer(StrictInput, serializers.ModelSerializer):
-    url = serializers.HyperlinkedIdentityField(view_name="api:case-detail")
-    scans_url = serializers.HyperlinkedIdentityField(view_name="api:case-scans")
-    team = serializers.PrimaryKeyRelatedField(
-        queryset=Team.objects.none(),
-        required=False,
-        help_text="One of your teams; may be left out when you belong to exactly one.",
-    )
-    team_name = serializers.CharField(source="team.name", read_only=True)
-    created_by = serializers.CharField(source="created_by.get_username", read_only=True)
-    patient_reference = serializers.CharField(
-        write_only=True,
-        required=False,
-        allow_blank=True,
-        max_length=100,
-        help_text="Stored only as a keyed hash (patient_ref_hash); finds the patient's earlier cases.",
-    )
-
-    class Meta:
-        model = Case
-        fields = [
-            "id",
-            "url",
-            "pseudonym",
-            "team",
-            "team_name",
-            "status",
-            "flag",
-            "notes",
-            "patient_reference",
-            "patient_ref_hash",
-            "created_by",
-            "created_at",
-            "updated_at",
-            "scans_url",
-        ]
-        read_only_fields = ["pseudonym", "status", "flag", "patient_ref_hash", "created_at", "updated_at"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        request = self.context.get("request")
-        if request is not None:
-            self.fields["team"].queryset = teams_of(request.user)
-
-    def validate(self, attrs):
-        if "team" not in attrs:
-            teams = list(teams_of(self.context["request"].user)[:2])
-            if len(teams) != 1:
-                raise serializers.ValidationError({"team": ["Choose one of your teams."]})
-            attrs["team"] = teams[0]
-        return attrs
-
-    def create(self, validated_data):
-        reference = validated_data.pop("patient_reference", "")
-        case = Case(**validated_data)
-        case.set_patient_reference(reference)
-        case.save()
-        return case
-
-
-@extend_schema_serializer(examples=api_examples.CASE_UPDATE_EXAMPLES)
-class CaseUpdateSerializer(StrictInput, serializers.ModelSerializer):
-    class Meta:
-        model = Case
-        fields = ["status", "notes"]
-
-
-@extend_schema_serializer(examples=api_examples.UPLOAD_EXAMPLES)
-class UploadResponseSerializer(serializers.Serializer):
-    scans = ScanSerializer(many=True)
 
 
 UPLOAD_REQUEST = {
@@ -298,12 +128,11 @@ class CaseViewSet(
         return "api-upload" if self.action == "upload" else None
 
     def perform_create(self, serializer):
-        case = serializer.save(created_by=self.request.user)
-        AuditEvent.record(self.request.user, AuditEvent.Verb.CASE_CREATE, case)
+        serializer.save(created_by=self.request.user)
 
     def retrieve(self, request, *args, **kwargs):
         case = self.get_object()
-        AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, case)
+        case.viewed_by(request.user)
         return Response(self.get_serializer(case).data)
 
     def update(self, request, *args, **kwargs):
@@ -313,7 +142,6 @@ class CaseViewSet(
         try:
             case.change(request.user, **changes.validated_data)
         except Refusal as refusal:
-            AuditEvent.record_refusal(request.user, case, "case_update", refusal)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(self.get_serializer(case).data)
 
@@ -322,7 +150,7 @@ class CaseViewSet(
     def scans(self, request, pk=None):
         case = self.get_object()
         # Every scan's result: reading it is reading the case.
-        AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, case)
+        case.viewed_by(request.user)
         return Response(
             ScanSerializer(
                 _with_results(case.scans.not_retracted()), many=True, context={"request": request}
@@ -353,29 +181,22 @@ class CaseViewSet(
     def upload(self, request, pk=None):
         case = self.get_object()
         try:
-            case.check_open("upload scans")  # before decoding anything
-            images, errors = validate_files(request.FILES.getlist("files"))
-            if errors:
-                AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
-                body = {
-                    "detail": "Nothing was stored: "
-                    + "; ".join(
-                        f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors
-                    ),
-                    "code": "invalid_files",
-                    "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
-                }
-                return Response(body, status=status.HTTP_400_BAD_REQUEST)
-            scans = store_scans(case, request.user, images)
+            scans, errors = upload_scans(case, request.user, request.FILES.getlist("files"))
         except CaseClosed as refusal:
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
             raise Conflict(str(refusal), code=refusal.code)
         except UploadRefused as refusal:
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
             headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
             return Response(
                 {"detail": str(refusal), "code": refusal.code}, status=refusal.status, headers=headers
             )
+        if errors:
+            body = {
+                "detail": "Nothing was stored: "
+                + "; ".join(f"{e.name or 'upload'}: {e.message}" if e.index else e.message for e in errors),
+                "code": "invalid_files",
+                "files": [{"file": e.index, "name": e.name, "message": e.message} for e in errors],
+            }
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
         data = ScanSerializer(
             _with_results(Scan.objects.filter(pk__in=[s.pk for s in scans])),
             many=True,
@@ -410,7 +231,7 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         scan = self.get_object()
         if not scan.is_pending:
             # Reading a result is reading the case; polls while it is pending show no clinical data.
-            AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, scan.case, scan=scan.pk)
+            scan.case.viewed_by(request.user, scan=scan)
         return Response(self.get_serializer(scan).data)
 
     @extend_schema(
@@ -433,7 +254,7 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         prediction = scan.latest_prediction
         if prediction is None:
             raise Conflict("The scan has no prediction to review yet.")
-        request_body = ReviewRequestSerializer(data=request.data)
+        request_body = ReviewRequestSerializer(data=request.data, prediction=prediction)
         request_body.is_valid(raise_exception=True)
         form = ReviewForm(request_body.validated_data, prediction=prediction)
         if not form.is_valid():
@@ -441,7 +262,6 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         try:
             review = form.save(reviewer=request.user)
         except Refusal as refusal:
-            AuditEvent.record_refusal(request.user, scan, "review", refusal, case=scan.case_id)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
 
@@ -472,15 +292,13 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         scan = self.get_object()
         try:
             # Who may, before what they sent: a teammate hears 403 whatever the body says.
-            scan.check_retractable(request.user)
+            scan.check_retractable(request.user, audit=True)
             request_body = RetractRequestSerializer(data=request.data)
             request_body.is_valid(raise_exception=True)
             scan.retract(request.user, request_body.validated_data["reason"])
         except NotAllowed as refusal:
-            AuditEvent.record_refusal(request.user, scan, "scan_retract", refusal, case=scan.case_id)
             raise exceptions.PermissionDenied(str(refusal), code=refusal.code)
         except Refusal as refusal:
-            AuditEvent.record_refusal(request.user, scan, "scan_retract", refusal, case=scan.case_id)
             raise Conflict(str(refusal), code=refusal.code)
         return Response(RetractionSerializer(scan).data)
 

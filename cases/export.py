@@ -10,7 +10,7 @@ from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from .models import Scan
+from .models import Scan, model_versions, predictions, reviews
 
 FIXED_COLUMNS = [
     "pseudonym",
@@ -52,15 +52,9 @@ def csv_response(rows, filename: str) -> StreamingHttpResponse:
     return response
 
 
-def _related(model, name):
-    """The model at the other end of the relation ``name`` of ``model``, forward or reverse."""
-    return model._meta.get_field(name).related_model
-
-
 def probability_classes():
-    model_version = _related(_related(Scan, "predictions"), "model_version")
     classes = []
-    for version_classes in model_version.objects.values_list("classes", flat=True):
+    for version_classes in model_versions().values_list("classes", flat=True):
         for name in version_classes or []:
             if name not in classes:
                 classes.append(name)
@@ -68,16 +62,17 @@ def probability_classes():
 
 
 def scans_for_export(cases):
-    prediction = _related(Scan, "predictions")
-    reviews = _related(prediction, "reviews").objects.select_related("reviewer").order_by("created_at", "id")
-    with_reviews = prediction.objects.select_related("model_version").prefetch_related(
-        Prefetch("reviews", queryset=reviews)
+    ordered_reviews = reviews().select_related("reviewer").order_by("created_at", "id")
+    scan_predictions = (
+        predictions()
+        .select_related("model_version")
+        .prefetch_related(Prefetch("reviews", queryset=ordered_reviews))
     )
     return (
         Scan.objects.not_retracted()
         .filter(case__in=cases)
         .select_related("case")
-        .prefetch_related(Prefetch("predictions", queryset=with_reviews))
+        .prefetch_related(Prefetch("predictions", queryset=scan_predictions))
         .order_by("case__created_at", "case_id", "uploaded_at", "id")
     )
 

@@ -3,7 +3,9 @@
 from django import forms
 from django.db import transaction
 
-from .models import AuditEvent, Case, Review, retraction_reason
+from inference.models import Review
+
+from .models import AuditEvent, Case, retraction_reason
 
 
 class CaseCreateForm(forms.ModelForm):
@@ -27,12 +29,10 @@ class CaseCreateForm(forms.ModelForm):
             self.fields["team"].initial = teams.first()
             self.fields["team"].widget = forms.HiddenInput()
 
-    def save(self, commit=True):
-        case = super().save(commit=False)
-        case.set_patient_reference(self.cleaned_data["patient_reference"])
-        if commit:
-            case.save()
-        return case
+    def save(self, created_by):
+        """Open the case (Case.open, audited)."""
+        data = self.cleaned_data
+        return Case.open(created_by, data["team"], data["notes"], data["patient_reference"])
 
 
 class CaseUpdateForm(forms.ModelForm):
@@ -85,13 +85,12 @@ class ReviewForm(forms.ModelForm):
     def __init__(self, *args, prediction, **kwargs):
         super().__init__(*args, **kwargs)
         self.prediction = prediction
-        classes = prediction.model_version.classes or sorted(prediction.probabilities)
         self.fields["label"] = forms.ChoiceField(
-            choices=[(c, c) for c in classes], initial=prediction.label, label="Label"
+            choices=[(c, c) for c in prediction.review_labels()], initial=prediction.label, label="Label"
         )
 
     def save(self, reviewer):
-        """Record the review, or raise a Refusal (Scan.check_reviewable) and record nothing."""
+        """Record the review, or raise a Refusal (Scan.check_reviewable), audited, and record nothing."""
         review = super().save(commit=False)
         review.prediction = self.prediction
         review.reviewer = reviewer
@@ -99,7 +98,7 @@ class ReviewForm(forms.ModelForm):
             Review.Decision.CONFIRMED if review.label == self.prediction.label else Review.Decision.CORRECTED
         )
         scan = self.prediction.scan
-        with transaction.atomic():
+        with AuditEvent.refusals(reviewer, scan, "review", case=scan.case_id), transaction.atomic():
             # A teammate closing the case or retracting the scan at the same moment: both lock the
             # case row too, so check the scan as it is once we hold that lock.
             scan.case.lock()

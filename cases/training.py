@@ -17,7 +17,7 @@ from PIL import Image
 from ml.preprocess import decode
 
 from .dicompreview import preview_png
-from .models import AuditEvent, Consent, Review, Scan, cases_with_consent
+from .models import AuditEvent, Consent, Scan, cases_with_consent, reviews
 
 # Why a labelled scan of a consenting case is not exported; the first reason that applies counts.
 SKIPPED = [
@@ -50,11 +50,11 @@ def labelled_scans():
 
 def training_scans():
     """Labelled scans of consenting cases that none of the SKIPPED reasons applies to."""
-    reviews = Review.objects.order_by("created_at", "id")
+    oldest_first = reviews().order_by("created_at", "id")
     scans = labelled_scans()
     for _, condition in SKIPPED:
         scans = scans.exclude(condition)
-    return scans.prefetch_related(Prefetch("predictions__reviews", queryset=reviews)).order_by("id")
+    return scans.prefetch_related(Prefetch("predictions__reviews", queryset=oldest_first)).order_by("id")
 
 
 def skipped_scans() -> dict[str, int]:

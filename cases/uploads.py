@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 from ml.preprocess import is_dicom
 
 from . import acquisition, deidentification, dicomread
-from .models import AnonymisationReport, AuditEvent, Scan
+from .models import AnonymisationReport, AuditEvent, CaseClosed, Scan
 from .signals import announce_ready
 
 logger = logging.getLogger(__name__)
@@ -379,3 +379,19 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
         sum(s.status == Scan.Status.HELD for s in scans),
     )
     return scans
+
+
+def upload_scans(case, user, files) -> tuple[list[Scan], list[FileError]]:
+    """Check, de-identify and store one upload, the one path of the page and the API: (the scans
+    stored, no errors), or (no scans, one error per bad file). Raises CaseClosed or UploadRefused
+    (the upload as a whole). A rejection stores nothing and is audited (UPLOAD_REJECTED)."""
+    try:
+        case.check_open("upload scans")  # before decoding anything
+        images, errors = validate_files(files)
+        if not errors:
+            return store_scans(case, user, images), []
+    except (CaseClosed, UploadRefused) as refusal:
+        AuditEvent.record(user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
+        raise
+    AuditEvent.record(user, AuditEvent.Verb.UPLOAD_REJECTED, case, files=len(errors))
+    return [], errors

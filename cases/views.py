@@ -27,7 +27,7 @@ from .forms import (
     ScanRetractForm,
 )
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
-from .uploads import FileError, UploadRefused, accepted_formats, store_scans, validate_files
+from .uploads import FileError, UploadRefused, accepted_formats, upload_scans
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +84,7 @@ def case_create(request):
         return redirect("cases:list")
     form = CaseCreateForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
-        case = form.save(commit=False)
-        case.created_by = request.user
-        case.save()
-        AuditEvent.record(request.user, AuditEvent.Verb.CASE_CREATE, case)
+        case = form.save(created_by=request.user)
         messages.success(request, f"Case {case.pseudonym} created.")
         return redirect("cases:detail", pk=case.pk)
     return render(request, "cases/case_form.html", {"form": form}, status=400 if form.errors else 200)
@@ -119,7 +116,7 @@ def _scans_context(case, user):
 @require_GET
 def case_detail(request, pk):
     case = get_object_or_404(cases_visible_to(request.user).select_related("team", "created_by"), pk=pk)
-    AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, case)
+    case.viewed_by(request.user)
     earlier = []
     if case.patient_ref_hash:
         earlier = (
@@ -151,7 +148,6 @@ def case_update(request, pk):
     try:
         case.change(request.user, **form.cleaned_data)
     except CaseClosed as refusal:
-        AuditEvent.record_refusal(request.user, case, "case_update", refusal)
         messages.error(request, str(refusal))
         return redirect("cases:detail", pk=case.pk)
     messages.success(request, "Case updated.")
@@ -162,37 +158,31 @@ def case_update(request, pk):
 @require_POST
 def scan_upload(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    status, retry_after, why = 400, None, {}
+    status, retry_after = 400, None
     try:
-        case.check_open("upload scans")  # before decoding anything
-        try:
-            images, errors = validate_files(request.FILES.getlist("files"))
-        except UploadRefused as refusal:
-            images, errors = [], [FileError(0, "", str(refusal))]
-            status, retry_after, why = refusal.status, refusal.retry_after, {"reason": refusal.code}
-        if errors:
-            detail = why or {"files": len(errors)}
-            AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, **detail)
-            payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
-            if _wants_json(request):
-                response = JsonResponse({"errors": payload}, status=status)
-            else:
-                context = _scans_context(case, request.user) | {
-                    "update_form": CaseUpdateForm(instance=case),
-                    "upload_errors": errors,
-                    "accepted_formats": accepted_formats(),
-                }
-                response = render(request, "cases/case_detail.html", context, status=status)
-            if retry_after:
-                response["Retry-After"] = str(retry_after)
-            return response
-        scans = store_scans(case, request.user, images)
+        scans, errors = upload_scans(case, request.user, request.FILES.getlist("files"))
+    except UploadRefused as refusal:
+        errors = [FileError(0, "", str(refusal))]
+        status, retry_after = refusal.status, refusal.retry_after
     except CaseClosed as refusal:
-        AuditEvent.record(request.user, AuditEvent.Verb.UPLOAD_REJECTED, case, reason=refusal.code)
         if _wants_json(request):
             return JsonResponse({"errors": [{"file": 0, "name": "", "message": str(refusal)}]}, status=409)
         messages.error(request, str(refusal))
         return redirect("cases:detail", pk=case.pk)
+    if errors:
+        payload = [{"file": e.index, "name": e.name, "message": e.message} for e in errors]
+        if _wants_json(request):
+            response = JsonResponse({"errors": payload}, status=status)
+        else:
+            context = _scans_context(case, request.user) | {
+                "update_form": CaseUpdateForm(instance=case),
+                "upload_errors": errors,
+                "accepted_formats": accepted_formats(),
+            }
+            response = render(request, "cases/case_detail.html", context, status=status)
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
+        return response
     if _wants_json(request):
         return JsonResponse({"scans": [{"id": s.pk, "status": s.status} for s in scans]}, status=201)
     messages.success(request, f"{len(scans)} scan(s) uploaded and queued for classification.")
@@ -224,7 +214,7 @@ def scan_retract(request, pk):
     scan = get_object_or_404(scans_visible_to(request.user).select_related("case", "uploaded_by"), pk=pk)
     form = ScanRetractForm(request.POST or None)
     try:
-        scan.check_retractable(request.user)
+        scan.check_retractable(request.user, audit=True)
         if request.method == "POST" and form.is_valid():
             scan.retract(request.user, form.cleaned_data["reason"])
             messages.success(
@@ -232,12 +222,11 @@ def scan_retract(request, pk):
             )
             return redirect("cases:detail", pk=scan.case_id)
     except Refusal as refusal:
-        AuditEvent.record_refusal(request.user, scan, "scan_retract", refusal, case=scan.case_id)
         messages.error(request, f"The scan was not retracted. {refusal}")
         return redirect("cases:detail", pk=scan.case_id)
     if request.method == "GET":
         # The page shows the scan: reading it is reading the case.
-        AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, scan.case, scan=scan.pk)
+        scan.case.viewed_by(request.user, scan=scan)
     context = {"scan": scan, "case": scan.case, "form": form, "reviewed": scan.is_reviewed}
     return render(request, "cases/scan_retract.html", context, status=400 if form.errors else 200)
 
@@ -264,9 +253,6 @@ def review_create(request, pk):
     try:
         review = form.save(reviewer=request.user)
     except Refusal as refusal:
-        AuditEvent.record_refusal(
-            request.user, prediction.scan, "review", refusal, case=prediction.scan.case_id
-        )
         messages.error(request, f"The review was not saved. {refusal}")
         return redirect("cases:detail", pk=prediction.scan.case_id)
     messages.success(request, f"Review saved: {review.get_decision_display().lower()} {review.label}.")

@@ -1,10 +1,13 @@
-"""Django admin: read-only model versions and predictions (images linked through the access-checked views)."""
+"""Django admin: read-only model versions, predictions (images linked through the access-checked
+views) and reviews."""
 
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import ModelVersion, Prediction
+from cases.admin import ReadOnlyAdmin
+
+from .models import ModelVersion, Prediction, Review
 
 
 @admin.register(ModelVersion)
@@ -30,7 +33,7 @@ class PredictionAdmin(admin.ModelAdmin):
     @admin.display(description="scan image")
     def scan_image_link(self, obj):
         if not obj.scan.image:
-            return "erased" if obj.scan.is_erased else "-"
+            return "erased" if obj.scan.erased_at else "-"
         return format_html('<a href="{}">View the scan</a>', reverse("cases:scan_image", args=[obj.scan_id]))
 
     @admin.display(description="explanation")
@@ -39,3 +42,12 @@ class PredictionAdmin(admin.ModelAdmin):
             return "-"
         url = reverse("cases:explanation_image", args=[obj.pk])
         return format_html('<a href="{}">View the explanation (Grad-CAM)</a>', url)
+
+
+@admin.register(Review)
+class ReviewAdmin(ReadOnlyAdmin):
+    """Reviews are written by clinicians on the case page or the API, beside the prediction and
+    audited there; here they are only read."""
+
+    list_display = ["prediction", "decision", "label", "reviewer", "created_at"]
+    readonly_fields = [f.name for f in Review._meta.fields]

@@ -1,5 +1,7 @@
-"""Model versions (from the cards in ml/models/) and the predictions they make."""
+"""Model versions (from the cards in ml/models/), the predictions they make and the clinicians'
+reviews kept beside them."""
 
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 
@@ -41,13 +43,12 @@ class ModelVersion(models.Model):
     def activate(self):
         # Two stewards switching at once: lock the task's rows so one switch wins cleanly.
         with transaction.atomic():
-            rows = list(ModelVersion.objects.select_for_update().filter(task=self.task))
+            list(ModelVersion.objects.select_for_update().filter(task=self.task).values_list("pk", flat=True))
             ModelVersion.objects.filter(task=self.task, is_active=True).exclude(pk=self.pk).update(
                 is_active=False
             )
             ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
         self.is_active = True
-        return rows
 
 
 class Prediction(models.Model):
@@ -116,7 +117,34 @@ class Prediction(models.Model):
     def refer_reason(self) -> str:
         return refer_reason(self.confidence, self.refer_threshold)
 
+    def review_labels(self) -> list[str]:
+        """The labels a clinician may give this prediction: its model version's classes (those of
+        its probabilities for a version registered without them). The one rule of page and API, so
+        a task with other classes is reviewed in its own labels."""
+        return list(self.model_version.classes or sorted(self.probabilities))
+
     @property
     def latest_review(self):
         reviews = list(self.reviews.all())
         return reviews[-1] if reviews else None
+
+
+class Review(models.Model):
+    """A clinician's decision on a prediction, kept beside it; the prediction is never edited."""
+
+    class Decision(models.TextChoices):
+        CONFIRMED = "confirmed", "Confirmed"
+        CORRECTED = "corrected", "Corrected"
+
+    prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    label = models.CharField(max_length=64)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.get_decision_display()} {self.label} by {self.reviewer}"

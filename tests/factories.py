@@ -8,8 +8,8 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from PIL import Image
 
-from cases.models import Case, Membership, Review, Scan, Team
-from inference.models import ModelVersion, Prediction
+from cases.models import Case, Membership, Scan, Team
+from inference.models import ModelVersion, Prediction, Review
 
 CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
 

@@ -15,7 +15,6 @@ os.environ.setdefault("CELERY_QUEUE", f"brainscan-test-{uuid.uuid4().hex[:12]}")
 from .base import *  # noqa: E402,F403
 from .base import DATABASES  # noqa: E402
 
-TEST_TMP_DIR = _tmp
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405

@@ -19,7 +19,8 @@ RENDER_PAGES = textwrap.dedent(
     from django.test import Client
     from analytics.importer import import_folder
     from analytics.stats import compute_dataset_stats
-    from cases.models import Case, Membership, Review, Scan, Team
+    from cases.models import Case, Membership, Scan, Team
+    from inference.models import Review
     from inference.models import ModelVersion, Prediction
 
     folder, card = sys.argv[1], json.loads(sys.argv[2])

@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from analytics.importer import import_folder
 from analytics.stats import compute_dataset_stats
-from cases.models import Consent, Review
+from cases.models import Consent
+from inference.models import Review
 from tests.factories import (
     CaseFactory,
     ModelVersionFactory,

@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from cases.models import AuditEvent, Case, Review, Scan
+from cases.models import AuditEvent, Case, Scan
+from inference.models import Review
 from tests.factories import CaseFactory, PredictionFactory, ScanFactory, png_bytes
 
 pytestmark = pytest.mark.django_db

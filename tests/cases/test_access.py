@@ -4,7 +4,8 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from cases.models import Case, Review, hash_patient_reference
+from cases.models import Case, hash_patient_reference
+from inference.models import Review
 from tests.factories import ModelVersionFactory, PredictionFactory, ScanFactory, png_bytes
 
 pytestmark = pytest.mark.django_db

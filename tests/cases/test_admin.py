@@ -5,7 +5,8 @@ import pytest
 from django.db import IntegrityError
 from django.urls import reverse
 
-from cases.models import Case, Review, Scan
+from cases.models import Case, Scan
+from inference.models import Review
 from tests.factories import PredictionFactory, ReviewFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,12 +24,12 @@ def test_case_admin_has_no_add_form(admin_client, case):
 
 def test_review_admin_is_read_only(admin_client, owner):
     review = ReviewFactory(reviewer=owner)
-    listing = admin_client.get(reverse("admin:cases_review_changelist"))
+    listing = admin_client.get(reverse("admin:inference_review_changelist"))
     assert listing.status_code == 200
-    assert reverse("admin:cases_review_add").encode() not in listing.content
-    assert admin_client.get(reverse("admin:cases_review_add")).status_code == 403
-    assert admin_client.post(reverse("admin:cases_review_add"), {}).status_code == 403
-    page = admin_client.get(reverse("admin:cases_review_change", args=[review.pk]))
+    assert reverse("admin:inference_review_add").encode() not in listing.content
+    assert admin_client.get(reverse("admin:inference_review_add")).status_code == 403
+    assert admin_client.post(reverse("admin:inference_review_add"), {}).status_code == 403
+    page = admin_client.get(reverse("admin:inference_review_change", args=[review.pk]))
     assert page.status_code == 200 and b'name="_save"' not in page.content
     assert Review.objects.count() == 1
 

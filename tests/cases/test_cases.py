@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from cases.forms import PatientLookupForm
-from cases.models import AuditEvent, Case, Review, Scan, hash_patient_reference
+from cases.models import AuditEvent, Case, Scan, hash_patient_reference
+from inference.models import Review
 from tests.factories import CaseFactory, ModelVersionFactory, PredictionFactory, ScanFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from cases.forms import ReviewForm
-from cases.models import AuditEvent, Case, CaseClosed, Review, Scan
+from cases.models import AuditEvent, Case, CaseClosed, Scan
 from cases.uploads import store_scans, validate_files
+from inference.models import Review
 from tests.factories import CaseFactory, PredictionFactory, ScanFactory, png_bytes
 
 pytestmark = pytest.mark.django_db

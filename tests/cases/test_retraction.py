@@ -14,8 +14,9 @@ from analytics.consent import stats_still_allowed, usable_images, usable_reviews
 from analytics.importer import import_reviewed_scans
 from analytics.performance import field_performance
 from cases.forms import ReviewForm
-from cases.models import AuditEvent, Case, Consent, Refusal, Review, Scan
+from cases.models import AuditEvent, Case, Consent, Refusal, Scan
 from cases.training import skipped_scans, training_scans
+from inference.models import Review
 from inference.pipeline import claim
 from tests.factories import PredictionFactory, ReviewFactory, ScanFactory, png_bytes
 

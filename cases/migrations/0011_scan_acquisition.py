@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("cases", "0009_audit_refused_verb"),
+        ("cases", "0010_review_moves_to_inference"),
     ]
 
     operations = [
