@@ -25,9 +25,9 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from PIL import Image
 
-from cases.models import Case, Membership, Review, Scan, Team
+from cases.models import Case, Membership, Scan, Team
 from inference.management.commands.bench_pipeline import DEFAULT_DATASET, percentile
-from inference.models import ModelVersion, Prediction
+from inference.models import ModelVersion, Prediction, Review
 from ml.serve import heatmap_png
 
 BUDGET_MS = 300
