@@ -229,23 +229,5 @@ def field_performance(model_version=None) -> dict:
                 ),
             }
         )
-    trend = None
-    if result:
-        trend = charts.lines(
-            "Agreement with clinicians per month",
-            {
-                v["name"]: ([m["month"] for m in v["months"]], [m["rate"] for m in v["months"]])
-                for v in result
-            },
-            xaxis="month of review",
-            yaxis="agreement rate",
-            yrange=[0, 1.02],
-        )
-        for trace, version in zip(trend["data"], result, strict=True):
-            trace["customdata"] = [[m["agreed"], m["reviews"]] for m in version["months"]]
-            trace["hovertemplate"] = (
-                "%{x}: %{y:.1%} (%{customdata[0]} of %{customdata[1]})<extra>%{fullData.name}</extra>"
-            )
-            trace["mode"] = "lines+markers"
-        trend["layout"]["xaxis"]["type"] = "category"
+    trend = charts.agreement_trend(result) if result else None
     return {"versions": result, "trend": trend}
