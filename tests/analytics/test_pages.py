@@ -3,9 +3,12 @@
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
+import plotly
 import pytest
 from django.contrib.staticfiles import finders
+from django.core.management import call_command
 from django.urls import reverse
 
 from analytics.importer import import_folder
@@ -78,7 +81,14 @@ def test_layout_links_analytics_and_serves_plotly_locally(owner_client, dataset)
     # Every script and stylesheet is served from this host: nothing loads from a CDN.
     # (A bare "cdn" substring check is flaky: the random CSRF token can contain it.)
     assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//', page)
-    assert finders.find("vendor/plotly.min.js")
+
+
+def test_plotly_js_is_the_copy_the_pinned_plotly_package_ships(tmp_path, settings):
+    shipped = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert Path(finders.find("vendor/plotly.min.js")) == shipped
+    settings.STATIC_ROOT = str(tmp_path / "static")
+    call_command("collectstatic", interactive=False, verbosity=0)
+    assert (tmp_path / "static" / "vendor" / "plotly.min.js").read_bytes() == shipped.read_bytes()
 
 
 def test_dataset_page_shows_distributions_images_and_montages(owner_client, dataset):
