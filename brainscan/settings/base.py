@@ -144,7 +144,9 @@ STATICFILES_FINDERS = [
     # vendor/plotly.min.js: the copy the pinned plotly package ships.
     "analytics.staticfiles.PlotlyFinder",
 ]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Built once by collectstatic (`make run`, the image's build): the Docker image sets it, so the files
+# collected at build time are found whatever BRAINSCAN_VAR_DIR the containers run with.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Scan images are patient data: no URL route serves MEDIA_URL; files go out only through
 # access-checked views (cases:scan_image).
