@@ -18,13 +18,29 @@ def _figure(data, title, **layout):
     # template "none": plotly.js's own look, as the pages had before plotly's Python API drew them.
     base = {
         "template": "none",
-        "title": {"text": title, "font": {"size": 15}},
-        "margin": {"l": 60, "r": 20, "t": 45, "b": 50},
-        "height": 340,
+        # The title sits just above the plotting area, below the mode bar (top right, shown on
+        # hover), so the bar never covers it however long the title is.
+        "title": {
+            "text": title,
+            "font": {"size": 15},
+            "x": 0,
+            "xref": "paper",
+            "xanchor": "left",
+            "y": 1,
+            "yref": "paper",
+            "yanchor": "bottom",
+            "pad": {"b": 10},
+        },
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+        "height": 360,
         "paper_bgcolor": "#fff",
         "plot_bgcolor": "#fff",
-        "legend": {"orientation": "h", "y": -0.2},
+        # At the bottom of the chart, below the x axis title (the margin grows to hold it).
+        "legend": {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
     }
+    # Margins grow to fit the tick labels and axis titles ("meningioma", "not classified").
+    for axis in ("xaxis", "yaxis"):
+        layout[axis] = {"automargin": True} | layout.get(axis, {})
     return go.Figure(data=data, layout=base | layout)
 
 
@@ -48,8 +64,10 @@ def grouped_bars(
     return _figure(data, title, barmode="stack" if stacked else "group", yaxis={"title": {"text": yaxis}})
 
 
-def heatmap_matrix(title, matrix, rows, columns, *, row_title, column_title, colorscale="Blues") -> go.Figure:
-    """A confusion-matrix style heatmap with the count written in each cell."""
+def confusion_matrix(title, matrix, true_labels, predicted_labels, *, truth, prediction, colorscale="Blues"):
+    """A confusion matrix with the count in each cell, the same way round on every page: one row per
+    true label (``matrix[row][column]``), one column per predicted label; ``truth`` and
+    ``prediction`` say where each comes from."""
     peak = max((value for line in matrix for value in line), default=0) or 1
     annotations = [
         {
@@ -59,24 +77,25 @@ def heatmap_matrix(title, matrix, rows, columns, *, row_title, column_title, col
             "showarrow": False,
             "font": {"color": "#fff" if matrix[i][j] > peak / 2 else "#000"},
         }
-        for i, row in enumerate(rows)
-        for j, column in enumerate(columns)
+        for i, row in enumerate(true_labels)
+        for j, column in enumerate(predicted_labels)
     ]
+    row_title, column_title = f"true label ({truth})", f"predicted label ({prediction})"
     # plotly's Python named scales (ColorBrewer's) run light to dark: more looks darker.
     trace = go.Heatmap(
         z=matrix,
-        x=columns,
-        y=rows,
+        x=predicted_labels,
+        y=true_labels,
         colorscale=colorscale,
-        hovertemplate=f"{row_title} %{{y}}<br>{column_title} %{{x}}<br>%{{z}}<extra></extra>",
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
     )
     return _figure(
         [trace],
         title,
-        height=380,
+        height=400,
         annotations=annotations,
-        xaxis={"title": {"text": column_title}, "side": "bottom"},
-        yaxis={"title": {"text": row_title}, "autorange": "reversed"},
+        xaxis={"title": {"text": column_title}, "side": "bottom", "type": "category"},
+        yaxis={"title": {"text": row_title}, "autorange": "reversed", "type": "category"},
     )
 
 
@@ -116,7 +135,9 @@ def agreement_trend(versions: list[dict]) -> go.Figure:
     return figure
 
 
-def roc_curves(curves: dict) -> go.Figure:
+def roc_curves(curves: dict, operating_point: dict | None = None) -> go.Figure:
+    """One-against-the-rest ROC curves; ``operating_point`` ({threshold, sensitivity,
+    specificity}) marks where the shipped tumour threshold sits on the tumour-present curve."""
     data = [
         go.Scatter(
             mode="lines",
@@ -130,13 +151,30 @@ def roc_curves(curves: dict) -> go.Figure:
         )
         for index, (name, curve) in enumerate(curves.items())
     ]
+    if operating_point:
+        threshold, sensitivity, specificity = (
+            operating_point[key] for key in ("threshold", "sensitivity", "specificity")
+        )
+        data.append(
+            go.Scatter(
+                mode="markers",
+                name=f"tumour threshold {threshold:.2f}",
+                x=[1 - specificity],
+                y=[sensitivity],
+                marker={"color": "#000", "symbol": "x", "size": 11},
+                hovertemplate=(
+                    f"threshold {threshold:.2f}: sensitivity {sensitivity:.1%}, "
+                    f"specificity {specificity:.1%}<extra></extra>"
+                ),
+            )
+        )
     data.append(_diagonal("chance"))
     return _figure(
         data,
         "ROC curves (one class against the rest)",
-        height=420,
-        xaxis={"title": {"text": "false positive rate"}, "range": [0, 1]},
-        yaxis={"title": {"text": "true positive rate"}, "range": [0, 1.02]},
+        height=440,
+        xaxis={"title": {"text": "false positive rate (1 − specificity)"}, "range": [0, 1]},
+        yaxis={"title": {"text": "true positive rate (sensitivity)"}, "range": [0, 1.02]},
     )
 
 
@@ -166,7 +204,7 @@ def reliability(bins: list[dict], ece) -> go.Figure:
     return _figure(
         [accuracy, confidence, _diagonal("perfect calibration")],
         title,
-        height=400,
+        height=420,
         xaxis={"title": {"text": "confidence (top class, calibrated)"}, "range": [0, 1]},
         yaxis={"title": {"text": "accuracy"}, "range": [0, 1.02]},
     )

@@ -65,13 +65,13 @@ def card_figures(card: dict) -> dict:
 
     matrix = metrics.get("confusion_matrix")
     if matrix and classes:
-        figures["confusion"] = charts.heatmap_matrix(
+        figures["confusion"] = charts.confusion_matrix(
             f"Confusion matrix (test split, n={metrics.get('n', '?')})",
             matrix,
             classes,
             classes,
-            row_title="true",
-            column_title="predicted",
+            truth="test split",
+            prediction="model",
         )
     per_class = metrics.get("per_class") or {}
     if per_class:
@@ -86,7 +86,7 @@ def card_figures(card: dict) -> dict:
             yaxis="score",
         )
     if metrics.get("roc_curves"):
-        figures["roc"] = charts.roc_curves(_ordered(metrics["roc_curves"], classes))
+        figures["roc"] = charts.roc_curves(_ordered(metrics["roc_curves"], classes), operating_point(card))
     if metrics.get("reliability"):
         figures["reliability"] = charts.reliability(metrics["reliability"], metrics.get("ece"))
 
@@ -134,6 +134,19 @@ def card_figures(card: dict) -> dict:
     return {"figures": figures, "tables": tables, "summary": summary}
 
 
+def operating_point(card: dict) -> dict | None:
+    """The shipped tumour threshold (the card's ``tumour_threshold``, as the worker applies it)
+    with the test-split sensitivity and specificity it gives; None when the card lacks either."""
+    metrics = card.get("metrics") or {}
+    present = metrics.get("tumour_present") or {}
+    threshold = card.get("tumour_threshold")
+    sensitivity = present.get("tumour_recall", metrics.get("tumour_recall"))
+    specificity = present.get("tumour_specificity", metrics.get("tumour_specificity"))
+    if None in (threshold, sensitivity, specificity) or present.get("threshold", threshold) != threshold:
+        return None
+    return {"threshold": threshold, "sensitivity": sensitivity, "specificity": specificity}
+
+
 def _ordered(mapping: dict, first: list) -> dict:
     """``mapping`` with the keys named in ``first`` first, in that order, then the rest sorted."""
     keys = [key for key in first if key in mapping] + sorted(key for key in mapping if key not in first)
@@ -146,8 +159,9 @@ def _class_key(classes):
 
 def field_performance(model_version=None) -> dict:
     """Agreement of the model with clinicians' latest review of each prediction, per model
-    version and per month, with the predicted-vs-reviewed confusion matrix. Only cases with
-    analytics consent count."""
+    version and per month, with the confusion matrix (``matrix[reviewed][predicted]``, rows in
+    ``reviewed_labels`` order, columns in ``predicted_labels`` order). Only cases with analytics
+    consent count."""
     from cases.models import Review
 
     later = Review.objects.filter(prediction=OuterRef("prediction")).filter(
@@ -199,9 +213,10 @@ def field_performance(model_version=None) -> dict:
         predicted_labels = {p for p, _ in version["pairs"]}
         reviewed_labels = {r for _, r in version["pairs"]}
         key = _class_key(version["classes"] + [NOT_CLASSIFIED])
-        rows_labels = sorted(set(version["classes"]) | predicted_labels, key=key)
-        column_labels = sorted(set(version["classes"]) | reviewed_labels, key=key)
-        matrix = [[version["pairs"].get((p, r), 0) for r in column_labels] for p in rows_labels]
+        predicted_order = sorted(set(version["classes"]) | predicted_labels, key=key)
+        reviewed_order = sorted(set(version["classes"]) | reviewed_labels, key=key)
+        # The clinician's review is the truth: one row per reviewed label, as on the model page.
+        matrix = [[version["pairs"].get((p, r), 0) for p in predicted_order] for r in reviewed_order]
         months = [
             {"month": month, **values, "rate": values["agreed"] / values["reviews"]}
             for month, values in sorted(version["months"].items())
@@ -215,16 +230,16 @@ def field_performance(model_version=None) -> dict:
                 "agreed": version["agreed"],
                 "rate": version["agreed"] / version["reviews"],
                 "months": months,
-                "predicted_labels": rows_labels,
-                "reviewed_labels": column_labels,
+                "predicted_labels": predicted_order,
+                "reviewed_labels": reviewed_order,
                 "matrix": matrix,
-                "confusion_figure": charts.heatmap_matrix(
+                "confusion_figure": charts.confusion_matrix(
                     f"{version['name']}: model vs clinician (n={version['reviews']})",
                     matrix,
-                    rows_labels,
-                    column_labels,
-                    row_title="predicted",
-                    column_title="reviewed",
+                    reviewed_order,
+                    predicted_order,
+                    truth="clinician's review",
+                    prediction="model",
                     colorscale="Greens",
                 ),
             }

@@ -57,6 +57,7 @@ def model_card():
         "task": "brain-tumour",
         "classes": classes,
         "description": "Brain MRI slice classifier.",
+        "tumour_threshold": 0.1868,
         "metrics": {
             "split": "internal test",
             "n": 40,
@@ -77,6 +78,7 @@ def model_card():
                 {"bin_low": 0.8, "bin_high": 1.0, "count": 28, "confidence": 0.93, "accuracy": 0.93},
             ],
             "ece": 0.031,
+            "tumour_present": {"threshold": 0.1868, "tumour_recall": 0.9976, "tumour_specificity": 0.6727},
         },
         "metrics_by_source": {"brain-tumor-mri": {"n": 40, "accuracy": 0.85, "macro_f1": 0.84}},
         "baselines": {

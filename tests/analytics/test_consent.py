@@ -77,9 +77,10 @@ def test_field_performance_counts_only_cases_with_consent(reviewed_cases, model_
     (version,) = field_performance(model_version)["versions"]
     # Two consented cases, four reviews each; the model said glioma every time.
     assert (version["reviews"], version["agreed"]) == (8, 4)
+    # Rows: the clinician's label; columns: the model's.
     assert (
-        version["matrix"][version["predicted_labels"].index("glioma")][
-            version["reviewed_labels"].index("notumor")
+        version["matrix"][version["reviewed_labels"].index("notumor")][
+            version["predicted_labels"].index("glioma")
         ]
         == 4
     )

@@ -34,6 +34,27 @@ UNDRAWN = """Array.from(document.querySelectorAll("[data-figure]"))
   .filter((el) => !(el.classList.contains("js-plotly-plot") && el.querySelector(".main-svg")))
   .map((el) => el.dataset.figure)"""
 
+# Per chart: tick labels or axis titles drawn outside the chart (clipped), and whether the mode
+# bar's box overlaps the title's.
+LAYOUT_PROBLEMS = """Array.from(document.querySelectorAll(".js-plotly-plot")).flatMap((plot) => {
+  const box = plot.getBoundingClientRect();
+  const found = [];
+  plot.querySelectorAll(".xtick text, .ytick text, .g-xtitle text, .g-ytitle text").forEach((label) => {
+    const r = label.getBoundingClientRect();
+    if (r.width && (r.left < box.left - 1 || r.right > box.right + 1 || r.bottom > box.bottom + 1)) {
+      found.push(`${plot.dataset.figure}: "${label.textContent}" clipped`);
+    }
+  });
+  const bar = plot.querySelector(".modebar"), title = plot.querySelector(".gtitle");
+  if (bar && title) {
+    const a = bar.getBoundingClientRect(), b = title.getBoundingClientRect();
+    if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) {
+      found.push(`${plot.dataset.figure}: the mode bar covers the title`);
+    }
+  }
+  return found;
+})"""
+
 
 def shipped_card():
     cards = sorted(Path(settings.ML_MODELS_ROOT).glob("brain-tumour/*/model.json"))
@@ -108,6 +129,9 @@ def test_analytics_pages_draw_every_chart(browser_context, live_server, analytic
         assert page.evaluate(UNDRAWN) == [], name
         if name != "overview":
             assert page.locator(".js-plotly-plot .main-svg").count() > 0, name
+        assert page.evaluate(LAYOUT_PROBLEMS) == [], name
+        if page.locator(".js-plotly-plot").count():
+            page.locator(".js-plotly-plot").last.hover()  # the mode bar shows in the screenshot
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
             page.screenshot(path=f"{shots}/{name}.png", full_page=True)
