@@ -8,7 +8,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncMonth
 
 from . import charts
-from .consent import usable_reviews
+from .consent import reviews_without_consent, usable_reviews
 
 NOT_CLASSIFIED = "not classified"
 SPLITS = ["train", "val", "test"]
@@ -86,7 +86,11 @@ def card_figures(card: dict) -> dict:
             yaxis="score",
         )
     if metrics.get("roc_curves"):
-        figures["roc"] = charts.roc_curves(_ordered(metrics["roc_curves"], classes), operating_point(card))
+        curves = _ordered(metrics["roc_curves"], classes)
+        drawable = {name: curve for name, curve in curves.items() if _has_both_classes(curve)}
+        tables["roc_one_class"] = [name for name in curves if name not in drawable]
+        if drawable:
+            figures["roc"] = charts.roc_curves(drawable, operating_point(card))
     if metrics.get("reliability"):
         figures["reliability"] = charts.reliability(metrics["reliability"], metrics.get("ece"))
 
@@ -134,6 +138,18 @@ def card_figures(card: dict) -> dict:
     return {"figures": figures, "tables": tables, "summary": summary}
 
 
+def _has_both_classes(curve: dict) -> bool:
+    """False for the curve of a split that holds one side only: no positives (the true positive
+    rate stays 0), no negatives (the false positive rate stays 0), or an AUC that is not a number."""
+    auc = curve.get("auc")
+    return (
+        max(curve.get("fpr") or [0]) > 0
+        and max(curve.get("tpr") or [0]) > 0
+        and isinstance(auc, int | float)
+        and auc == auc
+    )
+
+
 def operating_point(card: dict) -> dict | None:
     """The shipped tumour threshold (the card's ``tumour_threshold``, as the worker applies it)
     with the test-split sensitivity and specificity it gives; None when the card lacks either."""
@@ -161,15 +177,17 @@ def field_performance(model_version=None) -> dict:
     """Agreement of the model with clinicians' latest review of each prediction, per model
     version and per month, with the confusion matrix (``matrix[reviewed][predicted]``, rows in
     ``reviewed_labels`` order, columns in ``predicted_labels`` order). Only cases with analytics
-    consent count."""
+    consent count; ``not_consented`` is how many latest reviews that leaves out."""
     from cases.models import Review
 
     later = Review.objects.filter(prediction=OuterRef("prediction")).filter(
         Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
     )
     reviews = usable_reviews().filter(~Exists(later))
+    not_consented = reviews_without_consent().filter(~Exists(later))
     if model_version is not None:
         reviews = reviews.filter(prediction__model_version=model_version)
+        not_consented = not_consented.filter(prediction__model_version=model_version)
     rows = (
         reviews.annotate(month=TruncMonth("created_at"))
         .values(
@@ -245,4 +263,4 @@ def field_performance(model_version=None) -> dict:
             }
         )
     trend = charts.agreement_trend(result) if result else None
-    return {"versions": result, "trend": trend}
+    return {"versions": result, "trend": trend, "not_consented": not_consented.count()}
