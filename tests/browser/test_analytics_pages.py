@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from analytics.importer import import_folder
+from analytics.importer import import_folder, import_reviewed_scans
 from analytics.stats import compute_dataset_stats
 from cases.models import Consent
 from tests.analytics.conftest import FOLDERS, PER_CLASS
@@ -90,6 +90,8 @@ def analytics_data(tmp_path, team, owner, steward):
             (root / folder / source.name).symlink_to(source)
     dataset = import_folder(root, "Brain tumour MRI").dataset
     compute_dataset_stats(dataset.pk)
+    empty = import_reviewed_scans("Reviewed scans").dataset  # before any scan is reviewed
+    compute_dataset_stats(empty.pk)
     card = shipped_card()
     version = ModelVersionFactory(name=card["name"], version=card["version"], card=card, is_active=True)
     consented, refused = CaseFactory(team=team, created_by=owner), CaseFactory(team=team, created_by=owner)
@@ -100,7 +102,7 @@ def analytics_data(tmp_path, team, owner, steward):
             scan = ScanFactory(case=case)
             prediction = PredictionFactory(scan=scan, model_version=version, label=predicted)
             ReviewFactory(prediction=prediction, reviewer=owner, label=reviewed)
-    return {"dataset": dataset, "version": version}
+    return {"dataset": dataset, "version": version, "empty": empty}
 
 
 def _log_in(page, url, username):
@@ -122,18 +124,19 @@ def test_analytics_pages_draw_every_chart(browser_context, live_server, analytic
         ("dataset", f"/analytics/datasets/{dataset}/"),
         ("model", f"/analytics/models/{version}/"),
         ("field", "/analytics/field/"),
+        ("empty dataset", f"/analytics/datasets/{analytics_data['empty'].pk}/"),
     ]:
         page.goto(live_server.url + path)
         page.wait_for_load_state("networkidle")
         # Each placeholder holds a drawn Plotly chart (its SVG), none left empty.
         assert page.evaluate(UNDRAWN) == [], name
-        if name != "overview":
+        if name not in ("overview", "empty dataset"):
             assert page.locator(".js-plotly-plot .main-svg").count() > 0, name
         assert page.evaluate(LAYOUT_PROBLEMS) == [], name
         if page.locator(".js-plotly-plot").count():
             page.locator(".js-plotly-plot").last.hover()  # the mode bar shows in the screenshot
         if shots:
             Path(shots).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=f"{shots}/{name}.png", full_page=True)
+            page.screenshot(path=f"{shots}/{name.replace(' ', '-')}.png", full_page=True)
         problems[name] = page.evaluate("window.__problems")
     assert {name: found for name, found in problems.items() if found} == {}
