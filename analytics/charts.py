@@ -68,34 +68,22 @@ def confusion_matrix(title, matrix, true_labels, predicted_labels, *, truth, pre
     """A confusion matrix with the count in each cell, the same way round on every page: one row per
     true label (``matrix[row][column]``), one column per predicted label; ``truth`` and
     ``prediction`` say where each comes from."""
-    peak = max((value for line in matrix for value in line), default=0) or 1
-    annotations = [
-        {
-            "x": column,
-            "y": row,
-            "text": str(matrix[i][j]),
-            "showarrow": False,
-            "font": {"color": "#fff" if matrix[i][j] > peak / 2 else "#000"},
-        }
-        for i, row in enumerate(true_labels)
-        for j, column in enumerate(predicted_labels)
-    ]
-    row_title, column_title = f"true label ({truth})", f"predicted label ({prediction})"
-    # plotly's Python named scales (ColorBrewer's) run light to dark: more looks darker.
+    # plotly's Python named scales (ColorBrewer's) run light to dark: more looks darker; plotly.js
+    # writes each count in a colour that contrasts with its cell.
     trace = go.Heatmap(
         z=matrix,
         x=predicted_labels,
         y=true_labels,
         colorscale=colorscale,
+        texttemplate="%{z}",
         hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
     )
     return _figure(
         [trace],
         title,
         height=400,
-        annotations=annotations,
-        xaxis={"title": {"text": column_title}, "side": "bottom", "type": "category"},
-        yaxis={"title": {"text": row_title}, "autorange": "reversed", "type": "category"},
+        xaxis={"title": {"text": f"predicted label ({prediction})"}, "side": "bottom", "type": "category"},
+        yaxis={"title": {"text": f"true label ({truth})"}, "autorange": "reversed", "type": "category"},
     )
 
 

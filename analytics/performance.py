@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import defaultdict
 
 from django.db.models import Count, Exists, OuterRef, Q
@@ -15,7 +17,20 @@ SPLITS = ["train", "val", "test"]
 
 
 def card_figures(card: dict) -> dict:
-    """Figures and tables for one model card; a section whose data the card lacks is left out."""
+    """Figures (as plotly JSON) and tables for one model card; a section whose data the card lacks
+    is left out. Kept per card content: a version's card does not change between requests, and
+    building its figures through plotly's validation is most of the model page's time."""
+    return _card_figures(json.dumps(card, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=32)
+def _card_figures(card_json: str) -> dict:
+    result = _build_card_figures(json.loads(card_json))
+    result["figures"] = {name: figure.to_plotly_json() for name, figure in result["figures"].items()}
+    return result
+
+
+def _build_card_figures(card: dict) -> dict:
     figures, tables = {}, {}
     metrics = card.get("metrics") or {}
     training = card.get("training") or {}

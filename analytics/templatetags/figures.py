@@ -9,5 +9,7 @@ register = template.Library()
 
 @register.filter
 def figure_script(figure, element_id):
-    # Plotly's encoder: numpy values and NaN (as null) become JSON that JSON.parse reads.
-    return json_script(figure.to_plotly_json(), element_id, encoder=PlotlyJSONEncoder)
+    """``figure``: a plotly Figure or its ``to_plotly_json()`` dict. Plotly's encoder turns numpy
+    values and NaN (as null) into JSON that JSON.parse reads."""
+    data = figure.to_plotly_json() if hasattr(figure, "to_plotly_json") else figure
+    return json_script(data, element_id, encoder=PlotlyJSONEncoder)
