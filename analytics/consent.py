@@ -31,6 +31,15 @@ def usable_reviews():
     )
 
 
+def reviews_without_consent():
+    """Reviews left out of field performance only because their case lacks analytics consent."""
+    from cases.models import Review
+
+    return Review.objects.filter(prediction__scan__retracted_at=None).exclude(
+        prediction__scan__case__in=cases_with_analytics_consent()
+    )
+
+
 def stats_still_allowed(stats) -> bool:
     """False when a case scan counted in the cached statistics has since lost analytics consent, or
     was erased or retracted: the cache must then be hidden and recomputed, so a withdrawal (or a

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import defaultdict
 
 from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncMonth
 
 from . import charts
-from .consent import usable_reviews
+from .consent import reviews_without_consent, usable_reviews
 
 NOT_CLASSIFIED = "not classified"
 SPLITS = ["train", "val", "test"]
 
 
 def card_figures(card: dict) -> dict:
-    """Figures and tables for one model card; a section whose data the card lacks is left out."""
+    """Figures (as plotly JSON) and tables for one model card; a section whose data the card lacks
+    is left out. Kept per card content: a version's card does not change between requests, and
+    building its figures through plotly's validation is most of the model page's time."""
+    return _card_figures(json.dumps(card, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=32)
+def _card_figures(card_json: str) -> dict:
+    result = _build_card_figures(json.loads(card_json))
+    result["figures"] = {name: figure.to_plotly_json() for name, figure in result["figures"].items()}
+    return result
+
+
+def _build_card_figures(card: dict) -> dict:
     figures, tables = {}, {}
     metrics = card.get("metrics") or {}
     training = card.get("training") or {}
@@ -65,13 +80,13 @@ def card_figures(card: dict) -> dict:
 
     matrix = metrics.get("confusion_matrix")
     if matrix and classes:
-        figures["confusion"] = charts.heatmap_matrix(
+        figures["confusion"] = charts.confusion_matrix(
             f"Confusion matrix (test split, n={metrics.get('n', '?')})",
             matrix,
             classes,
             classes,
-            row_title="true",
-            column_title="predicted",
+            truth="test split",
+            prediction="model",
         )
     per_class = metrics.get("per_class") or {}
     if per_class:
@@ -86,7 +101,11 @@ def card_figures(card: dict) -> dict:
             yaxis="score",
         )
     if metrics.get("roc_curves"):
-        figures["roc"] = charts.roc_curves(_ordered(metrics["roc_curves"], classes))
+        curves = _ordered(metrics["roc_curves"], classes)
+        drawable = {name: curve for name, curve in curves.items() if _has_both_classes(curve)}
+        tables["roc_one_class"] = [name for name in curves if name not in drawable]
+        if drawable:
+            figures["roc"] = charts.roc_curves(drawable, operating_point(card))
     if metrics.get("reliability"):
         figures["reliability"] = charts.reliability(metrics["reliability"], metrics.get("ece"))
 
@@ -134,6 +153,31 @@ def card_figures(card: dict) -> dict:
     return {"figures": figures, "tables": tables, "summary": summary}
 
 
+def _has_both_classes(curve: dict) -> bool:
+    """False for the curve of a split that holds one side only: no positives (the true positive
+    rate stays 0), no negatives (the false positive rate stays 0), or an AUC that is not a number."""
+    auc = curve.get("auc")
+    return (
+        max(curve.get("fpr") or [0]) > 0
+        and max(curve.get("tpr") or [0]) > 0
+        and isinstance(auc, int | float)
+        and auc == auc
+    )
+
+
+def operating_point(card: dict) -> dict | None:
+    """The shipped tumour threshold (the card's ``tumour_threshold``, as the worker applies it)
+    with the test-split sensitivity and specificity it gives; None when the card lacks either."""
+    metrics = card.get("metrics") or {}
+    present = metrics.get("tumour_present") or {}
+    threshold = card.get("tumour_threshold")
+    sensitivity = present.get("tumour_recall", metrics.get("tumour_recall"))
+    specificity = present.get("tumour_specificity", metrics.get("tumour_specificity"))
+    if None in (threshold, sensitivity, specificity) or present.get("threshold", threshold) != threshold:
+        return None
+    return {"threshold": threshold, "sensitivity": sensitivity, "specificity": specificity}
+
+
 def _ordered(mapping: dict, first: list) -> dict:
     """``mapping`` with the keys named in ``first`` first, in that order, then the rest sorted."""
     keys = [key for key in first if key in mapping] + sorted(key for key in mapping if key not in first)
@@ -146,16 +190,19 @@ def _class_key(classes):
 
 def field_performance(model_version=None) -> dict:
     """Agreement of the model with clinicians' latest review of each prediction, per model
-    version and per month, with the predicted-vs-reviewed confusion matrix. Only cases with
-    analytics consent count."""
+    version and per month, with the confusion matrix (``matrix[reviewed][predicted]``, rows in
+    ``reviewed_labels`` order, columns in ``predicted_labels`` order). Only cases with analytics
+    consent count; ``not_consented`` is how many latest reviews that leaves out."""
     from inference.models import Review
 
     later = Review.objects.filter(prediction=OuterRef("prediction")).filter(
         Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
     )
     reviews = usable_reviews().filter(~Exists(later))
+    not_consented = reviews_without_consent().filter(~Exists(later))
     if model_version is not None:
         reviews = reviews.filter(prediction__model_version=model_version)
+        not_consented = not_consented.filter(prediction__model_version=model_version)
     rows = (
         reviews.annotate(month=TruncMonth("created_at"))
         .values(
@@ -199,9 +246,10 @@ def field_performance(model_version=None) -> dict:
         predicted_labels = {p for p, _ in version["pairs"]}
         reviewed_labels = {r for _, r in version["pairs"]}
         key = _class_key(version["classes"] + [NOT_CLASSIFIED])
-        rows_labels = sorted(set(version["classes"]) | predicted_labels, key=key)
-        column_labels = sorted(set(version["classes"]) | reviewed_labels, key=key)
-        matrix = [[version["pairs"].get((p, r), 0) for r in column_labels] for p in rows_labels]
+        predicted_order = sorted(set(version["classes"]) | predicted_labels, key=key)
+        reviewed_order = sorted(set(version["classes"]) | reviewed_labels, key=key)
+        # The clinician's review is the truth: one row per reviewed label, as on the model page.
+        matrix = [[version["pairs"].get((p, r), 0) for p in predicted_order] for r in reviewed_order]
         months = [
             {"month": month, **values, "rate": values["agreed"] / values["reviews"]}
             for month, values in sorted(version["months"].items())
@@ -215,37 +263,19 @@ def field_performance(model_version=None) -> dict:
                 "agreed": version["agreed"],
                 "rate": version["agreed"] / version["reviews"],
                 "months": months,
-                "predicted_labels": rows_labels,
-                "reviewed_labels": column_labels,
+                "predicted_labels": predicted_order,
+                "reviewed_labels": reviewed_order,
                 "matrix": matrix,
-                "confusion_figure": charts.heatmap_matrix(
+                "confusion_figure": charts.confusion_matrix(
                     f"{version['name']}: model vs clinician (n={version['reviews']})",
                     matrix,
-                    rows_labels,
-                    column_labels,
-                    row_title="predicted",
-                    column_title="reviewed",
+                    reviewed_order,
+                    predicted_order,
+                    truth="clinician's review",
+                    prediction="model",
                     colorscale="Greens",
                 ),
             }
         )
-    trend = None
-    if result:
-        trend = charts.lines(
-            "Agreement with clinicians per month",
-            {
-                v["name"]: ([m["month"] for m in v["months"]], [m["rate"] for m in v["months"]])
-                for v in result
-            },
-            xaxis="month of review",
-            yaxis="agreement rate",
-            yrange=[0, 1.02],
-        )
-        for trace, version in zip(trend["data"], result, strict=True):
-            trace["customdata"] = [[m["agreed"], m["reviews"]] for m in version["months"]]
-            trace["hovertemplate"] = (
-                "%{x}: %{y:.1%} (%{customdata[0]} of %{customdata[1]})<extra>%{fullData.name}</extra>"
-            )
-            trace["mode"] = "lines+markers"
-        trend["layout"]["xaxis"]["type"] = "category"
-    return {"versions": result, "trend": trend}
+    trend = charts.agreement_trend(result) if result else None
+    return {"versions": result, "trend": trend, "not_consented": not_consented.count()}

@@ -103,8 +103,6 @@ def _compute(dataset: ReferenceDataset) -> tuple[dict, dict]:
         stds[label] = np.sqrt(np.maximum(squares[label] / counts[label] - means[label] ** 2, 0.0))
     std_scale = max((float(s.max()) for s in stds.values()), default=1.0) or 1.0
     for label in labels:
-        files[f"mean-{label}.npy"] = _save(folder, f"mean-{label}.npy", _npy(means[label]))
-        files[f"std-{label}.npy"] = _save(folder, f"std-{label}.npy", _npy(stds[label]))
         files[f"mean-{label}.png"] = _save(folder, f"mean-{label}.png", _grey_png(means[label]))
         files[f"std-{label}.png"] = _save(folder, f"std-{label}.png", _grey_png(stds[label] / std_scale))
 
@@ -243,17 +241,6 @@ def _class_teams(images: list[DatasetImage]) -> dict:
         if image.scan_id is not None:
             teams[image.label][str(image.scan.case.team_id)] += 1
     return {label: dict(counts) for label, counts in teams.items()}
-
-
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array.astype(np.float32), allow_pickle=False)
-    return buffer.getvalue()
-
-
-def load_array(name: str) -> np.ndarray:
-    with default_storage.open(name, "rb") as fh:
-        return np.load(io.BytesIO(fh.read()), allow_pickle=False)
 
 
 def _grey_png(unit: np.ndarray) -> bytes:

@@ -84,9 +84,10 @@ def dataset_detail(request, pk):
         "dataset": dataset,
         "stats": stats,
         "showable": showable,
+        "empty": showable and not stats.data["image_count"],
         "montages_visible": montages_visible(dataset, request.user),
     }
-    if showable:
+    if showable and stats.data["image_count"]:
         data = stats.data
         classes = data["classes"]
         distributions = data["distributions"]
@@ -203,7 +204,13 @@ def model_detail(request, pk):
     return render(
         request,
         "analytics/model_detail.html",
-        {"version": version, "card": version.card or {}, **performance, "field": field["versions"][:1]},
+        {
+            "version": version,
+            "card": version.card or {},
+            **performance,
+            "field": field["versions"][:1],
+            "field_not_consented": field["not_consented"],
+        },
     )
 
 

@@ -138,7 +138,15 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # vendor/plotly.min.js: the copy the pinned plotly package ships.
+    "analytics.staticfiles.PlotlyFinder",
+]
+# Built once by collectstatic (`make run`, the image's build): the Docker image sets it, so the files
+# collected at build time are found whatever BRAINSCAN_VAR_DIR the containers run with.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Scan images are patient data: no URL route serves MEDIA_URL; files go out only through
 # access-checked views (cases:scan_image).

@@ -1,7 +1,11 @@
 """A small real dataset (10 images per class, symlinked from ../shared) and a registered model card."""
 
+import numpy as np
 import pytest
+from django.core.files.storage import default_storage
+from PIL import Image
 
+from ml.preprocess import SIZE
 from tests.conftest import TUMOUR_TRAINING
 
 # Folder names as other Kaggle copies spell them: the import must map them like ml/ does.
@@ -12,6 +16,17 @@ FOLDERS = {
     "pituitary": "pituitary",
 }
 PER_CLASS = 10
+
+
+def shown_grey(name) -> np.ndarray:
+    """A cached greyscale image (mean, variability) as the page shows it, back at the
+    preprocessing size, in 0-1: within half a grey level of the array it was drawn from."""
+    with default_storage.open(name) as fh:
+        pixels = np.asarray(Image.open(fh).convert("L").resize((SIZE, SIZE), Image.Resampling.NEAREST))
+    return pixels / 255.0
+
+
+GREY_LEVEL = 0.5 / 255 + 1e-6
 
 
 @pytest.fixture
@@ -42,6 +57,7 @@ def model_card():
         "task": "brain-tumour",
         "classes": classes,
         "description": "Brain MRI slice classifier.",
+        "tumour_threshold": 0.1868,
         "metrics": {
             "split": "internal test",
             "n": 40,
@@ -62,6 +78,7 @@ def model_card():
                 {"bin_low": 0.8, "bin_high": 1.0, "count": 28, "confidence": 0.93, "accuracy": 0.93},
             ],
             "ece": 0.031,
+            "tumour_present": {"threshold": 0.1868, "tumour_recall": 0.9976, "tumour_specificity": 0.6727},
         },
         "metrics_by_source": {"brain-tumor-mri": {"n": 40, "accuracy": 0.85, "macro_f1": 0.84}},
         "baselines": {

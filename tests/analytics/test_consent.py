@@ -10,11 +10,13 @@ from analytics import tasks
 from analytics.importer import import_reviewed_scans
 from analytics.models import DatasetStats
 from analytics.performance import field_performance
-from analytics.stats import compute_dataset_stats, load_array
+from analytics.stats import compute_dataset_stats
 from cases.models import Consent, Scan
 from ml.preprocess import preprocess
 from tests.conftest import real_mri_images
 from tests.factories import CaseFactory, PredictionFactory, ReviewFactory, ScanFactory
+
+from .conftest import GREY_LEVEL, shown_grey
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +62,7 @@ def test_statistics_use_only_cases_with_analytics_consent(reviewed_cases):
     direct = consented_arrays([reviewed_cases["granted"], reviewed_cases["to_withdraw"]])
     for label, stack in direct.items():
         np.testing.assert_allclose(
-            load_array(stats.files[f"mean-{label}.npy"]), stack.mean(axis=0), atol=1e-5
+            shown_grey(stats.files[f"mean-{label}.png"]), stack.mean(axis=0), atol=GREY_LEVEL
         )
     pending_scans = {f"scan/{pk}" for pk in reviewed_cases["pending"].scans.values_list("pk", flat=True)}
     for sample in stats.data["montages"].values():
@@ -75,9 +77,10 @@ def test_field_performance_counts_only_cases_with_consent(reviewed_cases, model_
     (version,) = field_performance(model_version)["versions"]
     # Two consented cases, four reviews each; the model said glioma every time.
     assert (version["reviews"], version["agreed"]) == (8, 4)
+    # Rows: the clinician's label; columns: the model's.
     assert (
-        version["matrix"][version["predicted_labels"].index("glioma")][
-            version["reviewed_labels"].index("notumor")
+        version["matrix"][version["reviewed_labels"].index("notumor")][
+            version["predicted_labels"].index("glioma")
         ]
         == 4
     )

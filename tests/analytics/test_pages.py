@@ -3,9 +3,12 @@
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
+import plotly
 import pytest
 from django.contrib.staticfiles import finders
+from django.core.management import call_command
 from django.urls import reverse
 
 from analytics.importer import import_folder
@@ -79,7 +82,14 @@ def test_layout_links_analytics_and_serves_plotly_locally(owner_client, dataset)
     # Every script and stylesheet is served from this host: nothing loads from a CDN.
     # (A bare "cdn" substring check is flaky: the random CSRF token can contain it.)
     assert not re.search(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//', page)
-    assert finders.find("vendor/plotly.min.js")
+
+
+def test_plotly_js_is_the_copy_the_pinned_plotly_package_ships(tmp_path, settings):
+    shipped = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    assert Path(finders.find("vendor/plotly.min.js")) == shipped
+    settings.STATIC_ROOT = str(tmp_path / "static")
+    call_command("collectstatic", interactive=False, verbosity=0)
+    assert (tmp_path / "static" / "vendor" / "plotly.min.js").read_bytes() == shipped.read_bytes()
 
 
 def test_dataset_page_shows_distributions_images_and_montages(owner_client, dataset):
@@ -182,10 +192,60 @@ def test_field_performance_per_version_and_month(owner_client, owner, steward, t
         ("2026-01", 2, 1),
         ("2026-02", 2, 1),
     ]
-    matrix = dict(zip(old["predicted_labels"], old["matrix"], strict=True))
-    columns = old["reviewed_labels"]
-    assert matrix["glioma"][columns.index("meningioma")] == 1
-    assert matrix["not classified"][columns.index("notumor")] == 1
+    # Rows: the clinician's review (the truth); columns: the model's prediction.
+    matrix = dict(zip(old["reviewed_labels"], old["matrix"], strict=True))
+    columns = old["predicted_labels"]
+    assert matrix["meningioma"][columns.index("glioma")] == 1
+    assert matrix["notumor"][columns.index("not classified")] == 1
     assert (context["bt v2"]["reviews"], context["bt v2"]["agreed"]) == (1, 1)
     trend = figures(response)["fig-trend"]
     assert trend["data"][0]["y"] == [0.5, 0.5]
+
+
+def test_confusion_matrices_have_truth_in_rows_and_room_for_their_labels(
+    owner_client, owner, steward, team, model_version
+):
+    case = CaseFactory(team=team, created_by=owner)
+    Consent.record(case, Consent.Scope.ANALYTICS, Consent.State.GRANTED, steward)
+    prediction = PredictionFactory(scan=ScanFactory(case=case), model_version=model_version, label=None)
+    ReviewFactory(prediction=prediction, reviewer=owner, label="meningioma")
+
+    model_page = figures(owner_client.get(reverse("analytics:model", args=[model_version.pk])))
+    field_page = figures(owner_client.get(reverse("analytics:field")))
+    for figure in (model_page["fig-confusion"], field_page[f"fig-confusion-{model_version.pk}"]):
+        layout, (heatmap,) = figure["layout"], figure["data"]
+        assert layout["yaxis"]["title"]["text"].startswith("true label")
+        assert layout["xaxis"]["title"]["text"].startswith("predicted label")
+        # Margins grow to fit "meningioma" and "not classified" instead of clipping them.
+        assert layout["xaxis"]["automargin"] and layout["yaxis"]["automargin"]
+        assert len(heatmap["z"]) == len(heatmap["y"]) and len(heatmap["z"][0]) == len(heatmap["x"])
+    field = field_page[f"fig-confusion-{model_version.pk}"]["data"][0]
+    assert "clinician" in field_page[f"fig-confusion-{model_version.pk}"]["layout"]["yaxis"]["title"]["text"]
+    row, column = field["y"].index("meningioma"), field["x"].index("not classified")
+    assert field["z"][row][column] == 1
+
+
+def test_every_chart_title_sits_below_the_mode_bar(owner_client, model_version):
+    shown = figures(owner_client.get(reverse("analytics:model", args=[model_version.pk])))
+    assert shown
+    for name, figure in shown.items():
+        title = figure["layout"]["title"]
+        # Anchored to the top of the plotting area, inside a top margin the mode bar does not reach.
+        assert (title["yref"], title["y"], title["yanchor"]) == ("paper", 1, "bottom"), name
+        assert figure["layout"]["margin"]["t"] >= 60, name
+
+
+def test_roc_curves_mark_the_shipped_threshold(owner_client, model_version, card):
+    shown = figures(owner_client.get(reverse("analytics:model", args=[model_version.pk])))
+    (point,) = [trace for trace in shown["fig-roc"]["data"] if trace.get("mode") == "markers"]
+    present = card["metrics"]["tumour_present"]
+    assert point["x"] == [pytest.approx(1 - present["tumour_specificity"])]
+    assert point["y"] == [present["tumour_recall"]]
+    assert point["hovertemplate"].startswith("threshold 0.19: sensitivity 99.8%, specificity 67.3%")
+
+
+def test_roc_curves_without_a_threshold_in_the_card_mark_no_point(owner_client, card):
+    del card["tumour_threshold"]
+    version = ModelVersionFactory(card=card)
+    shown = figures(owner_client.get(reverse("analytics:model", args=[version.pk])))
+    assert not [trace for trace in shown["fig-roc"]["data"] if trace.get("mode") == "markers"]

@@ -15,7 +15,7 @@ from analytics.models import DatasetStats
 from analytics.tasks import compute_dataset_stats
 from ml.preprocess import preprocess
 
-from .conftest import FOLDERS, PER_CLASS
+from .conftest import FOLDERS, GREY_LEVEL, PER_CLASS, shown_grey
 
 pytestmark = pytest.mark.django_db
 
@@ -43,11 +43,13 @@ def test_mean_and_std_images_match_numpy(small_folder, computed):
     direct = direct_arrays(small_folder)
     assert stats.data["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
     for label, stack in direct.items():
-        mean = analytics_stats.load_array(stats.files[f"mean-{label}.npy"])
-        std = analytics_stats.load_array(stats.files[f"std-{label}.npy"])
-        np.testing.assert_allclose(mean, stack.mean(axis=0), atol=1e-5)
-        np.testing.assert_allclose(std, stack.std(axis=0), atol=1e-4)
+        mean = shown_grey(stats.files[f"mean-{label}.png"])
+        std = shown_grey(stats.files[f"std-{label}.png"]) * stats.data["std_scale"]
+        np.testing.assert_allclose(mean, stack.mean(axis=0), atol=GREY_LEVEL)
+        np.testing.assert_allclose(std, stack.std(axis=0), atol=GREY_LEVEL * stats.data["std_scale"] + 1e-5)
         assert stats.data["class_counts"][label] == PER_CLASS
+    # Only the images the pages show are stored.
+    assert all(name.endswith(".png") for name in stats.files)
     # The std rendering shares one scale: the most variable pixel of any class is white.
     assert stats.data["std_scale"] == pytest.approx(
         max(s.std(axis=0).max() for s in direct.values()), abs=1e-5
