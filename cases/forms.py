@@ -3,6 +3,7 @@
 from django import forms
 from django.db import transaction
 
+from . import worklist
 from .models import AuditEvent, Case, Review, retraction_reason
 
 
@@ -67,6 +68,27 @@ class CaseFilterForm(forms.Form):
             queryset = queryset.filter(created_at__date__gte=data["created_from"])
         if data["created_to"]:
             queryset = queryset.filter(created_at__date__lte=data["created_to"])
+        return queryset
+
+
+class WorklistFilterForm(CaseFilterForm):
+    """The case list's filters: the case filters and three quick ones, combinable with them."""
+
+    unreviewed = forms.BooleanField(required=False, label="Unreviewed")
+    suspected = forms.BooleanField(required=False, label="Suspected tumour")
+    mine = forms.BooleanField(required=False, label="Mine", help_text="cases I opened or uploaded to")
+
+    def filter(self, queryset, user=None):
+        """``queryset`` annotated by cases.worklist.annotate (the unreviewed filter reads it)."""
+        queryset = super().filter(queryset)
+        if not self.is_valid():
+            return queryset
+        if self.cleaned_data["unreviewed"]:
+            queryset = worklist.filter_unreviewed(queryset)
+        if self.cleaned_data["suspected"]:
+            queryset = queryset.filter(flag=Case.Flag.TUMOUR_SUSPECTED)
+        if self.cleaned_data["mine"] and user is not None:
+            queryset = worklist.filter_mine(queryset, user)
         return queryset
 
 

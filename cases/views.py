@@ -15,17 +15,20 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.timezone import localtime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import export
+from . import export, worklist
 from .access import cases_visible_to, predictions_visible_to, scans_visible_to, teams_of
 from .forms import (
     CaseCreateForm,
-    CaseFilterForm,
     CaseUpdateForm,
     PatientLookupForm,
     ReviewForm,
     ScanRetractForm,
+    WorklistFilterForm,
 )
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
 from .uploads import FileError, UploadRefused, accepted_formats, store_scans, validate_files
@@ -37,18 +40,42 @@ def _wants_json(request):
     return request.headers.get("X-Requested-With") == "XMLHttpRequest"
 
 
+def _worklist_row(case, verdict, now):
+    """Everything a worklist row shows: the template caches the rows' HTML under these values."""
+    state = worklist.review_state(case)
+    since = "last upload" if case.last_activity != case.created_at else "opened"
+    return {
+        "pk": case.pk,
+        "pseudonym": case.pseudonym,
+        "team": case.team.name,
+        "status": case.get_status_display(),
+        "flag": case.flag,
+        "flag_display": case.get_flag_display(),
+        "scans": f"{case.scans_done}/{case.scans_total}",
+        "review_state": state,
+        "reviewed": f"{case.scans_reviewed}/{case.scans_to_review}",
+        "verdict": str(verdict) if verdict and state == worklist.ReviewState.ALL else "",
+        "verdict_tumour": bool(verdict and verdict.tumour),
+        "age": timesince(case.last_activity, now).split(",")[0],
+        "since": since,
+        "last_activity": localtime(case.last_activity).strftime("%Y-%m-%d %H:%M %Z"),
+        "priority": case.priority,
+    }
+
+
 @login_required
 @require_GET
 def case_list(request):
-    form = CaseFilterForm(request.GET or None)
-    cases = cases_visible_to(request.user).select_related("team")
+    form = WorklistFilterForm(request.GET or None)
+    cases = worklist.annotate(cases_visible_to(request.user).select_related("team"))
     if form.is_bound:
-        cases = form.filter(cases)
+        cases = form.filter(cases, request.user)
     page = Paginator(cases, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    # Everything a row shows: the template caches the rows' HTML under it, so it is never stale.
-    rows = [(c.pk, c.pseudonym, c.team.name, c.status, c.flag, c.created_at) for c in page]
+    found = worklist.verdicts(case.pk for case in page)
+    now = timezone.now()
+    rows = [_worklist_row(case, found.get(case.pk), now) for case in page]
     return render(
         request,
         "cases/case_list.html",
@@ -57,6 +84,8 @@ def case_list(request):
             "lookup_form": PatientLookupForm(),
             "page": page,
             "rows": rows,
+            "rows_key": [tuple(row.values()) for row in rows],
+            "order_rule": worklist.ORDER_RULE,
             "query": query.urlencode(),
             "can_create": teams_of(request.user).exists(),
         },
@@ -277,15 +306,15 @@ def review_create(request, pk):
 @login_required
 @require_GET
 def export_csv(request):
-    form = CaseFilterForm(request.GET or None)
-    cases = cases_visible_to(request.user)
+    form = WorklistFilterForm(request.GET or None)
+    cases = worklist.annotate(cases_visible_to(request.user))
     if form.is_bound:
         if not form.is_valid():
             return HttpResponseBadRequest(
                 "Invalid filter: "
                 + "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
             )
-        cases = form.filter(cases)
+        cases = form.filter(cases, request.user)
     filters = {k: v for k, v in request.GET.items() if v}
     AuditEvent.record(request.user, AuditEvent.Verb.EXPORT, filters=filters)
     filename = export.export_filename()
