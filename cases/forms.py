@@ -127,6 +127,13 @@ class ReviewForm(forms.ModelForm):
             scan.case.lock()
             scan.refresh_from_db(fields=["outcome", "retracted_at"])
             scan.check_reviewable()
+            # A reviewer's new review supersedes their earlier one (which stays, as history).
+            amended = (
+                Review.objects.filter(prediction=self.prediction, reviewer=reviewer)
+                .order_by("-created_at", "-id")
+                .values_list("pk", flat=True)
+                .first()
+            )
             review.save()
             # Every review is audited, whichever door (page or API) it came through.
             AuditEvent.record(
@@ -136,6 +143,7 @@ class ReviewForm(forms.ModelForm):
                 decision=review.decision,
                 label=review.label,
                 case=self.prediction.scan.case_id,
+                **({"amends": amended} if amended else {}),
             )
         return review
 

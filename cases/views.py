@@ -14,6 +14,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
@@ -30,7 +31,7 @@ from .forms import (
     ScanRetractForm,
     WorklistFilterForm,
 )
-from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
+from .models import AuditEvent, Case, CaseClosed, Refusal, Scan, hash_patient_reference
 from .uploads import FileError, UploadRefused, accepted_formats, store_scans, validate_files
 
 logger = logging.getLogger(__name__)
@@ -131,18 +132,46 @@ def _retractable(scan, user) -> bool:
     return True
 
 
+def _review_history(prediction, user):
+    """The prediction's reviews, oldest first, each marked ``superseded_at`` when its author
+    amended it later (a new review by the same reviewer); the user's current review, if any."""
+    reviews = list(prediction.reviews.all())
+    latest_by = {}
+    for review in reviews:
+        review.superseded_at = None
+        if review.reviewer_id in latest_by:
+            latest_by[review.reviewer_id].superseded_at = review.created_at
+        latest_by[review.reviewer_id] = review
+    return reviews, latest_by.get(user.pk)
+
+
+def _prepare_scan(scan, case, user):
+    scan.case = case
+    scan.prediction = scan.latest_prediction
+    scan.retractable = _retractable(scan, user)
+    scan.reviewable = bool(scan.prediction) and scan.outcome != Scan.Outcome.NOT_MRI
+    scan.reviewed = scan.is_reviewed
+    if scan.prediction:
+        scan.reviews, scan.my_review = _review_history(scan.prediction, user)
+        scan.review_form = ReviewForm(prediction=scan.prediction, prefix=f"p{scan.prediction.pk}")
+    return scan
+
+
+def _flag_context(case):
+    """The case's flag line: the AI's flag, and the clinicians' verdict once all is reviewed."""
+    summary = worklist.annotate(Case.objects.filter(pk=case.pk)).get()
+    state = worklist.review_state(summary)
+    verdict = worklist.verdicts([case.pk]).get(case.pk) if state == worklist.ReviewState.ALL else None
+    case.flag = summary.flag  # a worker may have refreshed it since the page's case was read
+    return {"summary": summary, "review_state": state, "verdict": verdict}
+
+
 def _scans_context(case, user):
     scans = case.scans.not_retracted().prefetch_related(
         "predictions__model_version", "predictions__reviews__reviewer"
     )
-    scans = list(scans)
-    for scan in scans:
-        scan.case = case
-        scan.prediction = scan.latest_prediction
-        scan.retractable = _retractable(scan, user)
-        if scan.prediction:
-            scan.review_form = ReviewForm(prediction=scan.prediction, prefix=f"p{scan.prediction.pk}")
-    return {"case": case, "scans": scans, "pending": any(s.is_pending for s in scans)}
+    scans = [_prepare_scan(scan, case, user) for scan in scans]
+    return {"case": case, "scans": scans, "pending": any(s.is_pending for s in scans)} | _flag_context(case)
 
 
 @login_required
@@ -281,6 +310,23 @@ def explanation_image(request, pk):
     return FileResponse(prediction.explanation.open("rb"), content_type="image/png")
 
 
+def _review_answer(request, prediction, message, status=200, scan=None):
+    """JSON for the page's script (the scan and flag line re-rendered, so the reader stays where
+    they are), else a message and a redirect back to the scan."""
+    case = prediction.scan.case
+    if not _wants_json(request):
+        (messages.success if status == 200 else messages.error)(request, message)
+        return redirect(f"{reverse('cases:detail', args=[case.pk])}#scan-{prediction.scan_id}")
+    payload = {"message": message, "scan": prediction.scan_id}
+    if scan is not None:
+        context = {"case": case, "scan": scan, "user": request.user}
+        payload["scan_html"] = render_to_string("cases/_scan.html", context, request=request)
+        payload["flag_html"] = render_to_string(
+            "cases/_case_flag.html", {"case": case} | _flag_context(case), request=request
+        )
+    return JsonResponse(payload, status=status)
+
+
 @login_required
 @require_POST
 def review_create(request, pk):
@@ -289,18 +335,24 @@ def review_create(request, pk):
     )
     form = ReviewForm(request.POST, prediction=prediction, prefix=f"p{prediction.pk}")
     if not form.is_valid():
-        messages.error(request, "The review was not saved: choose one of the model's labels.")
-        return redirect("cases:detail", pk=prediction.scan.case_id)
+        return _review_answer(
+            request, prediction, "The review was not saved: choose one of the model's labels.", 400
+        )
     try:
         review = form.save(reviewer=request.user)
     except Refusal as refusal:
         AuditEvent.record_refusal(
             request.user, prediction.scan, "review", refusal, case=prediction.scan.case_id
         )
-        messages.error(request, f"The review was not saved. {refusal}")
-        return redirect("cases:detail", pk=prediction.scan.case_id)
-    messages.success(request, f"Review saved: {review.get_decision_display().lower()} {review.label}.")
-    return redirect("cases:detail", pk=prediction.scan.case_id)
+        return _review_answer(request, prediction, f"The review was not saved. {refusal}", 409)
+    message = f"Review saved: {review.get_decision_display().lower()} {review.label}."
+    scan = None
+    if _wants_json(request):
+        scans = Scan.objects.filter(pk=prediction.scan_id).prefetch_related(
+            "predictions__model_version", "predictions__reviews__reviewer"
+        )
+        scan = _prepare_scan(scans.get(), prediction.scan.case, request.user)
+    return _review_answer(request, prediction, message, scan=scan)
 
 
 @login_required
