@@ -31,7 +31,8 @@ from .forms import (
     ScanRetractForm,
     WorklistFilterForm,
 )
-from .models import AuditEvent, Case, CaseClosed, Refusal, Scan, hash_patient_reference
+from .models import AuditEvent, Case, CaseClosed, Consent, Refusal, Scan, hash_patient_reference
+from .roles import is_steward
 from .uploads import FileError, UploadRefused, accepted_formats, store_scans, validate_files
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,25 @@ def _scans_context(case, user):
     return {"case": case, "scans": scans, "pending": any(s.is_pending for s in scans)} | _flag_context(case)
 
 
+def _consent_context(case, user):
+    """Each scope's current consent (who recorded it, when) and its history, read-only here:
+    stewards record consent in Administration."""
+    current = {c.scope: c for c in case.consents.select_related("recorded_by")}
+
+    def granted(scope):
+        return getattr(current.get(scope), "state", None) == Consent.State.GRANTED
+
+    return {
+        "consents": [
+            {"scope": label, "consent": current.get(scope)} for scope, label in Consent.Scope.choices
+        ],
+        "consent_history": case.consent_events.select_related("recorded_by"),
+        "analytics_consent": granted(Consent.Scope.ANALYTICS),
+        "training_consent": granted(Consent.Scope.TRAINING),
+        "can_record_consent": is_steward(user),
+    }
+
+
 @login_required
 @require_GET
 def case_detail(request, pk):
@@ -184,11 +204,15 @@ def case_detail(request, pk):
         earlier = (
             cases_visible_to(request.user).filter(patient_ref_hash=case.patient_ref_hash).exclude(pk=case.pk)
         )
-    context = _scans_context(case, request.user) | {
-        "update_form": CaseUpdateForm(instance=case),
-        "earlier_cases": earlier,
-        "accepted_formats": accepted_formats(),
-    }
+    context = (
+        _scans_context(case, request.user)
+        | _consent_context(case, request.user)
+        | {
+            "update_form": CaseUpdateForm(instance=case),
+            "earlier_cases": earlier,
+            "accepted_formats": accepted_formats(),
+        }
+    )
     return render(request, "cases/case_detail.html", context)
 
 
@@ -236,11 +260,15 @@ def scan_upload(request, pk):
             if _wants_json(request):
                 response = JsonResponse({"errors": payload}, status=status)
             else:
-                context = _scans_context(case, request.user) | {
-                    "update_form": CaseUpdateForm(instance=case),
-                    "upload_errors": errors,
-                    "accepted_formats": accepted_formats(),
-                }
+                context = (
+                    _scans_context(case, request.user)
+                    | _consent_context(case, request.user)
+                    | {
+                        "update_form": CaseUpdateForm(instance=case),
+                        "upload_errors": errors,
+                        "accepted_formats": accepted_formats(),
+                    }
+                )
                 response = render(request, "cases/case_detail.html", context, status=status)
             if retry_after:
                 response["Retry-After"] = str(retry_after)
