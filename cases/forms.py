@@ -1,10 +1,12 @@
 """Forms for cases, their filters and reviews."""
 
 from django import forms
+from django.conf import settings
 from django.db import transaction
 
 from . import worklist
 from .models import AuditEvent, Case, Review, retraction_reason
+from .preferences import Preference, time_zone_choices
 
 
 class CaseCreateForm(forms.ModelForm):
@@ -90,6 +92,21 @@ class WorklistFilterForm(CaseFilterForm):
         if self.cleaned_data["mine"] and user is not None:
             queryset = worklist.filter_mine(queryset, user)
         return queryset
+
+
+class PreferencesForm(forms.ModelForm):
+    class Meta:
+        model = Preference
+        fields = ["time_zone"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"] = forms.ChoiceField(
+            required=False,
+            label="Time zone",
+            help_text="Every page shows times in this zone, and says which.",
+            choices=[("", f"Server default ({settings.TIME_ZONE})"), *time_zone_choices()],
+        )
 
 
 class PatientLookupForm(forms.Form):

@@ -737,3 +737,5 @@ def _storable(value):
     if isinstance(value, (list, tuple)):
         return [_storable(v) for v in value]
     return value
+
+from .preferences import Preference  # noqa: E402, F401  (its own module: the model split merges cleanly)

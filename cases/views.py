@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -17,22 +18,21 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.timesince import timesince
-from django.utils.timezone import localtime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import export, worklist
+from . import export, reading, worklist
 from .access import cases_visible_to, predictions_visible_to, scans_visible_to, teams_of
 from .forms import (
     CaseCreateForm,
     CaseUpdateForm,
     PatientLookupForm,
+    PreferencesForm,
     ReviewForm,
     ScanRetractForm,
     WorklistFilterForm,
 )
-from .models import AuditEvent, Case, CaseClosed, Consent, Refusal, Scan, hash_patient_reference
-from .roles import is_steward
+from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
+from .preferences import Preference
 from .uploads import FileError, UploadRefused, accepted_formats, store_scans, validate_files
 
 logger = logging.getLogger(__name__)
@@ -40,29 +40,6 @@ logger = logging.getLogger(__name__)
 
 def _wants_json(request):
     return request.headers.get("X-Requested-With") == "XMLHttpRequest"
-
-
-def _worklist_row(case, verdict, now):
-    """Everything a worklist row shows: the template caches the rows' HTML under these values."""
-    state = worklist.review_state(case)
-    since = "last upload" if case.last_activity != case.created_at else "opened"
-    return {
-        "pk": case.pk,
-        "pseudonym": case.pseudonym,
-        "team": case.team.name,
-        "status": case.get_status_display(),
-        "flag": case.flag,
-        "flag_display": case.get_flag_display(),
-        "scans": f"{case.scans_done}/{case.scans_total}",
-        "review_state": state,
-        "reviewed": f"{case.scans_reviewed}/{case.scans_to_review}",
-        "verdict": str(verdict) if verdict and state == worklist.ReviewState.ALL else "",
-        "verdict_tumour": bool(verdict and verdict.tumour),
-        "age": timesince(case.last_activity, now).split(",")[0],
-        "since": since,
-        "last_activity": localtime(case.last_activity).strftime("%Y-%m-%d %H:%M %Z"),
-        "priority": case.priority,
-    }
 
 
 @login_required
@@ -77,7 +54,7 @@ def case_list(request):
     query.pop("page", None)
     found = worklist.verdicts(case.pk for case in page)
     now = timezone.now()
-    rows = [_worklist_row(case, found.get(case.pk), now) for case in page]
+    rows = [worklist.row(case, found.get(case.pk), now) for case in page]
     return render(
         request,
         "cases/case_list.html",
@@ -125,75 +102,6 @@ def case_create(request):
     return render(request, "cases/case_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def _retractable(scan, user) -> bool:
-    try:
-        scan.check_retractable(user)
-    except Refusal:
-        return False
-    return True
-
-
-def _review_history(prediction, user):
-    """The prediction's reviews, oldest first, each marked ``superseded_at`` when its author
-    amended it later (a new review by the same reviewer); the user's current review, if any."""
-    reviews = list(prediction.reviews.all())
-    latest_by = {}
-    for review in reviews:
-        review.superseded_at = None
-        if review.reviewer_id in latest_by:
-            latest_by[review.reviewer_id].superseded_at = review.created_at
-        latest_by[review.reviewer_id] = review
-    return reviews, latest_by.get(user.pk)
-
-
-def _prepare_scan(scan, case, user):
-    scan.case = case
-    scan.prediction = scan.latest_prediction
-    scan.retractable = _retractable(scan, user)
-    scan.reviewable = bool(scan.prediction) and scan.outcome != Scan.Outcome.NOT_MRI
-    scan.reviewed = scan.is_reviewed
-    if scan.prediction:
-        scan.reviews, scan.my_review = _review_history(scan.prediction, user)
-        scan.review_form = ReviewForm(prediction=scan.prediction, prefix=f"p{scan.prediction.pk}")
-    return scan
-
-
-def _flag_context(case):
-    """The case's flag line: the AI's flag, and the clinicians' verdict once all is reviewed."""
-    summary = worklist.annotate(Case.objects.filter(pk=case.pk)).get()
-    state = worklist.review_state(summary)
-    verdict = worklist.verdicts([case.pk]).get(case.pk) if state == worklist.ReviewState.ALL else None
-    case.flag = summary.flag  # a worker may have refreshed it since the page's case was read
-    return {"summary": summary, "review_state": state, "verdict": verdict}
-
-
-def _scans_context(case, user):
-    scans = case.scans.not_retracted().prefetch_related(
-        "predictions__model_version", "predictions__reviews__reviewer"
-    )
-    scans = [_prepare_scan(scan, case, user) for scan in scans]
-    return {"case": case, "scans": scans, "pending": any(s.is_pending for s in scans)} | _flag_context(case)
-
-
-def _consent_context(case, user):
-    """Each scope's current consent (who recorded it, when) and its history, read-only here:
-    stewards record consent in Administration."""
-    current = {c.scope: c for c in case.consents.select_related("recorded_by")}
-
-    def granted(scope):
-        return getattr(current.get(scope), "state", None) == Consent.State.GRANTED
-
-    return {
-        "consents": [
-            {"scope": label, "consent": current.get(scope)} for scope, label in Consent.Scope.choices
-        ],
-        "consent_history": case.consent_events.select_related("recorded_by"),
-        "analytics_consent": granted(Consent.Scope.ANALYTICS),
-        "training_consent": granted(Consent.Scope.TRAINING),
-        "can_record_consent": is_steward(user),
-    }
-
-
 @login_required
 @require_GET
 def case_detail(request, pk):
@@ -205,8 +113,8 @@ def case_detail(request, pk):
             cases_visible_to(request.user).filter(patient_ref_hash=case.patient_ref_hash).exclude(pk=case.pk)
         )
     context = (
-        _scans_context(case, request.user)
-        | _consent_context(case, request.user)
+        reading.scans_context(case, request.user)
+        | reading.consent_context(case, request.user)
         | {
             "update_form": CaseUpdateForm(instance=case),
             "earlier_cases": earlier,
@@ -221,7 +129,7 @@ def case_detail(request, pk):
 def case_scans_fragment(request, pk):
     """The scans panel alone, polled by the case page while scans are processed."""
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    return render(request, "cases/_scans.html", _scans_context(case, request.user))
+    return render(request, "cases/_scans.html", reading.scans_context(case, request.user))
 
 
 @login_required
@@ -261,8 +169,8 @@ def scan_upload(request, pk):
                 response = JsonResponse({"errors": payload}, status=status)
             else:
                 context = (
-                    _scans_context(case, request.user)
-                    | _consent_context(case, request.user)
+                    reading.scans_context(case, request.user)
+                    | reading.consent_context(case, request.user)
                     | {
                         "update_form": CaseUpdateForm(instance=case),
                         "upload_errors": errors,
@@ -350,7 +258,7 @@ def _review_answer(request, prediction, message, status=200, scan=None):
         context = {"case": case, "scan": scan, "user": request.user}
         payload["scan_html"] = render_to_string("cases/_scan.html", context, request=request)
         payload["flag_html"] = render_to_string(
-            "cases/_case_flag.html", {"case": case} | _flag_context(case), request=request
+            "cases/_case_flag.html", {"case": case} | reading.flag_context(case), request=request
         )
     return JsonResponse(payload, status=status)
 
@@ -379,8 +287,23 @@ def review_create(request, pk):
         scans = Scan.objects.filter(pk=prediction.scan_id).prefetch_related(
             "predictions__model_version", "predictions__reviews__reviewer"
         )
-        scan = _prepare_scan(scans.get(), prediction.scan.case, request.user)
+        scan = reading.prepare_scan(scans.get(), prediction.scan.case, request.user)
     return _review_answer(request, prediction, message, scan=scan)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request):
+    """The user's own display preferences. Not audited: the audit trail covers what changes access
+    (roles, groups, active flag, password), and a display time zone changes none."""
+    current = Preference.objects.filter(user=request.user).first() or Preference(user=request.user)
+    form = PreferencesForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        zone = form.instance.time_zone or settings.TIME_ZONE
+        messages.success(request, f"Preferences saved: times are shown in {zone}.")
+        return redirect("cases:preferences")
+    return render(request, "cases/preferences.html", {"form": form}, status=400 if form.errors else 200)
 
 
 @login_required

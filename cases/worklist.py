@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from django.db.models import Case as Choose
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
+from django.utils.timesince import timesince
+from django.utils.timezone import localtime
 
 from ml.labels import NOTUMOR
 
@@ -120,3 +122,26 @@ def verdicts(case_ids) -> dict[int, Verdict]:
         if label != no_finding:
             found.add(label)
     return {case_id: Verdict(tuple(sorted(labels))) for case_id, labels in tumours.items()}
+
+
+def row(case, verdict, now) -> dict:
+    """Everything a worklist row shows: the template caches the rows' HTML under these values."""
+    state = review_state(case)
+    since = "last upload" if case.last_activity != case.created_at else "opened"
+    return {
+        "pk": case.pk,
+        "pseudonym": case.pseudonym,
+        "team": case.team.name,
+        "status": case.get_status_display(),
+        "flag": case.flag,
+        "flag_display": case.get_flag_display(),
+        "scans": f"{case.scans_done}/{case.scans_total}",
+        "review_state": state,
+        "reviewed": f"{case.scans_reviewed}/{case.scans_to_review}",
+        "verdict": str(verdict) if verdict and state == ReviewState.ALL else "",
+        "verdict_tumour": bool(verdict and verdict.tumour),
+        "age": timesince(case.last_activity, now).split(",")[0],
+        "since": since,
+        "last_activity": localtime(case.last_activity).strftime("%Y-%m-%d %H:%M %Z"),
+        "priority": case.priority,
+    }
