@@ -2,6 +2,7 @@
 and the clinicians' verdict once every scan with a prediction is reviewed."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Case as Choose
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value, When
@@ -17,6 +18,9 @@ ORDER_RULE = (
     "Unreviewed cases with a suspected tumour first, then unreviewed uncertain ones, then the rest; "
     "oldest first within each group (since the case was opened or last received a scan)."
 )
+
+
+MINUTE = timedelta(minutes=1)
 
 
 class ReviewState:
@@ -124,6 +128,11 @@ def verdicts(case_ids) -> dict[int, Verdict]:
     return {case_id: Verdict(tuple(sorted(labels))) for case_id, labels in tumours.items()}
 
 
+def _age(since, now) -> str:
+    """The largest unit only ("3 hours", not "3 hours, 12 minutes"): the list is read at a glance."""
+    return timesince(since, now).split(",")[0] if now - since >= MINUTE else "just now"
+
+
 def row(case, verdict, now) -> dict:
     """Everything a worklist row shows: the template caches the rows' HTML under these values."""
     state = review_state(case)
@@ -140,7 +149,7 @@ def row(case, verdict, now) -> dict:
         "reviewed": f"{case.scans_reviewed}/{case.scans_to_review}",
         "verdict": str(verdict) if verdict and state == ReviewState.ALL else "",
         "verdict_tumour": bool(verdict and verdict.tumour),
-        "age": timesince(case.last_activity, now).split(",")[0],
+        "age": _age(case.last_activity, now),
         "since": since,
         "last_activity": localtime(case.last_activity).strftime("%Y-%m-%d %H:%M %Z"),
         "priority": case.priority,

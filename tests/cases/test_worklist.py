@@ -75,6 +75,7 @@ def test_row_shows_scan_counts_review_state_and_age(owner_client, team, owner):
     _aged(fresh, 26)
     rows = dict(_rows(owner_client))
     assert "1 day since opened" in _row_text(rows[str(fresh.pk)])
+    assert "just now since last upload" in _row_text(rows[str(case.pk)])
     assert "nothing to review" in _row_text(rows[str(fresh.pk)])
 
 
