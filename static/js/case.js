@@ -214,8 +214,11 @@
     } else if (event.key === "k" || event.key === "p") {
       focusScan(all[Math.max(index - 1, 0)], true);
     } else if (event.key === "c" && current) {
+      // Never confirm a scan the reader cannot see: the first press brings it into view.
+      const box = current.getBoundingClientRect();
       const confirm = current.querySelector(".confirm-form button");
-      if (confirm && !confirm.disabled) confirm.click();
+      if (box.bottom < 150 || box.top > window.innerHeight * 0.6) focusScan(current, true);
+      else if (confirm && !confirm.disabled) confirm.click();
     } else {
       return;
     }

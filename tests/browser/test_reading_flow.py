@@ -94,6 +94,15 @@ class Steps:
         self.screenshot("confirmed")
         return focused
 
+    def confirm_by_key(self, scan_id) -> str:
+        """``c`` on the focused scan (j/k brought it to the top of the window)."""
+        assert self.page.evaluate("document.activeElement.id") == f"scan-{scan_id}"
+        before = self.page.evaluate("window.scrollY")
+        self.page.keyboard.press("c")
+        focused = self._saved(scan_id, before)
+        self.screenshot("confirmed-by-key")
+        return focused
+
     def correct(self, scan_id, label, comment) -> str:
         before = self._scroll_to(scan_id)
         article = self.page.locator(f"#scan-{scan_id}")
@@ -140,7 +149,7 @@ def test_worklist_upload_live_count_confirm_correct_and_back(
     assert counts and counts[-1] == "10"
 
     scans = page.locator("#scans .scan[data-reviewable='true']")
-    assert scans.count() >= 3, "fewer than three slices were read as brain MRI"
+    assert scans.count() >= 4, "fewer than four slices were read as brain MRI"
     ids = [int(scans.nth(i).get_attribute("id").split("-")[1]) for i in range(scans.count())]
     confirmed = page.text_content(f"#scan-{ids[0]} .result .label").strip()
     assert steps.confirm(ids[0]) == f"scan-{ids[1]}"  # focus moved to the next unreviewed scan
@@ -153,13 +162,15 @@ def test_worklist_upload_live_count_confirm_correct_and_back(
     assert page.evaluate("document.activeElement.id") == f"scan-{ids[1]}"
     page.keyboard.press("j")
     assert page.evaluate("document.activeElement.id") == f"scan-{ids[2]}"
+    assert steps.confirm_by_key(ids[2]) == f"scan-{ids[3]}"
 
+    third = page.text_content(f"#scan-{ids[2]} .result .label").strip()
     decisions = sorted(Review.objects.values_list("decision", "label"))
-    assert decisions == [("confirmed", confirmed), ("corrected", other)]
+    assert decisions == sorted([("confirmed", confirmed), ("corrected", other), ("confirmed", third)])
     assert "browser test: second opinion" in page.text_content(f"#scan-{ids[1]} .reviews")
 
     steps.back_to_worklist()
     row = steps.row_of(top.pk)
     assert row.locator(".review-state").get_attribute("data-state") == "some"
-    assert f"Some (2/{len(ids)})" in row.text_content()
+    assert f"Some (3/{len(ids)})" in row.text_content()
     assert errors == []
