@@ -738,4 +738,5 @@ def _storable(value):
         return [_storable(v) for v in value]
     return value
 
+
 from .preferences import Preference  # noqa: E402, F401  (its own module: the model split merges cleanly)

@@ -255,11 +255,9 @@ def _review_answer(request, prediction, message, status=200, scan=None):
         return redirect(f"{reverse('cases:detail', args=[case.pk])}#scan-{prediction.scan_id}")
     payload = {"message": message, "scan": prediction.scan_id}
     if scan is not None:
-        context = {"case": case, "scan": scan, "user": request.user}
-        payload["scan_html"] = render_to_string("cases/_scan.html", context, request=request)
-        payload["flag_html"] = render_to_string(
-            "cases/_case_flag.html", {"case": case} | reading.flag_context(case), request=request
-        )
+        # The scans fragment holding this one scan: the script takes the scan and the flag line.
+        context = {"case": case, "scans": [scan], "pending": scan.is_pending} | reading.flag_context(case)
+        payload["scans_html"] = render_to_string("cases/_scans.html", context, request=request)
     return JsonResponse(payload, status=status)
 
 

@@ -178,17 +178,21 @@
     })
       .then((response) => response.json().then((body) => ({ ok: response.ok, body: body })))
       .then(({ ok, body }) => {
-        if (!ok || !body.scan_html) {
+        if (!ok || !body.scans_html) {
           reviewForm.querySelectorAll("button").forEach((button) => { button.disabled = false; });
           status.textContent = body.message || "The review was not saved.";
           status.classList.add("error");
           return;
         }
+        // The answer is the scans fragment holding this scan alone: take the scan and the flag line.
         const id = article.id;
+        const answer = document.createElement("template");
+        answer.innerHTML = body.scans_html;
         keepInView(id, () => {
-          article.outerHTML = body.scan_html;
+          article.replaceWith(answer.content.getElementById(id));
           const flag = document.getElementById("case-flag-line");
-          if (flag && body.flag_html) flag.outerHTML = body.flag_html;
+          const freshFlag = answer.content.getElementById("case-flag-line");
+          if (flag && freshFlag) flag.replaceWith(freshFlag);
         });
         const saved = document.getElementById(id);
         saved.querySelector(".review-status").textContent = body.message;
