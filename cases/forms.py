@@ -1,11 +1,14 @@
 """Forms for cases, their filters and reviews."""
 
 from django import forms
+from django.conf import settings
 from django.db import transaction
 
 from inference.models import Review
 
+from . import worklist
 from .models import AuditEvent, Case, retraction_reason
+from .preferences import Preference, time_zone_choices
 
 
 class CaseCreateForm(forms.ModelForm):
@@ -70,6 +73,42 @@ class CaseFilterForm(forms.Form):
         return queryset
 
 
+class WorklistFilterForm(CaseFilterForm):
+    """The case list's filters: the case filters and three quick ones, combinable with them."""
+
+    unreviewed = forms.BooleanField(required=False, label="Unreviewed")
+    suspected = forms.BooleanField(required=False, label="Suspected tumour")
+    mine = forms.BooleanField(required=False, label="Mine", help_text="cases I opened or uploaded to")
+
+    def filter(self, queryset, user=None):
+        """``queryset`` annotated by cases.worklist.annotate (the unreviewed filter reads it)."""
+        queryset = super().filter(queryset)
+        if not self.is_valid():
+            return queryset
+        if self.cleaned_data["unreviewed"]:
+            queryset = worklist.filter_unreviewed(queryset)
+        if self.cleaned_data["suspected"]:
+            queryset = queryset.filter(flag=Case.Flag.TUMOUR_SUSPECTED)
+        if self.cleaned_data["mine"] and user is not None:
+            queryset = worklist.filter_mine(queryset, user)
+        return queryset
+
+
+class PreferencesForm(forms.ModelForm):
+    class Meta:
+        model = Preference
+        fields = ["time_zone"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"] = forms.ChoiceField(
+            required=False,
+            label="Time zone",
+            help_text="Every page shows times in this zone, and says which.",
+            choices=[("", f"Server default ({settings.TIME_ZONE})"), *time_zone_choices()],
+        )
+
+
 class PatientLookupForm(forms.Form):
     patient_reference = forms.CharField(
         max_length=100, label="Patient reference", widget=forms.TextInput(attrs={"autocomplete": "off"})
@@ -104,6 +143,13 @@ class ReviewForm(forms.ModelForm):
             scan.case.lock()
             scan.refresh_from_db(fields=["outcome", "retracted_at"])
             scan.check_reviewable()
+            # A reviewer's new review supersedes their earlier one (which stays, as history).
+            amended = (
+                Review.objects.filter(prediction=self.prediction, reviewer=reviewer)
+                .order_by("-created_at", "-id")
+                .values_list("pk", flat=True)
+                .first()
+            )
             review.save()
             # Every review is audited, whichever door (page or API) it came through.
             AuditEvent.record(
@@ -113,6 +159,7 @@ class ReviewForm(forms.ModelForm):
                 decision=review.decision,
                 label=review.label,
                 case=self.prediction.scan.case_id,
+                **({"amends": amended} if amended else {}),
             )
         return review
 

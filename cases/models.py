@@ -1,5 +1,5 @@
 """Teams, their members and cases; the rest of the app's models live in topic modules (scans,
-consent, auditlog) and are imported here, so Django loads them and ``cases.models.X`` works."""
+consent, auditlog, preferences) and are imported here, so Django loads them and ``cases.models.X`` works."""
 
 import hashlib
 import hmac
@@ -10,6 +10,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from .auditlog import AuditEvent
 from .consent import Consent, ConsentEvent
+from .preferences import Preference
 from .pseudonyms import generate_pseudonym
 from .refusals import CaseClosed, NotAllowed, NotReviewable, Refusal, ScanBusy
 from .scans import (
@@ -34,6 +35,7 @@ __all__ = [
     "Membership",
     "NotAllowed",
     "NotReviewable",
+    "Preference",
     "Refusal",
     "Scan",
     "ScanBusy",

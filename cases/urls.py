@@ -10,6 +10,7 @@ urlpatterns = [
     path("new/", views.case_create, name="create"),
     path("find-patient/", views.find_patient, name="find_patient"),
     path("export.csv", views.export_csv, name="export"),
+    path("preferences/", views.preferences, name="preferences"),
     path("<int:pk>/", views.case_detail, name="detail"),
     path("<int:pk>/edit/", views.case_update, name="update"),
     path("<int:pk>/scans/", views.scan_upload, name="upload"),

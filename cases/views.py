@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -13,20 +14,24 @@ from django.http import (
     JsonResponse,
 )
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import export
+from . import export, reading, worklist
 from .access import cases_visible_to, predictions_visible_to, scans_visible_to, teams_of
 from .forms import (
     CaseCreateForm,
-    CaseFilterForm,
     CaseUpdateForm,
     PatientLookupForm,
+    PreferencesForm,
     ReviewForm,
     ScanRetractForm,
+    WorklistFilterForm,
 )
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
+from .preferences import Preference
 from .uploads import FileError, UploadRefused, accepted_formats, upload_scans
 
 logger = logging.getLogger(__name__)
@@ -39,15 +44,16 @@ def _wants_json(request):
 @login_required
 @require_GET
 def case_list(request):
-    form = CaseFilterForm(request.GET or None)
-    cases = cases_visible_to(request.user).select_related("team")
+    form = WorklistFilterForm(request.GET or None)
+    cases = worklist.annotate(cases_visible_to(request.user).select_related("team"))
     if form.is_bound:
-        cases = form.filter(cases)
+        cases = form.filter(cases, request.user)
     page = Paginator(cases, 25).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    # Everything a row shows: the template caches the rows' HTML under it, so it is never stale.
-    rows = [(c.pk, c.pseudonym, c.team.name, c.status, c.flag, c.created_at) for c in page]
+    found = worklist.verdicts(case.pk for case in page)
+    now = timezone.now()
+    rows = [worklist.row(case, found.get(case.pk), now) for case in page]
     return render(
         request,
         "cases/case_list.html",
@@ -56,6 +62,8 @@ def case_list(request):
             "lookup_form": PatientLookupForm(),
             "page": page,
             "rows": rows,
+            "rows_key": [tuple(row.values()) for row in rows],
+            "order_rule": worklist.ORDER_RULE,
             "query": query.urlencode(),
             "can_create": teams_of(request.user).exists(),
         },
@@ -90,28 +98,6 @@ def case_create(request):
     return render(request, "cases/case_form.html", {"form": form}, status=400 if form.errors else 200)
 
 
-def _retractable(scan, user) -> bool:
-    try:
-        scan.check_retractable(user)
-    except Refusal:
-        return False
-    return True
-
-
-def _scans_context(case, user):
-    scans = case.scans.not_retracted().prefetch_related(
-        "predictions__model_version", "predictions__reviews__reviewer"
-    )
-    scans = list(scans)
-    for scan in scans:
-        scan.case = case
-        scan.prediction = scan.latest_prediction
-        scan.retractable = _retractable(scan, user)
-        if scan.prediction:
-            scan.review_form = ReviewForm(prediction=scan.prediction, prefix=f"p{scan.prediction.pk}")
-    return {"case": case, "scans": scans, "pending": any(s.is_pending for s in scans)}
-
-
 @login_required
 @require_GET
 def case_detail(request, pk):
@@ -122,11 +108,15 @@ def case_detail(request, pk):
         earlier = (
             cases_visible_to(request.user).filter(patient_ref_hash=case.patient_ref_hash).exclude(pk=case.pk)
         )
-    context = _scans_context(case, request.user) | {
-        "update_form": CaseUpdateForm(instance=case),
-        "earlier_cases": earlier,
-        "accepted_formats": accepted_formats(),
-    }
+    context = (
+        reading.scans_context(case, request.user)
+        | reading.consent_context(case, request.user)
+        | {
+            "update_form": CaseUpdateForm(instance=case),
+            "earlier_cases": earlier,
+            "accepted_formats": accepted_formats(),
+        }
+    )
     return render(request, "cases/case_detail.html", context)
 
 
@@ -135,7 +125,7 @@ def case_detail(request, pk):
 def case_scans_fragment(request, pk):
     """The scans panel alone, polled by the case page while scans are processed."""
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
-    return render(request, "cases/_scans.html", _scans_context(case, request.user))
+    return render(request, "cases/_scans.html", reading.scans_context(case, request.user))
 
 
 @login_required
@@ -174,11 +164,15 @@ def scan_upload(request, pk):
         if _wants_json(request):
             response = JsonResponse({"errors": payload}, status=status)
         else:
-            context = _scans_context(case, request.user) | {
-                "update_form": CaseUpdateForm(instance=case),
-                "upload_errors": errors,
-                "accepted_formats": accepted_formats(),
-            }
+            context = (
+                reading.scans_context(case, request.user)
+                | reading.consent_context(case, request.user)
+                | {
+                    "update_form": CaseUpdateForm(instance=case),
+                    "upload_errors": errors,
+                    "accepted_formats": accepted_formats(),
+                }
+            )
             response = render(request, "cases/case_detail.html", context, status=status)
         if retry_after:
             response["Retry-After"] = str(retry_after)
@@ -240,6 +234,21 @@ def explanation_image(request, pk):
     return FileResponse(prediction.explanation.open("rb"), content_type="image/png")
 
 
+def _review_answer(request, prediction, message, status=200, scan=None):
+    """JSON for the page's script (the scan and flag line re-rendered, so the reader stays where
+    they are), else a message and a redirect back to the scan."""
+    case = prediction.scan.case
+    if not _wants_json(request):
+        (messages.success if status == 200 else messages.error)(request, message)
+        return redirect(f"{reverse('cases:detail', args=[case.pk])}#scan-{prediction.scan_id}")
+    payload = {"message": message, "scan": prediction.scan_id}
+    if scan is not None:
+        # The scans fragment holding this one scan: the script takes the scan and the flag line.
+        context = {"case": case, "scans": [scan], "pending": scan.is_pending} | reading.flag_context(case)
+        payload["scans_html"] = render_to_string("cases/_scans.html", context, request=request)
+    return JsonResponse(payload, status=status)
+
+
 @login_required
 @require_POST
 def review_create(request, pk):
@@ -248,29 +257,50 @@ def review_create(request, pk):
     )
     form = ReviewForm(request.POST, prediction=prediction, prefix=f"p{prediction.pk}")
     if not form.is_valid():
-        messages.error(request, "The review was not saved: choose one of the model's labels.")
-        return redirect("cases:detail", pk=prediction.scan.case_id)
+        return _review_answer(
+            request, prediction, "The review was not saved: choose one of the model's labels.", 400
+        )
     try:
         review = form.save(reviewer=request.user)
     except Refusal as refusal:
-        messages.error(request, f"The review was not saved. {refusal}")
-        return redirect("cases:detail", pk=prediction.scan.case_id)
-    messages.success(request, f"Review saved: {review.get_decision_display().lower()} {review.label}.")
-    return redirect("cases:detail", pk=prediction.scan.case_id)
+        return _review_answer(request, prediction, f"The review was not saved. {refusal}", 409)
+    message = f"Review saved: {review.get_decision_display().lower()} {review.label}."
+    scan = None
+    if _wants_json(request):
+        scans = Scan.objects.filter(pk=prediction.scan_id).prefetch_related(
+            "predictions__model_version", "predictions__reviews__reviewer"
+        )
+        scan = reading.prepare_scan(scans.get(), prediction.scan.case, request.user)
+    return _review_answer(request, prediction, message, scan=scan)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def preferences(request):
+    """The user's own display preferences. Not audited: the audit trail covers what changes access
+    (roles, groups, active flag, password), and a display time zone changes none."""
+    current = Preference.objects.filter(user=request.user).first() or Preference(user=request.user)
+    form = PreferencesForm(request.POST or None, instance=current)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        zone = form.instance.time_zone or settings.TIME_ZONE
+        messages.success(request, f"Preferences saved: times are shown in {zone}.")
+        return redirect("cases:preferences")
+    return render(request, "cases/preferences.html", {"form": form}, status=400 if form.errors else 200)
 
 
 @login_required
 @require_GET
 def export_csv(request):
-    form = CaseFilterForm(request.GET or None)
-    cases = cases_visible_to(request.user)
+    form = WorklistFilterForm(request.GET or None)
+    cases = worklist.annotate(cases_visible_to(request.user))
     if form.is_bound:
         if not form.is_valid():
             return HttpResponseBadRequest(
                 "Invalid filter: "
                 + "; ".join(f"{field}: {' '.join(errs)}" for field, errs in form.errors.items())
             )
-        cases = form.filter(cases)
+        cases = form.filter(cases, request.user)
     filters = {k: v for k, v in request.GET.items() if v}
     AuditEvent.record(request.user, AuditEvent.Verb.EXPORT, filters=filters)
     return export.csv_response(export.case_rows(cases), export.export_filename())

@@ -1,0 +1,156 @@
+"""The clinicians' worklist: each case's scan and review counts in one query, the reading order,
+and the clinicians' verdict once every scan with a prediction is reviewed."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Case as Choose
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
+from django.utils.timesince import timesince
+from django.utils.timezone import localtime
+
+from ml.labels import NOTUMOR
+
+from .models import Case, Review, Scan, predictions
+
+ORDER_RULE = (
+    "Unreviewed cases with a suspected tumour first, then unreviewed uncertain ones, then the rest; "
+    "oldest first within each group (since the case was opened or last received a scan)."
+)
+
+
+MINUTE = timedelta(minutes=1)
+
+
+class ReviewState:
+    ALL = "all"
+    SOME = "some"
+    NONE = "none"
+    NOTHING = ""  # no scan with a prediction to review yet
+
+
+def _count(scans):
+    counted = scans.order_by().values("case").annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def annotate(cases):
+    """``cases`` with scans, scans_done, scans_to_review, scans_reviewed, last_activity and
+    priority (0: unreviewed and tumour suspected, 1: unreviewed and uncertain, 2: the rest), in
+    reading order. Correlated subqueries, so one query whatever the number of cases."""
+    scans = Scan.objects.filter(case=OuterRef("pk"), retracted_at=None)
+    # A scan to review: it has a prediction and the gate read it as a brain MRI (Scan.check_reviewable).
+    to_review = scans.filter(Exists(predictions().filter(scan=OuterRef("pk")))).exclude(
+        outcome=Scan.Outcome.NOT_MRI
+    )
+    reviewed = to_review.filter(Exists(Review.objects.filter(prediction__scan=OuterRef("pk"))))
+    last_upload = Subquery(scans.order_by("-uploaded_at").values("uploaded_at")[:1])
+    unreviewed = Q(scans_reviewed__lt=F("scans_to_review"))
+    return (
+        cases.annotate(
+            scans_total=_count(scans),
+            scans_done=_count(scans.filter(status=Scan.Status.DONE)),
+            scans_to_review=_count(to_review),
+            scans_reviewed=_count(reviewed),
+            last_activity=Coalesce(last_upload, "created_at"),
+        )
+        .annotate(
+            priority=Choose(
+                When(unreviewed & Q(flag=Case.Flag.TUMOUR_SUSPECTED), then=Value(0)),
+                When(unreviewed & Q(flag=Case.Flag.UNCERTAIN), then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("priority", "last_activity", "pk")
+    )
+
+
+def filter_unreviewed(cases):
+    """Annotated cases with at least one scan awaiting its first review."""
+    return cases.filter(scans_reviewed__lt=F("scans_to_review"))
+
+
+def filter_mine(cases, user):
+    """Cases ``user`` opened or uploaded a scan to."""
+    uploaded = Scan.objects.filter(case=OuterRef("pk"), uploaded_by=user, retracted_at=None)
+    return cases.filter(Q(created_by=user) | Exists(uploaded))
+
+
+def review_state(case) -> str:
+    if not case.scans_to_review:
+        return ReviewState.NOTHING
+    if case.scans_reviewed == case.scans_to_review:
+        return ReviewState.ALL
+    return ReviewState.SOME if case.scans_reviewed else ReviewState.NONE
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the clinicians' latest review of each scan says, taken together."""
+
+    tumour_labels: tuple[str, ...]
+
+    @property
+    def tumour(self) -> bool:
+        return bool(self.tumour_labels)
+
+    def __str__(self):
+        if self.tumour:
+            return f"Reviewed: tumour ({', '.join(self.tumour_labels)})"
+        return "Reviewed: no tumour"
+
+
+def verdicts(case_ids) -> dict[int, Verdict]:
+    """The verdict of each case whose scans have reviews, from the latest review of each scan (an
+    amendment supersedes its author's earlier review; field performance reads the latest too).
+    Callers show it only once every scan to review is reviewed (review_state ALL). One query."""
+    rows = (
+        Review.objects.filter(prediction__scan__case__in=list(case_ids), prediction__scan__retracted_at=None)
+        .exclude(prediction__scan__outcome=Scan.Outcome.NOT_MRI)
+        .order_by("prediction__scan_id", "created_at", "id")
+        .values_list(
+            "prediction__scan__case_id",
+            "prediction__scan_id",
+            "label",
+            "prediction__model_version__card__no_finding_class",
+        )
+    )
+    latest = {}
+    for case_id, scan_id, label, no_finding in rows:
+        latest[scan_id] = (case_id, label, no_finding or NOTUMOR)
+    tumours: dict[int, set[str]] = {}
+    for case_id, label, no_finding in latest.values():
+        found = tumours.setdefault(case_id, set())
+        if label != no_finding:
+            found.add(label)
+    return {case_id: Verdict(tuple(sorted(labels))) for case_id, labels in tumours.items()}
+
+
+def _age(since, now) -> str:
+    """The largest unit only ("3 hours", not "3 hours, 12 minutes"): the list is read at a glance."""
+    return timesince(since, now).split(",")[0] if now - since >= MINUTE else "just now"
+
+
+def row(case, verdict, now) -> dict:
+    """Everything a worklist row shows: the template caches the rows' HTML under these values."""
+    state = review_state(case)
+    since = "last upload" if case.last_activity != case.created_at else "opened"
+    return {
+        "pk": case.pk,
+        "pseudonym": case.pseudonym,
+        "team": case.team.name,
+        "status": case.get_status_display(),
+        "flag": case.flag,
+        "flag_display": case.get_flag_display(),
+        "scans": f"{case.scans_done}/{case.scans_total}",
+        "review_state": state,
+        "reviewed": f"{case.scans_reviewed}/{case.scans_to_review}",
+        "verdict": str(verdict) if verdict and state == ReviewState.ALL else "",
+        "verdict_tumour": bool(verdict and verdict.tumour),
+        "age": _age(case.last_activity, now),
+        "since": since,
+        "last_activity": localtime(case.last_activity).strftime("%Y-%m-%d %H:%M %Z"),
+        "priority": case.priority,
+    }
