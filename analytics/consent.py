@@ -33,7 +33,7 @@ def usable_reviews():
 
 def reviews_without_consent():
     """Reviews left out of field performance only because their case lacks analytics consent."""
-    from cases.models import Review
+    from inference.models import Review
 
     return Review.objects.filter(prediction__scan__retracted_at=None).exclude(
         prediction__scan__case__in=cases_with_analytics_consent()

@@ -12,7 +12,7 @@ from django.utils.timezone import localtime
 
 from ml.labels import NOTUMOR
 
-from .models import Case, Review, Scan, predictions
+from .models import Case, Scan, predictions, reviews
 
 ORDER_RULE = (
     "Unreviewed cases with a suspected tumour first, then unreviewed uncertain ones, then the rest; "
@@ -44,7 +44,7 @@ def annotate(cases):
     to_review = scans.filter(Exists(predictions().filter(scan=OuterRef("pk")))).exclude(
         outcome=Scan.Outcome.NOT_MRI
     )
-    reviewed = to_review.filter(Exists(Review.objects.filter(prediction__scan=OuterRef("pk"))))
+    reviewed = to_review.filter(Exists(reviews().filter(prediction__scan=OuterRef("pk"))))
     last_upload = Subquery(scans.order_by("-uploaded_at").values("uploaded_at")[:1])
     unreviewed = Q(scans_reviewed__lt=F("scans_to_review"))
     return (
@@ -107,7 +107,8 @@ def verdicts(case_ids) -> dict[int, Verdict]:
     amendment supersedes its author's earlier review; field performance reads the latest too).
     Callers show it only once every scan to review is reviewed (review_state ALL). One query."""
     rows = (
-        Review.objects.filter(prediction__scan__case__in=list(case_ids), prediction__scan__retracted_at=None)
+        reviews()
+        .filter(prediction__scan__case__in=list(case_ids), prediction__scan__retracted_at=None)
         .exclude(prediction__scan__outcome=Scan.Outcome.NOT_MRI)
         .order_by("prediction__scan_id", "created_at", "id")
         .values_list(

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from cases.models import Case, Review
+from cases.models import Case
+from inference.models import Review
 from tests.browser.test_main_path import page  # noqa: F401  (the headless Chromium fixture)
 from tests.conftest import REPO_ROOT, real_mri_images
 from tests.factories import CaseFactory

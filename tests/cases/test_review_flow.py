@@ -7,7 +7,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from cases.models import AuditEvent, Case, Review, Scan
+from cases.models import AuditEvent, Case, Scan
+from inference.models import Review
 from tests.factories import PredictionFactory, ReviewFactory, ScanFactory
 
 pytestmark = pytest.mark.django_db
