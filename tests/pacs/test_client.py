@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cases.pacs import PacsConfig, PacsUnavailable, with_retries
-from ml.dicomseries import build_series
+from ml.dicomseries import IDENTIFYING_TAGS, build_series
 
 from .conftest import client_for
 
@@ -127,3 +127,19 @@ def test_the_settings_configure_the_client(settings):
     settings.PACS_TOKEN, settings.PACS_TIMEOUT = None, 7
 
     assert PacsConfig.from_settings() == PacsConfig("http://127.0.0.1:1/dicom-web", "u", "p", "", 7)
+
+
+def test_an_identifying_study_reaches_the_pacs_with_its_identifiers(pacs, lgg_slices):
+    # What the receiving side will be tested against: the PACS holds names, BrainScan must not.
+    series = build_series(lgg_slices[:2], identifying=True)
+    pacs.store(series)
+
+    study = pacs.find_study(series[0].StudyInstanceUID)
+
+    assert study["00100010"]["Value"] == [{"Alphabetic": IDENTIFYING_TAGS["PatientName"]}]
+    assert study["00080050"]["Value"] == [IDENTIFYING_TAGS["AccessionNumber"]]
+    [fetched, _] = sorted(
+        pacs.fetch_series(series[0].StudyInstanceUID, series[0].SeriesInstanceUID),
+        key=lambda ds: ds.InstanceNumber,
+    )
+    assert fetched.InstitutionName == IDENTIFYING_TAGS["InstitutionName"]
