@@ -332,6 +332,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Their INFO and DEBUG lines name the study and series UIDs (in DICOMweb URLs) a hospital's
+    # PACS assigned: identifiers under PS3.15, which BrainScan keeps only remapped.
+    "loggers": {name: {"level": "WARNING"} for name in ("dicomweb_client", "urllib3")},
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

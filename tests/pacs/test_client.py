@@ -1,6 +1,7 @@
 """cases/pacs.py against a real Orthanc: STOW, QIDO and WADO round trip, and every way the PACS
 can fail (down, hung, wrong credentials) as a PacsUnavailable that says which, in bounded time."""
 
+import logging
 import time
 
 import numpy as np
@@ -143,3 +144,15 @@ def test_an_identifying_study_reaches_the_pacs_with_its_identifiers(pacs, lgg_sl
         key=lambda ds: ds.InstanceNumber,
     )
     assert fetched.InstitutionName == IDENTIFYING_TAGS["InstitutionName"]
+
+
+def test_the_pacs_traffic_logs_no_uid(pacs, lgg_slices, caplog):
+    caplog.set_level(logging.DEBUG)
+    series = build_series(lgg_slices[:2], identifying=True)
+    study_uid, series_uid = series[0].StudyInstanceUID, series[0].SeriesInstanceUID
+
+    pacs.store(series)
+    pacs.find_study(study_uid)
+    pacs.fetch_series(study_uid, series_uid)
+
+    assert study_uid not in caplog.text and series_uid not in caplog.text
