@@ -19,7 +19,7 @@ ifeq ($(origin PATIENT_REF_KEY),undefined)
 export PATIENT_REF_KEY_FILE ?= $(CURDIR)/$(VAR)/patient_ref_key
 endif
 
-.PHONY: run test lint bench bench-tools lock setup deps
+.PHONY: run test lint bench bench-tools pacs-tools lock setup deps
 
 # Beat (the periodic sweep) runs as its own process, as in docker-compose.yml: a restarted worker
 # never adds a second scheduler. gunicorn's settings are in brainscan/gunicorn.conf.py.
@@ -54,6 +54,13 @@ bench: setup bench-tools
 # ApacheBench (Debian package apache2-utils) for the load step, installed when missing.
 bench-tools:
 	@command -v ab >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y --no-install-recommends apache2-utils; }
+
+# Orthanc and its DICOMweb plugin (Debian packages) for the PACS tests, which start their own on
+# loopback; Debian's own orthanc service is stopped and disabled, so nothing else listens.
+pacs-tools:
+	@[ -x /usr/sbin/Orthanc ] && [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || { \
+	$(SUDO) apt-get update -q && $(SUDO) apt-get install -y --no-install-recommends orthanc orthanc-dicomweb && \
+	{ $(SUDO) service orthanc stop >/dev/null 2>&1; $(SUDO) update-rc.d orthanc disable >/dev/null 2>&1; true; }; }
 
 setup: deps $(VAR)/secret_key $(VAR)/patient_ref_key
 	$(PY) manage.py migrate --noinput

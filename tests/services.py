@@ -1,8 +1,11 @@
 """Real services for the tests about failures: a disposable Redis that can go down and come back,
-and real worker and web processes (their own interpreters) on the test database."""
+a disposable Orthanc (PACS), and real worker and web processes (their own interpreters) on the
+test database."""
 
 import contextlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -76,6 +79,107 @@ class RedisServer:
 
     def queue_length(self, queue=None) -> int:
         return self.client().llen(queue or settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+# Where Debian's orthanc and orthanc-dicomweb packages put the server and the DICOMweb plugin.
+ORTHANC_BINARY_CANDIDATES = ("Orthanc", "/usr/sbin/Orthanc")
+ORTHANC_DICOMWEB_PLUGINS = (
+    "/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
+    "/usr/lib/orthanc/libOrthancDicomWeb.so",
+)
+
+
+def orthanc_missing() -> str | None:
+    """Why a disposable Orthanc cannot be started here, or None when it can."""
+    if not any(shutil.which(name) for name in ORTHANC_BINARY_CANDIDATES):
+        return "Orthanc is not installed (Debian packages orthanc, orthanc-dicomweb: make pacs-tools)"
+    if not any(Path(path).is_file() for path in ORTHANC_DICOMWEB_PLUGINS):
+        return "Orthanc's DICOMweb plugin is not installed (Debian package orthanc-dicomweb: make pacs-tools)"
+    return None
+
+
+class OrthancServer:
+    """An Orthanc of our own: HTTP on a free loopback port, storage in a temporary directory,
+    DICOMweb on, authentication with a generated user, remote access and the DICOM port off.
+    stop() is a PACS outage (refused connections), freeze() a PACS that accepts and never answers."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.port = free_port()
+        self.user = "brainscan-test"
+        self.password = secrets.token_urlsafe(16)
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.url}/dicom-web"
+
+    def config(self) -> dict:
+        storage = str(self.directory / "storage")
+        return {
+            "Name": "brainscan-test",
+            "StorageDirectory": storage,
+            "IndexDirectory": storage,
+            "Plugins": [next(path for path in ORTHANC_DICOMWEB_PLUGINS if Path(path).is_file())],
+            "HttpServerEnabled": True,
+            "HttpPort": self.port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": True,
+            "RegisteredUsers": {self.user: self.password},
+            "DicomServerEnabled": False,
+            "OrthancExplorerEnabled": False,
+            "WebDavEnabled": False,
+            "HttpCompressionEnabled": False,
+            "SaveJobs": False,
+            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
+        }
+
+    def is_up(self) -> bool:
+        import requests
+
+        try:
+            answer = requests.get(f"{self.url}/system", auth=(self.user, self.password), timeout=1)
+        except requests.RequestException:
+            return False
+        return answer.status_code == 200
+
+    def start(self):
+        config = self.directory / "orthanc.json"
+        config.write_text(json.dumps(self.config(), indent=2))
+        binary = next(found for name in ORTHANC_BINARY_CANDIDATES if (found := shutil.which(name)))
+        with open(self.directory / "orthanc.log", "ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603
+                [binary, str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+        def answers():
+            if self.process.poll() is not None:
+                log = (self.directory / "orthanc.log").read_text(errors="replace")
+                raise AssertionError(f"Orthanc exited ({self.process.returncode}):\n{log[-3000:]}")
+            return self.is_up()
+
+        wait_for(answers, timeout=30, message=f"Orthanc on port {self.port}")
+
+    def stop(self):
+        """An outage, as a crash: the port refuses connections. (SIGKILL: Orthanc's orderly
+        shutdown takes seconds, and its storage is disposable.)"""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=15)
+        self.process = None
+
+    def freeze(self):
+        """A hung PACS: the kernel accepts connections, nothing ever answers."""
+        self.process.send_signal(signal.SIGSTOP)
+        # The signal is delivered asynchronously: a request sent at once may still be answered.
+        wait_for(lambda: _process_state(self.process.pid) == "T", timeout=5, message="Orthanc to stop")
+
+    def thaw(self):
+        self.process.send_signal(signal.SIGCONT)
 
 
 def test_database_url() -> str:

@@ -254,6 +254,15 @@ SCAN_QUEUED_TIMEOUT = timedelta(seconds=env_int("SCAN_QUEUED_TIMEOUT_S", 120, mi
 SCAN_PROCESSING_TIMEOUT = timedelta(seconds=env_int("SCAN_PROCESSING_TIMEOUT_S", 300, minimum=1))
 SCAN_MAX_ATTEMPTS = env_int("SCAN_MAX_ATTEMPTS", 3, minimum=1)
 
+# The hospital's PACS over DICOMweb (cases/pacs.py); no PACS_URL: no PACS, the feature is off.
+PACS_URL = env_str("PACS_URL", "").rstrip("/")
+PACS_USER = env_str("PACS_USER", "")
+PACS_PASSWORD = env_secret("PACS_PASSWORD", None)
+PACS_TOKEN = env_secret("PACS_TOKEN", None)
+PACS_TIMEOUT = env_int("PACS_TIMEOUT_S", 30, minimum=1)
+if PACS_USER and not PACS_PASSWORD:
+    raise ImproperlyConfigured("PACS_USER is set: set PACS_PASSWORD (or PACS_PASSWORD_FILE) too.")
+
 # The REST API (/api/v1/, see README): token auth for scripts, the session for the browser.
 REST_FRAMEWORK = {
     # Token first, so an anonymous request is told 401 with `WWW-Authenticate: Token`.
@@ -333,6 +342,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Their INFO and DEBUG lines name the study and series UIDs (in DICOMweb URLs) a hospital's
+    # PACS assigned: identifiers under PS3.15, which BrainScan keeps only remapped.
+    "loggers": {name: {"level": "WARNING"} for name in ("dicomweb_client", "urllib3")},
 }
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
