@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import dedup
+from ml.card import sha256_file
 from ml.labels import CLASSES, NOTUMOR, TUMOUR_UNKNOWN, Item, index_folder
 from ml.preprocess import PREPROCESS_VERSION, SIZE, preprocess
 
@@ -87,7 +88,7 @@ def load_items(items: list[Item], cache_dir: Path | None = None) -> Dataset:
     images, phashes, hashes = [], [], []
     started = time.time()
     for i, item in enumerate(items, 1):
-        digest = dedup.sha256_file(item.path)
+        digest = sha256_file(item.path)
         if digest in cache:
             arr, ph = cache[digest]
         else:

@@ -68,11 +68,11 @@ def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) 
     return result
 
 
-def warnings_against_card(result: dict, card: dict, source: str | None = None) -> list[str]:
+def warnings_against_card(result: dict, card: cards.Card, source: str | None = None) -> list[str]:
     """Figures far below the card's: the card's figures for the same source collection where
     it has them (Br35H's tumour recall is compared with Br35H's), else its 4-class test split."""
-    reference, where = card.get("metrics", {}), "its internal test split"
-    by_source = card.get("metrics_by_source", {}).get(source) if source else None
+    reference, where = card.metrics, "its internal test split"
+    by_source = card.metrics_by_source.get(source) if source else None
     if by_source:
         reference = by_source if "labels" in result else by_source.get("tumour_present", {})
         where = f"its internal test split of {source}"
@@ -91,14 +91,12 @@ def warnings_against_card(result: dict, card: dict, source: str | None = None) -
 def split_names(items: list, model_dir: Path) -> list[str | None]:
     """For each item, the split ("train", "val", "test") of the model's data its image is in,
     or None: one hash per file, one read of the saved split."""
-    split_file = model_dir / "split.npz"
+    split_file = model_dir / cards.SPLIT_FILE
     if not split_file.is_file():
         raise FileNotFoundError(f"{split_file} not found: this model did not save its split")
-    from ml.dedup import sha256_file
-
     with np.load(split_file) as data:
         where = {digest: name for name in ("train", "val", "test") for digest in data[name].tolist()}
-    return [where.get(sha256_file(it.path)) for it in items]
+    return [where.get(cards.sha256_file(it.path)) for it in items]
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,7 +139,7 @@ def select(args) -> tuple:
         keep = np.linspace(0, len(items) - 1, args.limit).round().astype(int)
         items = [items[i] for i in keep]
         splits = [splits[i] for i in keep] if splits else None
-    if splits is None and (model_dir / "split.npz").is_file():
+    if splits is None and (model_dir / cards.SPLIT_FILE).is_file():
         splits = split_names(items, model_dir)
     seen = sum(name in ("train", "val") for name in splits or [])
     return classifier, items, seen
@@ -161,7 +159,7 @@ def select_or_explain(args) -> tuple | None:
 def report_header(classifier, args) -> dict:
     """The first keys of every report on selected images: which model, which folder."""
     return {
-        "model": f"{classifier.card['name']}/{classifier.card['version']}",
+        "model": classifier.card.label,
         "runtime": classifier.runtime.name,
         "data": str(args.data),
     }

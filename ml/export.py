@@ -23,15 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
+from ml.card import HEAD_FILE, LITERT_FILE, Card, LiteRTExport, ModelLoadError, sha256_file
 from ml.serve import (
-    HEAD_FILE,
-    LITERT_FILE,
     LITERT_INPUT,
     LITERT_OUTPUTS,
     Head,
     KerasRuntime,
     LiteRTRuntime,
-    ModelLoadError,
     class_activation_map,
 )
 
@@ -146,21 +144,19 @@ def differences(keras_runtime: KerasRuntime, litert: LiteRTRuntime, x: np.ndarra
     }
 
 
-def export(model_dir: Path | str) -> dict:
+def export(model_dir: Path | str) -> LiteRTExport:
     """Write ``model.tflite`` and ``head.npz`` into ``model_dir`` and record them in its
     card; returns the card's ``litert`` entry. Raises ExportError, ModelLoadError or
     FileNotFoundError with a message for the user; on error nothing is written."""
     from importlib.metadata import version
 
-    from ml.dedup import sha256_file
-
     model_dir = Path(model_dir)
     if not (model_dir / cards.CARD_FILE).is_file():
         raise FileNotFoundError(f"no model card ({cards.CARD_FILE}) in {model_dir}")
-    card = cards.read_card(model_dir)
+    card = Card.load(model_dir)
     import tensorflow as tf
 
-    size = int(card["input"]["height"])
+    size = card.size
     keras_runtime = KerasRuntime.load(model_dir, card)
     head = head_of(keras_runtime.model)
     flatbuffer = convert(keras_runtime.model, size)
@@ -181,26 +177,25 @@ def export(model_dir: Path | str) -> dict:
     finally:
         tmp_model.unlink(missing_ok=True)
         tmp_head.unlink(missing_ok=True)
-    entry = {
-        "file": LITERT_FILE,
-        "sha256": sha256_file(model_dir / LITERT_FILE),
-        "bytes": (model_dir / LITERT_FILE).stat().st_size,
-        "input": LITERT_INPUT,
-        "outputs": list(LITERT_OUTPUTS),
-        "head_file": HEAD_FILE,
-        "head_sha256": sha256_file(model_dir / HEAD_FILE),
-        "head": head.activations,
-        "explanation": (
+    entry = LiteRTExport(
+        file=LITERT_FILE,
+        sha256=sha256_file(model_dir / LITERT_FILE),
+        bytes=(model_dir / LITERT_FILE).stat().st_size,
+        input=LITERT_INPUT,
+        outputs=tuple(LITERT_OUTPUTS),
+        head_file=HEAD_FILE,
+        head_sha256=sha256_file(model_dir / HEAD_FILE),
+        head=tuple(head.activations),
+        explanation=(
             "class activation map from the head's weights (head.npz); equals Grad-CAM, since the "
             "network ends in global average pooling and dense layers"
         ),
-        "converter": f"tf.lite.TFLiteConverter.from_saved_model, tensorflow {tf.__version__}",
-        "verified_with": f"ai-edge-litert {version('ai-edge-litert')}",
-        "max_difference_from_keras": {k: float(f"{v:.3g}") for k, v in found.items()},
-        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    card["litert"] = entry
-    cards.write_json_atomic(model_dir / cards.CARD_FILE, card)
+        converter=f"tf.lite.TFLiteConverter.from_saved_model, tensorflow {tf.__version__}",
+        verified_with=f"ai-edge-litert {version('ai-edge-litert')}",
+        max_difference_from_keras={k: float(f"{v:.3g}") for k, v in found.items()},
+        exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    card.replace(litert=entry).save(model_dir)
     return entry
 
 
@@ -212,7 +207,7 @@ def main(argv=None) -> int:
     report = {}
     for model_dir in args.model_dirs:
         try:
-            report[str(model_dir)] = export(model_dir)
+            report[str(model_dir)] = export(model_dir).to_json()
         except (ExportError, ModelLoadError, FileNotFoundError, ValueError) as exc:
             print(f"error: {model_dir}: {exc}", file=sys.stderr)
             return 2

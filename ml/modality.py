@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ml.card import MODELS_ROOT, write_json_atomic
-from ml.dedup import sha256_file
+from ml.card import MODELS_ROOT, sha256_file, write_json_atomic
 from ml.preprocess import decode, foreground_mask, preprocess_grey, skull_strip
 
 MR, CT = "MR", "CT"

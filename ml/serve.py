@@ -21,21 +21,14 @@ from PIL import Image
 
 from ml import card as cards
 from ml import gate
-from ml.labels import NOTUMOR
+from ml.card import Card, ModelLoadError, sha256_file
 from ml.preprocess import PREPROCESS_VERSION, SIZE, decode, head_box, preprocess_grey
 
-GATE_FILE = "gate.npz"
-LITERT_FILE = "model.tflite"
-HEAD_FILE = "head.npz"
 RUNTIMES = ("keras", "litert")
 # The exported model's signature: one input, three outputs (ml.export writes them).
 LITERT_SIGNATURE = "serving_default"
 LITERT_INPUT = "image"
 LITERT_OUTPUTS = ("logits", "features", "last_conv")
-
-
-class ModelLoadError(Exception):
-    """The model directory is missing, incomplete or incompatible with this code."""
 
 
 @dataclass
@@ -52,9 +45,9 @@ class Classification:
     gate: dict = field(default_factory=dict)  # the evidence the OOD gate looked at
 
 
-def default_runtime(card: dict) -> str:
+def default_runtime(card: Card) -> str:
     """LiteRT when the model directory holds its export (the card says so), else Keras."""
-    return "litert" if card.get("litert") else "keras"
+    return "litert" if card.litert else "keras"
 
 
 class Head:
@@ -136,16 +129,11 @@ class LiteRTRuntime:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, model_dir: Path, card: dict, threads: int | None = None) -> LiteRTRuntime:
-        export = card.get("litert") or {}
-        files = [
-            (export.get("file"), export.get("sha256")),
-            (export.get("head_file"), export.get("head_sha256")),
-        ]
-        if not all(name and digest for name, digest in files):
+    def load(cls, model_dir: Path, card: Card, threads: int | None = None) -> LiteRTRuntime:
+        export = card.litert
+        if export is None:
             raise ModelLoadError(f"{model_dir} has no LiteRT export: run python -m ml.export {model_dir}")
-        from ml.dedup import sha256_file
-
+        files = [(export.file, export.sha256), (export.head_file, export.head_sha256)]
         for name, digest in files:
             path = model_dir / name
             if not path.is_file():
@@ -158,9 +146,9 @@ class LiteRTRuntime:
             raise ModelLoadError(
                 "the LiteRT runtime needs ai-edge-litert (pip install -r requirements.txt)"
             ) from None
-        model_path = model_dir / export["file"]
+        model_path = model_dir / export.file
         try:
-            runtime = cls(model_path, Head.load(model_dir / export["head_file"]), threads)
+            runtime = cls(model_path, Head.load(model_dir / export.head_file), threads)
             outputs = runtime.interpreter.get_signature_list()[LITERT_SIGNATURE]["outputs"]
         except Exception as exc:  # the interpreter raises RuntimeError/ValueError for a foreign file
             raise ModelLoadError(f"cannot load {model_path}: {exc}") from exc
@@ -234,13 +222,11 @@ class KerasRuntime:
         self._explain(dummy)
 
     @classmethod
-    def load(cls, model_dir: Path, card: dict) -> KerasRuntime:
-        model_path = model_dir / card.get("model_file", "model.keras")
+    def load(cls, model_dir: Path, card: Card) -> KerasRuntime:
+        model_path = model_dir / card.model_file
         if not model_path.is_file():
             raise ModelLoadError(f"model file missing: {model_path}")
-        from ml.dedup import sha256_file
-
-        if card.get("sha256") and sha256_file(model_path) != card["sha256"]:
+        if sha256_file(model_path) != card.sha256:
             raise ModelLoadError(f"{model_path} does not match the sha256 in its card")
         try:
             import keras
@@ -254,7 +240,7 @@ class KerasRuntime:
             model = keras.saving.load_model(model_path, compile=False)
         except Exception as exc:  # Keras raises many types for a corrupt or foreign file
             raise ModelLoadError(f"cannot load {model_path}: {exc}") from exc
-        return cls(model, int(card["input"]["height"]))
+        return cls(model, card.size)
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats, logits = self._predict(np.asarray(x, dtype=np.float32))
@@ -266,20 +252,20 @@ class KerasRuntime:
 
 
 class Classifier:
-    def __init__(self, model_dir: Path, card: dict, runtime, gate_stats: dict | None, modality_check=None):
+    def __init__(self, model_dir: Path, card: Card, runtime, gate_stats: dict | None, modality_check=None):
         self.model_dir = Path(model_dir)
         self.card = card
-        self.labels: list[str] = list(card["classes"])
-        self.temperature = float(card.get("temperature", 1.0))
-        self.threshold = float(card.get("tumour_threshold", 0.5))
-        self.refer_threshold = float(card.get("refer_threshold", 0.0))
-        self.gate_thresholds = card.get("ood_gate")
+        self.labels: list[str] = list(card.classes)
+        self.temperature = card.temperature
+        self.threshold = card.tumour_threshold
+        self.refer_threshold = card.refer_threshold
+        self.gate_thresholds = card.ood_gate
         self.gate_stats = gate_stats
         # The modality this model reads ("MR"), asked of ``modality_check`` before anything else.
-        self.modality = card.get("modality")
+        self.modality = card.modality
         self.modality_check = modality_check
-        self._notumor = self.labels.index(card.get("no_finding_class", NOTUMOR))
-        self.size = int(card["input"]["height"])
+        self._notumor = self.labels.index(card.no_finding_class)
+        self.size = card.size
         # KerasRuntime or LiteRTRuntime: (features, logits) and (features, logits, CAM) as arrays.
         self.runtime = runtime
         self._predict = runtime.predict
@@ -293,15 +279,10 @@ class Classifier:
         when the directory holds its export). ``threads``: the LiteRT interpreter's threads
         (default: its own choice); Keras takes TensorFlow's process-wide setting."""
         model_dir = Path(model_dir)
-        try:
-            card = cards.read_card(model_dir)
-        except FileNotFoundError:
-            raise ModelLoadError(f"no model card ({cards.CARD_FILE}) in {model_dir}") from None
-        except (ValueError, KeyError) as exc:
-            raise ModelLoadError(f"unreadable model card in {model_dir}: {exc}") from exc
-        if card.get("preprocessing_version") != PREPROCESS_VERSION:
+        card = Card.load(model_dir)
+        if card.preprocessing_version != PREPROCESS_VERSION:
             raise ModelLoadError(
-                f"{model_dir} was trained with preprocessing version {card.get('preprocessing_version')!r}; "
+                f"{model_dir} was trained with preprocessing version {card.preprocessing_version!r}; "
                 f"this code has version {PREPROCESS_VERSION!r}: retrain or check out the matching code"
             )
         runtime = runtime or default_runtime(card)
@@ -312,15 +293,17 @@ class Classifier:
         else:
             raise ModelLoadError(f"unknown runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
         gate_stats = None
-        gate_path = model_dir / GATE_FILE
-        if card.get("ood_gate") and gate_path.is_file():
+        if card.ood_gate is not None:
+            gate_path = model_dir / card.ood_gate_file
+            if not gate_path.is_file():
+                raise ModelLoadError(f"{gate_path} missing: its card has an ood_gate (python -m ml.fit_gate)")
             with np.load(gate_path) as data:
                 gate_stats = {k: data[k] for k in data.files}
         return cls(model_dir, card, engine, gate_stats, _load_modality_check(model_dir, card))
 
     @property
     def version(self) -> str:
-        return f"{self.card['name']}/{self.card['version']}"
+        return self.card.label
 
     def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(features, calibrated probabilities) for preprocessed images (n, size, size, 1)."""
@@ -416,15 +399,15 @@ class Classifier:
         )
 
 
-def _load_modality_check(model_dir: Path, card: dict):
+def _load_modality_check(model_dir: Path, card: Card):
     """The modality check a card asks for: the version it pins (``modality_check``, relative to
     the models root) or else the newest shipped one; None for cards that name no modality."""
-    if not card.get("modality"):
+    if not card.modality:
         return None
     from ml.modality import CHECKS_ROOT, ModalityCheck, ModalityLoadError, default_check_dir
 
     try:
-        pinned = card.get("modality_check")
+        pinned = card.modality_check
         if pinned:
             path = model_dir.parent.parent / pinned
             if not path.is_dir():

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
+from ml.card import MODEL_FILE, SPLIT_FILE, Card, ModelInput, sha256_file
 from ml.data import UNKNOWN_CODE, Dataset, healthy_items, load_items, non_negative_int, split_by_group
 from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
 from ml.labels import CLASSES, NOTUMOR, index_folder
@@ -33,7 +34,6 @@ from ml.metrics import (
 from ml.preprocess import PREPROCESS_VERSION, SIZE
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "var" / "ml-cache"
-MODEL_FILE = "model.keras"
 
 
 def label_masks(labels: np.ndarray) -> np.ndarray:
@@ -184,7 +184,7 @@ def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict
     return out
 
 
-def load_parent(model_dir: Path, full: Dataset, split: dict):
+def load_parent(model_dir: Path, full: Dataset, split: dict) -> tuple[object, Card]:
     """(model, card) of an earlier model to continue from (a warm start).
 
     Refused unless its preprocessing and its train / validation / test split are this run's:
@@ -194,19 +194,19 @@ def load_parent(model_dir: Path, full: Dataset, split: dict):
 
     import ml.model  # noqa: F401  registers the custom layer for deserialisation
 
-    parent = cards.read_card(model_dir)
-    if parent.get("preprocessing_version") != PREPROCESS_VERSION:
+    parent = Card.load(model_dir)
+    if parent.preprocessing_version != PREPROCESS_VERSION:
         raise ValueError(
-            f"{model_dir} was trained on preprocessing version {parent.get('preprocessing_version')}, "
+            f"{model_dir} was trained on preprocessing version {parent.preprocessing_version}, "
             f"this code uses {PREPROCESS_VERSION}"
         )
-    with np.load(model_dir / "split.npz") as parent_split:
+    with np.load(model_dir / SPLIT_FILE) as parent_split:
         for name, idx in split.items():
             if set(parent_split[name]) != {full.sha256[i] for i in idx}:
                 raise ValueError(
                     f"{model_dir}: its {name} split differs from this run's; use the same data and seed"
                 )
-    model = keras.models.load_model(model_dir / parent.get("model_file", MODEL_FILE), compile=False)
+    model = keras.models.load_model(model_dir / parent.model_file, compile=False)
     return model, parent
 
 
@@ -248,7 +248,7 @@ def train(args) -> Path:
     calibration = train_ds.images[rng.permutation(len(train_ds))[:1024]]
     if args.init:
         model, parent = load_parent(Path(args.init), full, split)
-        print(f"starting from {args.init} ({parent['training']['epochs_run']} epochs)", flush=True)
+        print(f"starting from {args.init} ({parent.training['epochs_run']} epochs)", flush=True)
     else:
         model, parent = build_model(len(CLASSES)), None
     steps = int(np.ceil(len(train_ds) / args.batch)) * args.epochs
@@ -302,45 +302,42 @@ def train(args) -> Path:
     tmp = out / f".{MODEL_FILE}.tmp.keras"
     model.save(tmp)
     os.replace(tmp, out / MODEL_FILE)
-    from ml.dedup import sha256_file
 
     hist = {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
-    card = {
-        "card_format": cards.CARD_FORMAT,
-        "task": args.task,
-        "name": args.name or out.parent.name,
-        "version": out.name,
-        "description": "Brain MRI slice classifier: glioma, meningioma, pituitary tumour or no tumour.",
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "model_file": MODEL_FILE,
-        "sha256": sha256_file(out / MODEL_FILE),
-        "classes": list(CLASSES),
-        "no_finding_class": NOTUMOR,
-        "input": {"height": SIZE, "width": SIZE, "channels": 1, "dtype": "float32", "range": [0.0, 1.0]},
-        "preprocessing_version": PREPROCESS_VERSION,
-        "output": "logits; probabilities = softmax(logits / temperature)",
-        "temperature": round(temperature, 4),
-        "tumour_threshold": round(threshold, 4),
-        "tumour_threshold_rule": (
+    card = Card(
+        task=args.task,
+        name=args.name or out.parent.name,
+        version=out.name,
+        description="Brain MRI slice classifier: glioma, meningioma, pituitary tumour or no tumour.",
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        model_file=MODEL_FILE,
+        sha256=sha256_file(out / MODEL_FILE),
+        classes=tuple(CLASSES),
+        no_finding_class=NOTUMOR,
+        input=ModelInput(height=SIZE, width=SIZE),
+        preprocessing_version=PREPROCESS_VERSION,
+        temperature=round(temperature, 4),
+        tumour_threshold=round(threshold, 4),
+        tumour_threshold_rule=(
             "highest cut-off on 1 - p(notumor) with validation tumour recall >= 0.99 (at most 0.5)"
         ),
-        "refer_threshold": refer,
-        "refer_threshold_rule": "lowest calibrated top probability with validation accuracy >= 0.99 above it",
-        "parameters": int(model.count_params()),
-        "metrics": {
+        refer_threshold=refer,
+        refer_threshold_rule="lowest calibrated top probability with validation accuracy >= 0.99 above it",
+        parameters=int(model.count_params()),
+        metrics={
             "split": "internal test (duplicate-group aware), 4-class images of the --data collections",
             **test_metrics,
             "ece_before_calibration": uncalibrated_ece,
         },
-        "metrics_by_source": per_source_metrics(test_ds, test_probs, threshold),
-        "validation": {
+        metrics_by_source=per_source_metrics(test_ds, test_probs, threshold),
+        validation={
             "tumour_present": binary_report(
                 1 - val_probs[:, NOTUMOR_INDEX], val_ds.labels != NOTUMOR_INDEX, threshold
             )
         },
-        "baselines": baselines,
-        "history": hist,
-        "training": {
+        baselines=baselines,
+        history=hist,
+        training={
             "data": [str(d) for d in args.data],
             "healthy_data": [str(d) for d in args.healthy],
             "healthy_limit": args.healthy_limit,
@@ -357,9 +354,9 @@ def train(args) -> Path:
             "epochs_run": len(hist.get("loss", [])),
             "initialised_from": (
                 {
-                    "version": parent["version"],
-                    "epochs_run": parent["training"]["epochs_run"],
-                    "seconds": parent["training"]["seconds"],
+                    "version": parent.version,
+                    "epochs_run": parent.training["epochs_run"],
+                    "seconds": parent.training["seconds"],
                 }
                 if parent
                 else None
@@ -372,11 +369,11 @@ def train(args) -> Path:
             "seconds": round(train_seconds, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         },
-        "libraries": _library_versions(),
-    }
-    cards.write_json_atomic(out / cards.CARD_FILE, card)
+        libraries=_library_versions(),
+    )
+    card.save(out)
     np.savez_compressed(
-        out / "split.npz", **{k: np.array([full.sha256[i] for i in v]) for k, v in split.items()}
+        out / SPLIT_FILE, **{k: np.array([full.sha256[i] for i in v]) for k, v in split.items()}
     )
     from ml.export import export
 

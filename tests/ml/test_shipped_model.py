@@ -33,7 +33,7 @@ def _shown_as_ct():
 def _held_out(datasets, shipped, cls, n=IMAGES_PER_CLASS, ct=False):
     """The first n MRI slices of a class that the shipped model's internal test split holds
     (with ``ct``, the CT slices the folder holds by mistake instead)."""
-    from ml.dedup import sha256_file
+    from ml.card import sha256_file
 
     with np.load(shipped.model_dir / "split.npz") as data:
         test = set(data["test"].tolist())
@@ -54,7 +54,7 @@ def test_shipped_model_classifies_held_out_images_of_each_class(shipped, dataset
     preprocess, model): per-class recall matches the card's, and real images get a label."""
     results = [shipped.classify(p, explain=False) for p in _held_out(datasets, shipped, cls, n=10_000)]
     recall = sum(r.label == cls for r in results) / len(results)
-    card_recall = shipped.card["metrics"]["per_class"][cls]["recall"]
+    card_recall = shipped.card.metrics["per_class"][cls]["recall"]
     assert recall >= card_recall - 0.02, (recall, card_recall)
     assert all(r.outcome != "not_mri" for r in results)
     assert any(r.label == cls and r.outcome == "classified" for r in results)
