@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -210,11 +211,41 @@ def load_parent(model_dir: Path, full: Dataset, split: dict) -> tuple[object, Ca
     return model, parent
 
 
+@dataclass
+class Splits:
+    """The images of one run, split by duplicate group."""
+
+    full: Dataset
+    split: dict[str, np.ndarray]  # indices into ``full`` per split name
+    duplicates: dict[str, int]
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    healthy_sources: list[str]  # the --healthy collections, reported per source only
+
+
+@dataclass
+class Calibration:
+    """Temperature and thresholds, from validation only."""
+
+    temperature: float
+    tumour_threshold: float
+    refer_threshold: float
+    val_probs: np.ndarray
+
+
+@dataclass
+class HeldOutFigures:
+    metrics: dict
+    ece_before_calibration: float
+    probs: np.ndarray  # calibrated, for every test image
+    baselines: dict
+
+
 def train(args) -> Path:
+    """The recipe: prepare the data, fit, calibrate, measure, write the model directory."""
     import keras
     import tensorflow as tf
-
-    from ml.model import build_model, masked_nll
 
     # The seed alone does not make a run repeatable: augmentation draws from stateful random
     # ops inside a parallel tf.data map, so which image gets which draw follows thread timing.
@@ -222,6 +253,28 @@ def train(args) -> Path:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
     started = time.time()
+    data = prepare_data(args)
+    model, parent, history = fit(args, data)
+    train_seconds = time.time() - started
+    calibration = calibrate(model, data.val)
+    figures = measure(model, data, calibration, args.seed)
+    out = Path(args.out)
+    save_model(model, out)
+    card = build_card(args, out, model, parent, history, data, calibration, figures, train_seconds)
+    write_model_dir(out, card, data, args.outlier_pictures)
+    print(
+        f"test accuracy {figures.metrics['accuracy']:.4f} macro-F1 {figures.metrics['macro_f1']:.4f} "
+        f"tumour recall {figures.metrics['tumour_recall']} "
+        f"specificity {figures.metrics['tumour_specificity']} ECE {figures.metrics['ece']:.4f}; "
+        f"T={calibration.temperature:.3f} threshold={calibration.tumour_threshold:.3f} "
+        f"refer={calibration.refer_threshold}; {train_seconds / 60:.1f} min -> {out}",
+        flush=True,
+    )
+    return out
+
+
+def prepare_data(args) -> Splits:
+    """The --data images (at most --limit per label) and the --healthy ones, loaded and split."""
     items = [item for folder in args.data for item in index_folder(Path(folder))]
     if args.limit:
         rng = np.random.default_rng(args.seed)
@@ -230,7 +283,6 @@ def train(args) -> Path:
             by_label.setdefault(item.label, []).append(item)
         items = [it for group in by_label.values() for it in rng.permutation(group)[: args.limit]]
     healthy = healthy_items(args.healthy, args.healthy_limit, args.seed)
-    healthy_sources = sorted({it.source for it in healthy})
     items += healthy
     full = load_items(items, cache_dir=args.cache)
     split, dup_counts = split_by_group(full, seed=args.seed)
@@ -242,16 +294,25 @@ def train(args) -> Path:
         f"train {len(train_ds)}, val {len(val_ds)}, test {len(test_ds)}",
         flush=True,
     )
+    return Splits(full, split, dup_counts, train_ds, val_ds, test_ds, sorted({it.source for it in healthy}))
 
-    tf_train = make_training_data(train_ds, args.batch, args.seed, args.augment_strength)
+
+def fit(args, data: Splits):
+    """(model, parent card or None, Keras history): the network fitted on the training split
+    (or continued from --init), BatchNorm statistics re-estimated on clean images."""
+    import keras
+
+    from ml.model import build_model, masked_nll
+
+    tf_train = make_training_data(data.train, args.batch, args.seed, args.augment_strength)
     rng = np.random.default_rng(args.seed)
-    calibration = train_ds.images[rng.permutation(len(train_ds))[:1024]]
+    calibration = data.train.images[rng.permutation(len(data.train))[:1024]]
     if args.init:
-        model, parent = load_parent(Path(args.init), full, split)
+        model, parent = load_parent(Path(args.init), data.full, data.split)
         print(f"starting from {args.init} ({parent.training['epochs_run']} epochs)", flush=True)
     else:
         model, parent = build_model(len(CLASSES)), None
-    steps = int(np.ceil(len(train_ds) / args.batch)) * args.epochs
+    steps = int(np.ceil(len(data.train) / args.batch)) * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=args.lr, warmup_steps=min(300, steps // 10), alpha=0.02
     )
@@ -261,50 +322,86 @@ def train(args) -> Path:
         metrics=[mask_accuracy],
     )
     callbacks = [
-        EpochReport(val_ds, calibration, args.epochs),
+        EpochReport(data.val, calibration, args.epochs),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
     ]
     history = model.fit(tf_train, epochs=args.epochs, callbacks=callbacks, verbose=0)
-    recalibrate_batch_norm(model, train_ds.images[rng.permutation(len(train_ds))[:4096]])
-    train_seconds = time.time() - started
+    recalibrate_batch_norm(model, data.train.images[rng.permutation(len(data.train))[:4096]])
+    return model, parent, history
 
-    # Calibration and thresholds from validation only.
-    val_logits = model.predict(val_ds.images, batch_size=128, verbose=0)
-    typed = val_ds.labels < UNKNOWN_CODE
-    temperature = fit_temperature(val_logits[typed], val_ds.labels[typed])
+
+def calibrate(model, val: Dataset) -> Calibration:
+    """Temperature (on typed images), tumour threshold and refer threshold from validation."""
+    val_logits = model.predict(val.images, batch_size=128, verbose=0)
+    typed = val.labels < UNKNOWN_CODE
+    temperature = fit_temperature(val_logits[typed], val.labels[typed])
     val_probs = calibrated_probs(val_logits, temperature)
-    threshold = choose_threshold(1 - val_probs[:, NOTUMOR_INDEX], val_ds.labels != NOTUMOR_INDEX, 0.99)
-    refer = choose_refer_threshold(val_probs[typed], val_ds.labels[typed])
+    threshold = choose_threshold(1 - val_probs[:, NOTUMOR_INDEX], val.labels != NOTUMOR_INDEX, 0.99)
+    refer = choose_refer_threshold(val_probs[typed], val.labels[typed])
+    return Calibration(temperature, threshold, refer, val_probs)
 
+
+def measure(model, data: Splits, calibration: Calibration, seed: int) -> HeldOutFigures:
+    """Test-split figures of the calibrated model, and the baselines on the same images."""
+    from ml.baselines import run_baselines
+
+    test_ds, train_ds = data.test, data.train
     test_logits = model.predict(test_ds.images, batch_size=128, verbose=0)
-    test_probs = calibrated_probs(test_logits, temperature)
+    test_probs = calibrated_probs(test_logits, calibration.temperature)
     # The headline 4-class figures: typed images of the class-folder collections. Healthy-only
     # collections (--healthy) are reported per source, not mixed into them.
-    test_typed = (test_ds.labels < UNKNOWN_CODE) & ~np.isin(test_ds.sources, healthy_sources)
+    test_typed = (test_ds.labels < UNKNOWN_CODE) & ~np.isin(test_ds.sources, data.healthy_sources)
+    threshold = calibration.tumour_threshold
     test_metrics = multiclass_report(test_probs[test_typed], test_ds.labels[test_typed], threshold)
     uncalibrated_ece = multiclass_report(
         calibrated_probs(test_logits[test_typed]), test_ds.labels[test_typed], threshold
     )["ece"]
-
-    from ml.baselines import run_baselines
-
-    tr_typed = (train_ds.labels < UNKNOWN_CODE) & ~np.isin(train_ds.sources, healthy_sources)
+    tr_typed = (train_ds.labels < UNKNOWN_CODE) & ~np.isin(train_ds.sources, data.healthy_sources)
     baselines = run_baselines(
         train_ds.images[tr_typed],
         train_ds.labels[tr_typed],
         test_ds.images[test_typed],
         test_ds.labels[test_typed],
-        args.seed,
+        seed,
     )
+    return HeldOutFigures(test_metrics, uncalibrated_ece, test_probs, baselines)
 
-    out = Path(args.out)
+
+def save_model(model, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{MODEL_FILE}.tmp.keras"
     model.save(tmp)
     os.replace(tmp, out / MODEL_FILE)
 
+
+def write_model_dir(out: Path, card: Card, data: Splits, outlier_pictures: int) -> None:
+    """Beside model.keras: the card, the split, the LiteRT export and the gate."""
+    from ml.export import export
+
+    card.save(out)
+    np.savez_compressed(
+        out / SPLIT_FILE, **{k: np.array([data.full.sha256[i] for i in v]) for k, v in data.split.items()}
+    )
+    # The worker serves the LiteRT export; the gate is fitted on the features it will see.
+    export(out)
+    fit_for_model(out, data.train.paths, outlier_pictures)
+
+
+def build_card(
+    args,
+    out: Path,
+    model,
+    parent: Card | None,
+    history,
+    data: Splits,
+    calibration: Calibration,
+    figures: HeldOutFigures,
+    seconds: float,
+) -> Card:
+    """The card of the model just saved in ``out``, without the export and the gate (those steps add them)."""
     hist = {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
-    card = Card(
+    full, split, threshold = data.full, data.split, calibration.tumour_threshold
+    return Card(
         task=args.task,
         name=args.name or out.parent.name,
         version=out.name,
@@ -316,33 +413,33 @@ def train(args) -> Path:
         no_finding_class=NOTUMOR,
         input=ModelInput(height=SIZE, width=SIZE),
         preprocessing_version=PREPROCESS_VERSION,
-        temperature=round(temperature, 4),
+        temperature=round(calibration.temperature, 4),
         tumour_threshold=round(threshold, 4),
         tumour_threshold_rule=(
             "highest cut-off on 1 - p(notumor) with validation tumour recall >= 0.99 (at most 0.5)"
         ),
-        refer_threshold=refer,
+        refer_threshold=calibration.refer_threshold,
         refer_threshold_rule="lowest calibrated top probability with validation accuracy >= 0.99 above it",
         parameters=int(model.count_params()),
         metrics={
             "split": "internal test (duplicate-group aware), 4-class images of the --data collections",
-            **test_metrics,
-            "ece_before_calibration": uncalibrated_ece,
+            **figures.metrics,
+            "ece_before_calibration": figures.ece_before_calibration,
         },
-        metrics_by_source=per_source_metrics(test_ds, test_probs, threshold),
+        metrics_by_source=per_source_metrics(data.test, figures.probs, threshold),
         validation={
             "tumour_present": binary_report(
-                1 - val_probs[:, NOTUMOR_INDEX], val_ds.labels != NOTUMOR_INDEX, threshold
+                1 - calibration.val_probs[:, NOTUMOR_INDEX], data.val.labels != NOTUMOR_INDEX, threshold
             )
         },
-        baselines=baselines,
+        baselines=figures.baselines,
         history=hist,
         training={
             "data": [str(d) for d in args.data],
             "healthy_data": [str(d) for d in args.healthy],
             "healthy_limit": args.healthy_limit,
             "dataset_fingerprint": full.fingerprint(),
-            "duplicates": dup_counts,
+            "duplicates": data.duplicates,
             "split_sizes": {k: int(len(v)) for k, v in split.items()},
             "label_counts": {
                 name: {
@@ -366,28 +463,11 @@ def train(args) -> Path:
             "learning_rate": args.lr,
             "augment_strength": args.augment_strength,
             "seed": args.seed,
-            "seconds": round(train_seconds, 1),
+            "seconds": round(seconds, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         },
         libraries=_library_versions(),
     )
-    card.save(out)
-    np.savez_compressed(
-        out / SPLIT_FILE, **{k: np.array([full.sha256[i] for i in v]) for k, v in split.items()}
-    )
-    from ml.export import export
-
-    # The worker serves the LiteRT export; the gate is fitted on the features it will see.
-    export(out)
-    fit_for_model(out, train_ds.paths, args.outlier_pictures)
-    print(
-        f"test accuracy {test_metrics['accuracy']:.4f} macro-F1 {test_metrics['macro_f1']:.4f} "
-        f"tumour recall {test_metrics['tumour_recall']} specificity {test_metrics['tumour_specificity']} "
-        f"ECE {test_metrics['ece']:.4f}; T={temperature:.3f} threshold={threshold:.3f} refer={refer}; "
-        f"{train_seconds / 60:.1f} min -> {out}",
-        flush=True,
-    )
-    return out
 
 
 def parse_args(argv=None):
