@@ -21,6 +21,7 @@ from PIL import Image
 
 from ml import card as cards
 from ml import gate
+from ml.calibration import calibrated_probs
 from ml.card import Card, ModelLoadError, sha256_file
 from ml.preprocess import PREPROCESS_VERSION, SIZE, decode, head_box, preprocess_grey
 
@@ -308,10 +309,7 @@ class Classifier:
     def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(features, calibrated probabilities) for preprocessed images (n, size, size, 1)."""
         feats, logits = self._predict(np.asarray(batch, dtype=np.float32))
-        z = logits.astype(np.float64) / self.temperature
-        z -= z.max(axis=1, keepdims=True)
-        probs = np.exp(z)
-        return feats, probs / probs.sum(axis=1, keepdims=True)
+        return feats, calibrated_probs(logits, self.temperature)
 
     def score_files(self, paths: list, batch: int = 128):
         """Yield (image statistics, features, calibrated probabilities) per batch of files (or
@@ -356,9 +354,7 @@ class Classifier:
             cam = cam[0]
         else:
             feats, logits = self._predict(x)
-        z = logits[0].astype(np.float64) / self.temperature
-        probs = np.exp(z - z.max())
-        probs /= probs.sum()
+        probs = calibrated_probs(logits, self.temperature)[0]
         if self.gate_thresholds and self.gate_stats is not None:
             evidence |= gate.feature_evidence(feats, self.gate_stats)[0]
             reason = gate.feature_reason(evidence, self.gate_thresholds)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
+from ml.calibration import calibrated_probs, fit_temperature
 from ml.card import MODEL_FILE, SPLIT_FILE, Card, ModelInput, sha256_file
 from ml.data import UNKNOWN_CODE, Dataset, healthy_items, load_items, non_negative_int, split_by_group
 from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
@@ -26,10 +27,8 @@ from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import (
     NOTUMOR_INDEX,
     binary_report,
-    calibrated_probs,
     choose_refer_threshold,
     choose_threshold,
-    fit_temperature,
     multiclass_report,
 )
 from ml.preprocess import PREPROCESS_VERSION, SIZE
