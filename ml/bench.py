@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
+from ml import cli
 
 REPEATS = 200
 RUNTIMES = ("keras", "litert")  # ml.serve.RUNTIMES; not imported, to keep this process light
@@ -159,9 +160,9 @@ def _measure(runtime: str, model_dir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.bench", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.bench", __doc__)
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--json", type=Path, default=None)
+    cli.add_json_argument(parser)
     parser.add_argument("--runtime", choices=RUNTIMES, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["latency", "throughput"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
         for runtime in RUNTIMES:
             result[runtime] = _measure(runtime, model_dir)
     except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        cli.fail(str(exc))
         return 1
     keras, litert = result["keras"], result["litert"]
     result["litert_over_keras"] = {
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
             "peak_rss_mb",
         )
     }
-    cards.print_report(result, args.json)
+    cli.print_report(result, args.json)
     return 0
 
 

@@ -313,14 +313,6 @@ def refer_reason(confidence: float, refer_threshold: float) -> str:
     return f"confidence {shown} is below the model's refer threshold {limit}: refer for specialist review"
 
 
-def print_report(result: dict, json_path: Path | None = None) -> None:
-    """A command's figures: JSON on standard output and, with ``--json FILE``, in FILE too."""
-    text = json.dumps(result, indent=1)
-    print(text)
-    if json_path:
-        Path(json_path).write_text(text + "\n")
-
-
 def default_model_dir(task: str = DEFAULT_TASK, root: Path = MODELS_ROOT) -> Path:
     """The newest shipped version of ``task`` (the registry in the web app may override)."""
     dirs = [d for d in find_model_dirs(root) if read_card(d).get("task") == task]

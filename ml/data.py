@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 
 from ml import dedup
 from ml.card import sha256_file
+from ml.cli import progress
 from ml.labels import CLASSES, NOTUMOR, TUMOUR_UNKNOWN, Item, index_folder
 from ml.preprocess import PREPROCESS_VERSION, SIZE, preprocess
 
@@ -50,27 +50,6 @@ class Dataset:
         for h in sorted(self.sha256):
             digest.update(h.encode())
         return digest.hexdigest()
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type for counts: a clear error for "-5" or "many" before any work starts."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def progress(done: int, total: int, started: float, what: str) -> None:
-    rate = done / max(time.time() - started, 1e-6)
-    sys.stderr.write(f"\r{what}: {done}/{total} ({rate:.0f}/s)")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def load_items(items: list[Item], cache_dir: Path | None = None) -> Dataset:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
-from ml import gate
-from ml.data import UNKNOWN_CODE, label_code, progress
+from ml import cli, gate
+from ml.cli import add_json_argument, fail, print_report, progress
+from ml.data import UNKNOWN_CODE, label_code
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import NOTUMOR_INDEX, binary_report, multiclass_report
 from ml.serve import RUNTIMES
@@ -116,7 +117,7 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the model with Keras (TensorFlow) or its LiteRT export, as the worker does "
         "(default: LiteRT when the model directory holds its export)",
     )
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_json_argument(parser)
 
 
 def select(args) -> tuple:
@@ -152,7 +153,7 @@ def select_or_explain(args) -> tuple | None:
     try:
         return select(args)
     except (FileNotFoundError, ValueError, ModelLoadError) as exc:
-        print(f"error: {args.data}: {exc}", file=sys.stderr)
+        fail(f"{args.data}: {exc}")
         return None
 
 
@@ -166,13 +167,13 @@ def report_header(classifier, args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.evaluate", __doc__)
     add_selection_arguments(parser)
     args = parser.parse_args(argv)
 
     selection = select_or_explain(args)
     if selection is None:
-        return 2
+        return cli.USAGE_ERROR
     classifier, items, seen = selection
     labels = np.array([label_code(it.label) for it in items])
     paths = [str(it.path) for it in items]
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
     if args.label == NOTUMOR:
         result["called_notumor"] = result["tumour_specificity"]
     result["seen_in_training"] = seen
-    cards.print_report(result, args.json)
+    print_report(result, args.json)
     if seen:
         print(
             f"WARNING: the model trained or was validated on {seen} of these {len(items)} images: "

@@ -13,7 +13,6 @@ card then records both files' sha256, the converter's version and the largest di
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
+from ml import cli
 from ml.card import HEAD_FILE, LITERT_FILE, Card, LiteRTExport, ModelLoadError, sha256_file
 from ml.serve import (
     LITERT_INPUT,
@@ -200,18 +200,17 @@ def export(model_dir: Path | str) -> LiteRTExport:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.export", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.export", __doc__)
     parser.add_argument("model_dirs", type=Path, nargs="+", metavar="MODEL_DIR")
-    parser.add_argument("--json", type=Path, help="also write the report here")
+    cli.add_json_argument(parser, "report")
     args = parser.parse_args(argv)
     report = {}
     for model_dir in args.model_dirs:
         try:
             report[str(model_dir)] = export(model_dir).to_json()
         except (ExportError, ModelLoadError, FileNotFoundError, ValueError) as exc:
-            print(f"error: {model_dir}: {exc}", file=sys.stderr)
-            return 2
-    cards.print_report(report, args.json)
+            return cli.fail(f"{model_dir}: {exc}")
+    cli.print_report(report, args.json)
     return 0
 
 

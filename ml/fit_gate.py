@@ -8,15 +8,16 @@ model directory on its own training split (its card and split.npz say which imag
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ml import cli
 from ml.card import GATE_FILE, SPLIT_FILE, Card, ModelLoadError, sha256_file
-from ml.data import healthy_items, non_negative_int, progress
+from ml.cli import non_negative_int, progress
+from ml.data import healthy_items
 from ml.gate import ImageStats, image_reason, mahalanobis
 from ml.labels import index_folder
 from ml.outliers import outlier_pictures as generate_outliers
@@ -139,15 +140,14 @@ def _stats_and_features(classifier, images: list, what: str) -> tuple[list[Image
 
 def main(argv=None) -> int:
     """python -m ml.fit_gate --model DIR: (re)fit the gate on the model's own training split."""
-    parser = argparse.ArgumentParser(prog="python -m ml.fit_gate", description=main.__doc__)
+    parser = cli.parser("ml.fit_gate", main.__doc__)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--outlier-pictures", type=non_negative_int, default=OUTLIER_PICTURES)
     args = parser.parse_args(argv)
     try:
         card = Card.load(args.model)
     except ModelLoadError as exc:
-        print(f"error: {args.model} is not a model directory with a readable card: {exc}", file=sys.stderr)
-        return 2
+        return cli.fail(f"{args.model} is not a model directory with a readable card: {exc}")
     with np.load(args.model / SPLIT_FILE) as data:
         train_hashes = set(data["train"].tolist())
     training = card.training

@@ -16,7 +16,6 @@ was tested on trains this check; the rest is split by patient (lgg-flair) or dup
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from ml import cli
 from ml.card import MODELS_ROOT, sha256_file, write_json_atomic
 from ml.preprocess import decode, foreground_mask, preprocess_grey, skull_strip
 
@@ -295,7 +295,7 @@ def fit(args) -> dict:
     import sklearn
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from ml.data import progress
+    from ml.cli import progress
 
     corrections = read_corrections(args.corrections) if args.corrections else {}
     pictures = collect(args.mri, args.ct, corrections)
@@ -387,7 +387,7 @@ def fit(args) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.modality", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.modality", __doc__)
     parser.add_argument("--mri", type=Path, action="append", required=True, help="folder of MRI slices")
     parser.add_argument("--ct", type=Path, action="append", required=True, help="folder of CT slices")
     parser.add_argument("--out", type=Path, required=True, help="directory to write the check into")
@@ -402,11 +402,8 @@ def main(argv=None) -> int:
     try:
         card = fit(args)
     except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from ml.card import print_report
-
-    print_report({"version": card["version"], "threshold": card["threshold"], "metrics": card["metrics"]})
+        return cli.fail(str(exc))
+    cli.print_report({"version": card["version"], "threshold": card["threshold"], "metrics": card["metrics"]})
     return 0
 
 

@@ -7,7 +7,6 @@ export for the worker (``ml.export``) and its out-of-distribution gate.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
@@ -19,9 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
+from ml import cli
 from ml.calibration import calibrated_probs, fit_temperature
 from ml.card import MODEL_FILE, SPLIT_FILE, Card, ModelInput, sha256_file
-from ml.data import UNKNOWN_CODE, Dataset, healthy_items, load_items, non_negative_int, split_by_group
+from ml.cli import fail, non_negative_int
+from ml.data import UNKNOWN_CODE, Dataset, healthy_items, load_items, split_by_group
 from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import (
@@ -470,7 +471,7 @@ def build_card(
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.train", __doc__)
     parser.add_argument("--data", action="append", required=True, help="folder of class folders (repeatable)")
     parser.add_argument(
         "--out", required=True, help="model directory to write, e.g. ml/models/brain-tumour/VERSION"
@@ -519,8 +520,7 @@ def main(argv=None) -> int:
     try:
         train(args)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     return 0
 
 
