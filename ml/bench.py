@@ -84,16 +84,16 @@ def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
     x = _sample_inputs(classifier, 32)
     if mode == "latency":
         for i in range(10):
-            classifier._predict(x[i % 32 : i % 32 + 1])
+            classifier.forward(x[i % 32 : i % 32 + 1])
         times = []
         for i in range(REPEATS):
             t = time.perf_counter()
-            classifier._predict(x[i % 32 : i % 32 + 1])
+            classifier.forward(x[i % 32 : i % 32 + 1])
             times.append((time.perf_counter() - t) * 1000)
         explain = []
         for i in range(REPEATS // 2):
             t = time.perf_counter()
-            classifier._explain(x[i % 32 : i % 32 + 1])
+            classifier.explain(x[i % 32 : i % 32 + 1])
             explain.append((time.perf_counter() - t) * 1000)
         out.update(
             latency_ms_p50=_percentile(times, 50),
@@ -117,11 +117,11 @@ def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
                 out["classify_explained_ms_p50"] / out["classify_ms_p50"] - 1, 3
             )
     else:
-        classifier._predict(x)
+        classifier.forward(x)
         rounds = 20
         t = time.perf_counter()
         for _ in range(rounds):
-            classifier._predict(x)
+            classifier.forward(x)
         out["throughput_images_per_s"] = round(rounds * len(x) / (time.perf_counter() - t), 1)
     out["peak_rss_mb"] = _peak_rss_mb()
     out["tensorflow_imported"] = "tensorflow" in sys.modules

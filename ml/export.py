@@ -134,7 +134,7 @@ def differences(keras_runtime: KerasRuntime, litert: LiteRTRuntime, x: np.ndarra
     """Largest absolute differences of the LiteRT export (and its head) from Keras on ``x``;
     the CAM is compared with Grad-CAM for Keras' top class, so a near tie cannot hide a flaw."""
     feats, logits, gradcam = keras_runtime.explain(x)
-    out = litert._run(x)
+    out = litert.run(x)
     cam = class_activation_map(out["last_conv"], litert.head, out["features"], logits.argmax(axis=-1))
     return {
         "logits": float(np.abs(out["logits"] - logits).max()),

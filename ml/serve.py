@@ -158,16 +158,17 @@ class LiteRTRuntime:
             raise ModelLoadError(f"{model_path} lacks the outputs {missing}: export it again")
         return runtime
 
-    def _run(self, x: np.ndarray) -> dict:
+    def run(self, x: np.ndarray) -> dict:
+        """Every output of the export (``LITERT_OUTPUTS``) for a batch of model inputs."""
         with self._lock:
             return self._runner(**{LITERT_INPUT: np.ascontiguousarray(x, dtype=np.float32)})
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = self._run(x)
+        out = self.run(x)
         return out["features"], out["logits"]
 
     def explain(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        out = self._run(x)
+        out = self.run(x)
         feats, logits = out["features"], out["logits"]
         cam = class_activation_map(out["last_conv"], self.head, feats, logits.argmax(axis=-1))
         return feats, logits, cam
@@ -253,6 +254,11 @@ class KerasRuntime:
 
 
 class Classifier:
+    """One model ready to serve: its card, a runtime running its network, its gate and its
+    modality check. ``load`` reads them from a model directory; the constructor takes them
+    in memory (a runtime is anything with ``predict(x)`` -> (features, logits) and
+    ``explain(x)`` -> (features, logits, class activation maps) on a batch of model inputs)."""
+
     def __init__(self, model_dir: Path, card: Card, runtime, gate_stats: dict | None, modality_check=None):
         self.model_dir = Path(model_dir)
         self.card = card
@@ -269,8 +275,6 @@ class Classifier:
         self.size = card.size
         # KerasRuntime or LiteRTRuntime: (features, logits) and (features, logits, CAM) as arrays.
         self.runtime = runtime
-        self._predict = runtime.predict
-        self._explain = runtime.explain
 
     @classmethod
     def load(
@@ -306,9 +310,17 @@ class Classifier:
     def version(self) -> str:
         return self.card.label
 
+    def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pooled features, logits) of the network for preprocessed images (n, size, size, 1)."""
+        return self.runtime.predict(np.asarray(batch, dtype=np.float32))
+
+    def explain(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``forward`` and the top class's activation map (n, h, w) per image: Grad-CAM."""
+        return self.runtime.explain(np.asarray(batch, dtype=np.float32))
+
     def predict_arrays(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(features, calibrated probabilities) for preprocessed images (n, size, size, 1)."""
-        feats, logits = self._predict(np.asarray(batch, dtype=np.float32))
+        feats, logits = self.forward(batch)
         return feats, calibrated_probs(logits, self.temperature)
 
     def score_files(self, paths: list, batch: int = 128):
@@ -350,10 +362,10 @@ class Classifier:
         x = preprocess_grey(grey, self.size)[None]
         cam = None
         if explain:
-            feats, logits, cam = self._explain(x)
+            feats, logits, cam = self.explain(x)
             cam = cam[0]
         else:
-            feats, logits = self._predict(x)
+            feats, logits = self.forward(x)
         probs = calibrated_probs(logits, self.temperature)[0]
         if self.gate_thresholds and self.gate_stats is not None:
             evidence |= gate.feature_evidence(feats, self.gate_stats)[0]

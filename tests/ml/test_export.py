@@ -93,8 +93,8 @@ def test_a_deeper_head_keeps_the_explanation_exact(tmp_path):
     litert = Classifier.load(tmp_path / "m", runtime="litert")
     x = np.random.default_rng(1).random((6, 32, 32, 1), dtype=np.float32)
     for i in range(len(x)):
-        _, _, grad_cam = keras_runtime._explain(x[i : i + 1])
-        _, _, cam = litert._explain(x[i : i + 1])
+        _, _, grad_cam = keras_runtime.explain(x[i : i + 1])
+        _, _, cam = litert.explain(x[i : i + 1])
         np.testing.assert_allclose(cam, grad_cam, rtol=0, atol=1e-4)
 
 

@@ -60,8 +60,8 @@ def test_explanation_from_the_head_equals_grad_cam_on_real_images(runtimes, data
     paths = [sorted((folder / cls).glob("*.jpg"))[i * 97] for cls in CLASSES for i in range(3)]
     x = np.stack([preprocess(p) for p in paths])
     for i in range(len(x)):
-        _, keras_logits, grad_cam = keras._explain(x[i : i + 1])
-        _, litert_logits, cam = litert._explain(x[i : i + 1])
+        _, keras_logits, grad_cam = keras.explain(x[i : i + 1])
+        _, litert_logits, cam = litert.explain(x[i : i + 1])
         assert keras_logits.argmax() == litert_logits.argmax()
         assert grad_cam.max() > 0.01  # a real map, not two empty ones
         np.testing.assert_allclose(cam, grad_cam, rtol=0, atol=1e-4)

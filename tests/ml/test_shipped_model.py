@@ -84,7 +84,7 @@ def test_heatmap_follows_the_input_and_sits_on_the_head(shipped, datasets):
         for path in _held_out(datasets, shipped, cls, 4):
             grey, _ = decode(path)
             x = np.asarray(Image.fromarray(grey).resize((128, 128)), dtype=np.float32)
-            _, _, cam = shipped._explain(
+            _, _, cam = shipped.explain(
                 __import__("ml.preprocess", fromlist=["x"]).preprocess_grey(grey)[None]
             )
             cam = cam[0]
