@@ -99,13 +99,6 @@ def load_items(items: list[Item], cache_dir: Path | None = None) -> Dataset:
     )
 
 
-def load_folders(folders: list[Path], cache_dir: Path | None = None) -> Dataset:
-    items: list[Item] = []
-    for folder in folders:
-        items.extend(index_folder(folder))
-    return load_items(items, cache_dir)
-
-
 def split_by_group(
     ds: Dataset, fractions=(0.8, 0.1, 0.1), seed: int = 0
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:

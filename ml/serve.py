@@ -479,8 +479,4 @@ def heatmap_png(cam: np.ndarray, grey: np.ndarray, max_side: int = 128) -> bytes
     return buf.getvalue()
 
 
-def load_default(task: str = cards.DEFAULT_TASK) -> Classifier:
-    return Classifier.load(cards.default_model_dir(task))
-
-
-__all__ = ["Classification", "Classifier", "ModelLoadError", "SIZE", "load_default"]
+__all__ = ["Classification", "Classifier", "ModelLoadError", "SIZE"]
