@@ -25,7 +25,7 @@ from ml import card as cards
 from ml import cli
 
 REPEATS = 200
-RUNTIMES = ("keras", "litert")  # ml.serve.RUNTIMES; not imported, to keep this process light
+RUNTIMES = ("keras", "litert")  # ml.runtimes.RUNTIMES; not imported, to keep this process light
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "brain-tumor-mri" / "Training"
 
 

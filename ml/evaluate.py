@@ -25,7 +25,7 @@ from ml.cli import add_json_argument, fail, print_report, progress
 from ml.data import UNKNOWN_CODE, label_code
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import NOTUMOR_INDEX, binary_report, multiclass_report
-from ml.serve import RUNTIMES
+from ml.runtimes import RUNTIMES
 
 # A folder whose figure is this far below the card's is reported as a warning.
 WARN_DROP = 0.05

@@ -5,7 +5,7 @@
 The LiteRT model takes the preprocessed image (``image``) and gives the logits, the pooled
 features (for the out-of-distribution gate) and the last convolution's activations (for the
 explanation). ``head.npz`` holds the layers after the pooling, from which the worker computes
-the explanation without a backward pass (``ml.serve.class_activation_map``). Nothing is written
+the explanation without a backward pass (``ml.runtimes.class_activation_map``). Nothing is written
 unless the export agrees with Keras, its explanation with Grad-CAM, on reproducible inputs; the
 card then records both files' sha256, the converter's version and the largest differences.
 ``ml.train`` calls this for every model it writes.
@@ -24,7 +24,7 @@ import numpy as np
 from ml import card as cards
 from ml import cli
 from ml.card import HEAD_FILE, LITERT_FILE, Card, LiteRTExport, ModelLoadError, sha256_file
-from ml.serve import (
+from ml.runtimes import (
     LITERT_INPUT,
     LITERT_OUTPUTS,
     Head,
