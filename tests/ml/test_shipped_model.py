@@ -25,7 +25,8 @@ def shipped():
 
 def _shown_as_ct():
     """Pictures in the MRI folders that are CT slices (ml/modality-corrections.txt)."""
-    from ml.modality import CORRECTIONS, CT, read_corrections
+    from ml.fit_modality import CORRECTIONS, read_corrections
+    from ml.modality import CT
 
     return {name for name, modality in read_corrections(CORRECTIONS).items() if modality == CT}
 
