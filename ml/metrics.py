@@ -7,6 +7,7 @@ import numpy as np
 from sklearn import metrics as sk
 
 from ml.calibration import calibrated_probs, fit_temperature
+from ml.data import UNKNOWN_CODE, Dataset
 from ml.labels import CLASSES, NOTUMOR
 
 NOTUMOR_INDEX = CLASSES.index(NOTUMOR)
@@ -20,6 +21,7 @@ __all__ = [
     "expected_calibration_error",
     "fit_temperature",
     "multiclass_report",
+    "per_source_metrics",
     "roc_curve",
 ]
 
@@ -132,6 +134,24 @@ def multiclass_report(probs: np.ndarray, labels: np.ndarray, threshold: float) -
         "ece": round(ece, 4),
         "reliability": diagram,
     }
+
+
+def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict:
+    """Metrics per source collection: 4-class where labels are typed, else tumour-present."""
+    out = {}
+    for source in sorted(set(ds.sources)):
+        sel = ds.sources == source
+        labels = ds.labels[sel]
+        typed = labels < UNKNOWN_CODE
+        entry = {"n": int(sel.sum())}
+        if typed.all() and len(set(labels)) > 1:
+            entry.update(multiclass_report(probs[sel], labels, threshold))
+            entry.pop("roc_curves")
+            entry.pop("reliability")
+        tumour = 1 - probs[sel][:, NOTUMOR_INDEX]
+        entry["tumour_present"] = binary_report(tumour, labels != NOTUMOR_INDEX, threshold)
+        out[source] = entry
+    return out
 
 
 def choose_threshold(tumour_prob: np.ndarray, is_tumour: np.ndarray, min_recall: float = 0.99) -> float:
