@@ -366,7 +366,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         train(args)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, cards.ModelLoadError) as exc:
         return fail(str(exc))
     return 0
 
