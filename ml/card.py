@@ -75,6 +75,9 @@ class LiteRTExport:
     def __post_init__(self):
         _check_fields(self)
 
+    def to_json(self) -> dict:
+        return _to_json(self)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Card:
