@@ -116,7 +116,7 @@ class Card:
     training: dict = field(default_factory=dict)
     libraries: dict = field(default_factory=dict)
     # The out-of-distribution gate's limits (ml.gate) and its feature statistics' file; unset
-    # until ml.fit_gate has fitted it, and then the model refuses nothing but the modality.
+    # until ml.fit_gate has fitted it, and while unset only the modality check refuses.
     ood_gate: dict | None = None
     ood_gate_file: str | None = None
     # The modality the model reads ("MR") and the modality check it pins (relative to the
