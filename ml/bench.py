@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
+from ml import cli
 
 REPEATS = 200
-RUNTIMES = ("keras", "litert")  # ml.serve.RUNTIMES; not imported, to keep this process light
+RUNTIMES = ("keras", "litert")  # ml.runtimes.RUNTIMES; not imported, to keep this process light
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "brain-tumor-mri" / "Training"
 
 
@@ -83,16 +84,16 @@ def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
     x = _sample_inputs(classifier, 32)
     if mode == "latency":
         for i in range(10):
-            classifier._predict(x[i % 32 : i % 32 + 1])
+            classifier.forward(x[i % 32 : i % 32 + 1])
         times = []
         for i in range(REPEATS):
             t = time.perf_counter()
-            classifier._predict(x[i % 32 : i % 32 + 1])
+            classifier.forward(x[i % 32 : i % 32 + 1])
             times.append((time.perf_counter() - t) * 1000)
         explain = []
         for i in range(REPEATS // 2):
             t = time.perf_counter()
-            classifier._explain(x[i % 32 : i % 32 + 1])
+            classifier.explain(x[i % 32 : i % 32 + 1])
             explain.append((time.perf_counter() - t) * 1000)
         out.update(
             latency_ms_p50=_percentile(times, 50),
@@ -116,11 +117,11 @@ def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
                 out["classify_explained_ms_p50"] / out["classify_ms_p50"] - 1, 3
             )
     else:
-        classifier._predict(x)
+        classifier.forward(x)
         rounds = 20
         t = time.perf_counter()
         for _ in range(rounds):
-            classifier._predict(x)
+            classifier.forward(x)
         out["throughput_images_per_s"] = round(rounds * len(x) / (time.perf_counter() - t), 1)
     out["peak_rss_mb"] = _peak_rss_mb()
     out["tensorflow_imported"] = "tensorflow" in sys.modules
@@ -159,9 +160,9 @@ def _measure(runtime: str, model_dir: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.bench", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.bench", __doc__)
     parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--json", type=Path, default=None)
+    cli.add_json_argument(parser)
     parser.add_argument("--runtime", choices=RUNTIMES, help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["latency", "throughput"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
         for runtime in RUNTIMES:
             result[runtime] = _measure(runtime, model_dir)
     except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        cli.fail(str(exc))
         return 1
     keras, litert = result["keras"], result["litert"]
     result["litert_over_keras"] = {
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
             "peak_rss_mb",
         )
     }
-    cards.print_report(result, args.json)
+    cli.print_report(result, args.json)
     return 0
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ml import dedup
+from ml.card import sha256_file
+from ml.cli import progress
 from ml.labels import CLASSES, NOTUMOR, TUMOUR_UNKNOWN, Item, index_folder
 from ml.preprocess import PREPROCESS_VERSION, SIZE, preprocess
 
@@ -51,27 +52,6 @@ class Dataset:
         return digest.hexdigest()
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type for counts: a clear error for "-5" or "many" before any work starts."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
-def progress(done: int, total: int, started: float, what: str) -> None:
-    rate = done / max(time.time() - started, 1e-6)
-    sys.stderr.write(f"\r{what}: {done}/{total} ({rate:.0f}/s)")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def load_items(items: list[Item], cache_dir: Path | None = None) -> Dataset:
     """Decode and preprocess ``items``, reusing a cache keyed by content and preprocessing."""
     cache: dict[str, tuple[np.ndarray, np.uint64]] = {}
@@ -87,7 +67,7 @@ def load_items(items: list[Item], cache_dir: Path | None = None) -> Dataset:
     images, phashes, hashes = [], [], []
     started = time.time()
     for i, item in enumerate(items, 1):
-        digest = dedup.sha256_file(item.path)
+        digest = sha256_file(item.path)
         if digest in cache:
             arr, ph = cache[digest]
         else:
@@ -117,13 +97,6 @@ def load_items(items: list[Item], cache_dir: Path | None = None) -> Dataset:
         phash=np.array(phashes, dtype=np.uint64),
         paths=[str(it.path) for it in items],
     )
-
-
-def load_folders(folders: list[Path], cache_dir: Path | None = None) -> Dataset:
-    items: list[Item] = []
-    for folder in folders:
-        items.extend(index_folder(folder))
-    return load_items(items, cache_dir)
 
 
 def split_by_group(

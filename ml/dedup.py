@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import numpy as np
 from scipy.fft import dctn
 
@@ -12,14 +9,6 @@ from scipy.fft import dctn
 # Resized or re-encoded copies of one slice land within 0-4; different slices of one
 # series typically differ by 10+.
 NEAR_DUPLICATE_BITS = 6
-
-
-def sha256_file(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def phash(image01: np.ndarray) -> np.uint64:

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
-from ml import gate
-from ml.data import UNKNOWN_CODE, label_code, progress
+from ml import cli, gate
+from ml.cli import add_json_argument, fail, print_report, progress
+from ml.data import UNKNOWN_CODE, label_code
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import NOTUMOR_INDEX, binary_report, multiclass_report
-from ml.serve import RUNTIMES
+from ml.runtimes import RUNTIMES
 
 # A folder whose figure is this far below the card's is reported as a warning.
 WARN_DROP = 0.05
@@ -68,11 +69,11 @@ def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) 
     return result
 
 
-def warnings_against_card(result: dict, card: dict, source: str | None = None) -> list[str]:
+def warnings_against_card(result: dict, card: cards.Card, source: str | None = None) -> list[str]:
     """Figures far below the card's: the card's figures for the same source collection where
     it has them (Br35H's tumour recall is compared with Br35H's), else its 4-class test split."""
-    reference, where = card.get("metrics", {}), "its internal test split"
-    by_source = card.get("metrics_by_source", {}).get(source) if source else None
+    reference, where = card.metrics, "its internal test split"
+    by_source = card.metrics_by_source.get(source) if source else None
     if by_source:
         reference = by_source if "labels" in result else by_source.get("tumour_present", {})
         where = f"its internal test split of {source}"
@@ -91,14 +92,12 @@ def warnings_against_card(result: dict, card: dict, source: str | None = None) -
 def split_names(items: list, model_dir: Path) -> list[str | None]:
     """For each item, the split ("train", "val", "test") of the model's data its image is in,
     or None: one hash per file, one read of the saved split."""
-    split_file = model_dir / "split.npz"
+    split_file = model_dir / cards.SPLIT_FILE
     if not split_file.is_file():
         raise FileNotFoundError(f"{split_file} not found: this model did not save its split")
-    from ml.dedup import sha256_file
-
     with np.load(split_file) as data:
         where = {digest: name for name in ("train", "val", "test") for digest in data[name].tolist()}
-    return [where.get(sha256_file(it.path)) for it in items]
+    return [where.get(cards.sha256_file(it.path)) for it in items]
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +117,7 @@ def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the model with Keras (TensorFlow) or its LiteRT export, as the worker does "
         "(default: LiteRT when the model directory holds its export)",
     )
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    add_json_argument(parser)
 
 
 def select(args) -> tuple:
@@ -141,7 +140,7 @@ def select(args) -> tuple:
         keep = np.linspace(0, len(items) - 1, args.limit).round().astype(int)
         items = [items[i] for i in keep]
         splits = [splits[i] for i in keep] if splits else None
-    if splits is None and (model_dir / "split.npz").is_file():
+    if splits is None and (model_dir / cards.SPLIT_FILE).is_file():
         splits = split_names(items, model_dir)
     seen = sum(name in ("train", "val") for name in splits or [])
     return classifier, items, seen
@@ -154,27 +153,27 @@ def select_or_explain(args) -> tuple | None:
     try:
         return select(args)
     except (FileNotFoundError, ValueError, ModelLoadError) as exc:
-        print(f"error: {args.data}: {exc}", file=sys.stderr)
+        fail(f"{args.data}: {exc}")
         return None
 
 
 def report_header(classifier, args) -> dict:
     """The first keys of every report on selected images: which model, which folder."""
     return {
-        "model": f"{classifier.card['name']}/{classifier.card['version']}",
+        "model": classifier.card.label,
         "runtime": classifier.runtime.name,
         "data": str(args.data),
     }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.evaluate", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.evaluate", __doc__)
     add_selection_arguments(parser)
     args = parser.parse_args(argv)
 
     selection = select_or_explain(args)
     if selection is None:
-        return 2
+        return cli.USAGE_ERROR
     classifier, items, seen = selection
     labels = np.array([label_code(it.label) for it in items])
     paths = [str(it.path) for it in items]
@@ -182,7 +181,7 @@ def main(argv=None) -> int:
     if args.label == NOTUMOR:
         result["called_notumor"] = result["tumour_specificity"]
     result["seen_in_training"] = seen
-    cards.print_report(result, args.json)
+    print_report(result, args.json)
     if seen:
         print(
             f"WARNING: the model trained or was validated on {seen} of these {len(items)} images: "

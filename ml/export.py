@@ -5,7 +5,7 @@
 The LiteRT model takes the preprocessed image (``image``) and gives the logits, the pooled
 features (for the out-of-distribution gate) and the last convolution's activations (for the
 explanation). ``head.npz`` holds the layers after the pooling, from which the worker computes
-the explanation without a backward pass (``ml.serve.class_activation_map``). Nothing is written
+the explanation without a backward pass (``ml.runtimes.class_activation_map``). Nothing is written
 unless the export agrees with Keras, its explanation with Grad-CAM, on reproducible inputs; the
 card then records both files' sha256, the converter's version and the largest differences.
 ``ml.train`` calls this for every model it writes.
@@ -13,7 +13,6 @@ card then records both files' sha256, the converter's version and the largest di
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import sys
@@ -23,15 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
-from ml.serve import (
-    HEAD_FILE,
-    LITERT_FILE,
+from ml import cli
+from ml.card import HEAD_FILE, LITERT_FILE, Card, LiteRTExport, ModelLoadError, sha256_file
+from ml.runtimes import (
     LITERT_INPUT,
     LITERT_OUTPUTS,
     Head,
     KerasRuntime,
     LiteRTRuntime,
-    ModelLoadError,
     class_activation_map,
 )
 
@@ -136,7 +134,7 @@ def differences(keras_runtime: KerasRuntime, litert: LiteRTRuntime, x: np.ndarra
     """Largest absolute differences of the LiteRT export (and its head) from Keras on ``x``;
     the CAM is compared with Grad-CAM for Keras' top class, so a near tie cannot hide a flaw."""
     feats, logits, gradcam = keras_runtime.explain(x)
-    out = litert._run(x)
+    out = litert.run(x)
     cam = class_activation_map(out["last_conv"], litert.head, out["features"], logits.argmax(axis=-1))
     return {
         "logits": float(np.abs(out["logits"] - logits).max()),
@@ -146,21 +144,19 @@ def differences(keras_runtime: KerasRuntime, litert: LiteRTRuntime, x: np.ndarra
     }
 
 
-def export(model_dir: Path | str) -> dict:
+def export(model_dir: Path | str) -> LiteRTExport:
     """Write ``model.tflite`` and ``head.npz`` into ``model_dir`` and record them in its
     card; returns the card's ``litert`` entry. Raises ExportError, ModelLoadError or
     FileNotFoundError with a message for the user; on error nothing is written."""
     from importlib.metadata import version
 
-    from ml.dedup import sha256_file
-
     model_dir = Path(model_dir)
     if not (model_dir / cards.CARD_FILE).is_file():
         raise FileNotFoundError(f"no model card ({cards.CARD_FILE}) in {model_dir}")
-    card = cards.read_card(model_dir)
+    card = Card.load(model_dir)
     import tensorflow as tf
 
-    size = int(card["input"]["height"])
+    size = card.size
     keras_runtime = KerasRuntime.load(model_dir, card)
     head = head_of(keras_runtime.model)
     flatbuffer = convert(keras_runtime.model, size)
@@ -181,42 +177,40 @@ def export(model_dir: Path | str) -> dict:
     finally:
         tmp_model.unlink(missing_ok=True)
         tmp_head.unlink(missing_ok=True)
-    entry = {
-        "file": LITERT_FILE,
-        "sha256": sha256_file(model_dir / LITERT_FILE),
-        "bytes": (model_dir / LITERT_FILE).stat().st_size,
-        "input": LITERT_INPUT,
-        "outputs": list(LITERT_OUTPUTS),
-        "head_file": HEAD_FILE,
-        "head_sha256": sha256_file(model_dir / HEAD_FILE),
-        "head": head.activations,
-        "explanation": (
+    entry = LiteRTExport(
+        file=LITERT_FILE,
+        sha256=sha256_file(model_dir / LITERT_FILE),
+        bytes=(model_dir / LITERT_FILE).stat().st_size,
+        input=LITERT_INPUT,
+        outputs=tuple(LITERT_OUTPUTS),
+        head_file=HEAD_FILE,
+        head_sha256=sha256_file(model_dir / HEAD_FILE),
+        head=tuple(head.activations),
+        explanation=(
             "class activation map from the head's weights (head.npz); equals Grad-CAM, since the "
             "network ends in global average pooling and dense layers"
         ),
-        "converter": f"tf.lite.TFLiteConverter.from_saved_model, tensorflow {tf.__version__}",
-        "verified_with": f"ai-edge-litert {version('ai-edge-litert')}",
-        "max_difference_from_keras": {k: float(f"{v:.3g}") for k, v in found.items()},
-        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    card["litert"] = entry
-    cards.write_json_atomic(model_dir / cards.CARD_FILE, card)
+        converter=f"tf.lite.TFLiteConverter.from_saved_model, tensorflow {tf.__version__}",
+        verified_with=f"ai-edge-litert {version('ai-edge-litert')}",
+        max_difference_from_keras={k: float(f"{v:.3g}") for k, v in found.items()},
+        exported_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    card.replace(litert=entry).save(model_dir)
     return entry
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.export", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.export", __doc__)
     parser.add_argument("model_dirs", type=Path, nargs="+", metavar="MODEL_DIR")
-    parser.add_argument("--json", type=Path, help="also write the report here")
+    cli.add_json_argument(parser, "report")
     args = parser.parse_args(argv)
     report = {}
     for model_dir in args.model_dirs:
         try:
-            report[str(model_dir)] = export(model_dir)
+            report[str(model_dir)] = export(model_dir).to_json()
         except (ExportError, ModelLoadError, FileNotFoundError, ValueError) as exc:
-            print(f"error: {model_dir}: {exc}", file=sys.stderr)
-            return 2
-    cards.print_report(report, args.json)
+            return cli.fail(f"{model_dir}: {exc}")
+    cli.print_report(report, args.json)
     return 0
 
 

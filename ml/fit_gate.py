@@ -8,20 +8,20 @@ model directory on its own training split (its card and split.npz say which imag
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ml import card as cards
-from ml.data import healthy_items, non_negative_int, progress
-from ml.dedup import sha256_file
+from ml import cli
+from ml.card import GATE_FILE, SPLIT_FILE, Card, ModelLoadError, sha256_file
+from ml.cli import non_negative_int, progress
+from ml.data import healthy_items
 from ml.gate import ImageStats, image_reason, mahalanobis
 from ml.labels import index_folder
 from ml.outliers import outlier_pictures as generate_outliers
-from ml.serve import GATE_FILE, Classifier
+from ml.serve import Classifier
 
 # Outlier score: logistic-regression strength (inverse), the number of generated pictures, and
 # the margin (in log-odds) above the training slices' 99.9th percentile that the limit sits.
@@ -125,10 +125,7 @@ def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUT
             print("gate: no generated picture passes the image checks: no outlier score", file=sys.stderr)
     thresholds, arrays = fit(stats, feats, outlier_features=outliers)
     np.savez(model_dir / GATE_FILE, **arrays)
-    card = cards.read_card(model_dir)
-    card["ood_gate"] = thresholds
-    card["ood_gate_file"] = GATE_FILE
-    cards.write_json_atomic(model_dir / cards.CARD_FILE, card)
+    Card.load(model_dir).replace(ood_gate=thresholds, ood_gate_file=GATE_FILE).save(model_dir)
     return thresholds
 
 
@@ -143,18 +140,17 @@ def _stats_and_features(classifier, images: list, what: str) -> tuple[list[Image
 
 def main(argv=None) -> int:
     """python -m ml.fit_gate --model DIR: (re)fit the gate on the model's own training split."""
-    parser = argparse.ArgumentParser(prog="python -m ml.fit_gate", description=main.__doc__)
+    parser = cli.parser("ml.fit_gate", main.__doc__)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--outlier-pictures", type=non_negative_int, default=OUTLIER_PICTURES)
     args = parser.parse_args(argv)
     try:
-        card = cards.read_card(args.model)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {args.model} is not a model directory with a readable card: {exc}", file=sys.stderr)
-        return 2
-    with np.load(args.model / "split.npz") as data:
+        card = Card.load(args.model)
+    except ModelLoadError as exc:
+        return cli.fail(f"{args.model} is not a model directory with a readable card: {exc}")
+    with np.load(args.model / SPLIT_FILE) as data:
         train_hashes = set(data["train"].tolist())
-    training = card["training"]
+    training = card.training
     items = [it for folder in training["data"] for it in index_folder(Path(folder))]
     items += healthy_items([Path(f) for f in training.get("healthy_data", [])], 0, training["seed"])
     paths = [str(it.path) for it in items if sha256_file(it.path) in train_hashes]

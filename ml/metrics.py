@@ -1,30 +1,29 @@
-"""Metrics, calibration and thresholds, in plain numpy (no TensorFlow)."""
+"""Metrics and thresholds of a classifier's calibrated probabilities, through scikit-learn
+(no TensorFlow). The dicts they return are what model cards and ``ml.evaluate`` report."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from sklearn import metrics as sk
 
+from ml.calibration import calibrated_probs, fit_temperature
+from ml.data import UNKNOWN_CODE, Dataset
 from ml.labels import CLASSES, NOTUMOR
 
 NOTUMOR_INDEX = CLASSES.index(NOTUMOR)
 
-
-def calibrated_probs(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    return softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=-1)
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Temperature minimising validation NLL (Guo et al., 2017)."""
-    logits = np.asarray(logits, dtype=np.float64)
-
-    def nll(log_t):
-        lp = log_softmax(logits / np.exp(log_t), axis=-1)
-        return -lp[np.arange(len(labels)), labels].mean()
-
-    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
-    return float(np.exp(res.x))
+__all__ = [
+    "NOTUMOR_INDEX",
+    "binary_report",
+    "calibrated_probs",
+    "choose_refer_threshold",
+    "choose_threshold",
+    "expected_calibration_error",
+    "fit_temperature",
+    "multiclass_report",
+    "per_source_metrics",
+    "roc_curve",
+]
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> tuple[float, list]:
@@ -50,14 +49,18 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 
 def roc_curve(scores: np.ndarray, positives: np.ndarray, max_points: int = 60) -> dict:
-    order = np.argsort(-scores, kind="stable")
-    scores, positives = scores[order], positives[order].astype(bool)
-    tps = np.cumsum(positives)
-    fps = np.cumsum(~positives)
-    p, n = max(tps[-1], 1), max(fps[-1], 1)
-    tpr = np.concatenate([[0.0], tps / p])
-    fpr = np.concatenate([[0.0], fps / n])
-    auc = float(np.trapezoid(tpr, fpr))
+    """The ROC curve thinned to at most ``max_points`` points, and its area. Tied scores are
+    one threshold (one point), so their order in the input changes nothing. With only one
+    class present the area is undefined and reported as 0.0 (the card stays plain JSON)."""
+    positives = np.asarray(positives).astype(bool)
+    scores = np.asarray(scores, dtype=np.float64)
+    if positives.all() or not positives.any():
+        fpr = np.linspace(0.0, 1.0, len(scores) + 1) if not positives.any() else np.zeros(len(scores) + 1)
+        tpr = np.zeros(len(scores) + 1) if not positives.any() else np.linspace(0.0, 1.0, len(scores) + 1)
+        auc = 0.0
+    else:
+        fpr, tpr, _ = sk.roc_curve(positives, scores, drop_intermediate=False)
+        auc = float(sk.roc_auc_score(positives, scores))
     keep = np.unique(np.linspace(0, len(tpr) - 1, min(max_points, len(tpr))).round().astype(int))
     return {
         "fpr": [round(float(v), 4) for v in fpr[keep]],
@@ -67,52 +70,49 @@ def roc_curve(scores: np.ndarray, positives: np.ndarray, max_points: int = 60) -
 
 
 def binary_report(tumour_prob: np.ndarray, is_tumour: np.ndarray, threshold: float) -> dict:
-    pred = tumour_prob >= threshold
-    is_tumour = is_tumour.astype(bool)
-    tp = int((pred & is_tumour).sum())
-    fn = int((~pred & is_tumour).sum())
-    tn = int((~pred & ~is_tumour).sum())
-    fp = int((pred & ~is_tumour).sum())
-    recall = tp / (tp + fn) if tp + fn else None
-    specificity = tn / (tn + fp) if tn + fp else None
-    precision = tp / (tp + fp) if tp + fp else None
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else None
+    """Tumour-present figures at ``threshold``; a figure whose denominator is 0 is None."""
+    pred = np.asarray(tumour_prob) >= threshold
+    is_tumour = np.asarray(is_tumour).astype(bool)
+    (tn, fp), (fn, tp) = sk.confusion_matrix(is_tumour, pred, labels=[False, True]).tolist()
+    # Precision, recall and F1 of each side: the tumours' recall is the sensitivity, the
+    # healthy slices' recall the specificity.
+    precision, recall, f1, _ = sk.precision_recall_fscore_support(
+        is_tumour, pred, labels=[True, False], zero_division=np.nan
+    )
     return {
         "n": int(len(pred)),
         "threshold": round(float(threshold), 4),
-        "accuracy": round(float((pred == is_tumour).mean()), 4),
-        "f1": _r(f1),
-        "tumour_recall": _r(recall),
-        "tumour_specificity": _r(specificity),
-        "tumour_precision": _r(precision),
+        "accuracy": round(float(sk.accuracy_score(is_tumour, pred)), 4) if len(pred) else float("nan"),
+        "f1": _r(f1[0]),
+        "tumour_recall": _r(recall[0]),
+        "tumour_specificity": _r(recall[1]),
+        "tumour_precision": _r(precision[0]),
         "counts": {"tp": tp, "fn": fn, "tn": tn, "fp": fp},
     }
 
 
 def _r(v):
-    return None if v is None else round(float(v), 4)
+    return None if v is None or np.isnan(v) else round(float(v), 4)
 
 
 def multiclass_report(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    """Metrics on a 4-class labelled set; ``threshold`` is the tumour-present cut-off."""
+    """Metrics on a 4-class labelled set; ``threshold`` is the tumour-present cut-off. A
+    class's precision, recall or F1 whose denominator is 0 counts as 0."""
     pred = probs.argmax(axis=1)
-    k = len(CLASSES)
-    cm = np.zeros((k, k), dtype=int)
-    np.add.at(cm, (labels, pred), 1)
-    per_class = {}
-    f1s = []
-    for i, name in enumerate(CLASSES):
-        tp = cm[i, i]
-        precision = tp / cm[:, i].sum() if cm[:, i].sum() else 0.0
-        recall = tp / cm[i].sum() if cm[i].sum() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        f1s.append(f1)
-        per_class[name] = {
-            "precision": round(float(precision), 4),
-            "recall": round(float(recall), 4),
-            "f1": round(float(f1), 4),
-            "support": int(cm[i].sum()),
+    classes = list(range(len(CLASSES)))
+    cm = sk.confusion_matrix(labels, pred, labels=classes)
+    precision, recall, f1, support = sk.precision_recall_fscore_support(
+        labels, pred, labels=classes, zero_division=0.0
+    )
+    per_class = {
+        name: {
+            "precision": round(float(precision[i]), 4),
+            "recall": round(float(recall[i]), 4),
+            "f1": round(float(f1[i]), 4),
+            "support": int(support[i]),
         }
+        for i, name in enumerate(CLASSES)
+    }
     ece, diagram = expected_calibration_error(probs, labels)
     tumour_prob = 1.0 - probs[:, NOTUMOR_INDEX]
     is_tumour = labels != NOTUMOR_INDEX
@@ -122,8 +122,8 @@ def multiclass_report(probs: np.ndarray, labels: np.ndarray, threshold: float) -
     return {
         "n": int(len(labels)),
         "labels": list(CLASSES),
-        "accuracy": round(float((pred == labels).mean()), 4),
-        "macro_f1": round(float(np.mean(f1s)), 4),
+        "accuracy": round(float(sk.accuracy_score(labels, pred)), 4),
+        "macro_f1": round(float(np.mean(f1)), 4),
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
         "tumour_recall": binary["tumour_recall"],
@@ -134,6 +134,24 @@ def multiclass_report(probs: np.ndarray, labels: np.ndarray, threshold: float) -
         "ece": round(ece, 4),
         "reliability": diagram,
     }
+
+
+def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict:
+    """Metrics per source collection: 4-class where labels are typed, else tumour-present."""
+    out = {}
+    for source in sorted(set(ds.sources)):
+        sel = ds.sources == source
+        labels = ds.labels[sel]
+        typed = labels < UNKNOWN_CODE
+        entry = {"n": int(sel.sum())}
+        if typed.all() and len(set(labels)) > 1:
+            entry.update(multiclass_report(probs[sel], labels, threshold))
+            entry.pop("roc_curves")
+            entry.pop("reliability")
+        tumour = 1 - probs[sel][:, NOTUMOR_INDEX]
+        entry["tumour_present"] = binary_report(tumour, labels != NOTUMOR_INDEX, threshold)
+        out[source] = entry
+    return out
 
 
 def choose_threshold(tumour_prob: np.ndarray, is_tumour: np.ndarray, min_recall: float = 0.99) -> float:

@@ -16,7 +16,7 @@ class PerImageStandardization(layers.Layer):
     """Zero mean, unit variance per image.
 
     Inputs in [0, 1] give first-layer activations far below BatchNormalization's epsilon,
-    and inference-mode BN then disagrees with training mode (see docs/ML-NOTES); per-image
+    and inference-mode BN then disagrees with training mode (docs/MODEL.md, "Architecture"); per-image
     standardisation also removes global brightness and contrast differences between
     scanners.
     """

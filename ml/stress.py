@@ -13,14 +13,14 @@ tumour-present figures of both, so the shortcut shows as a drop in recall.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
 
-from ml.card import print_report
-from ml.data import UNKNOWN_CODE, label_code, progress
+from ml import cli
+from ml.cli import print_report, progress
+from ml.data import UNKNOWN_CODE, label_code
 from ml.evaluate import add_selection_arguments, report_header, select_or_explain
 from ml.metrics import NOTUMOR_INDEX, binary_report
 from ml.preprocess import decode, preprocess_grey, skull_strip
@@ -53,7 +53,7 @@ def stress(classifier, paths: list[str], labels: np.ndarray, fraction: float, ba
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.stress", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.stress", __doc__)
     add_selection_arguments(parser)
     parser.add_argument("--strip", type=float, default=0.07, help="erosion as a fraction of the head's size")
     args = parser.parse_args(argv)

@@ -7,144 +7,36 @@ export for the worker (``ml.export``) and its out-of-distribution gate.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ml import card as cards
-from ml.data import UNKNOWN_CODE, Dataset, healthy_items, load_items, non_negative_int, split_by_group
+from ml import cli
+from ml.calibration import calibrated_probs, fit_temperature
+from ml.card import MODEL_FILE, SPLIT_FILE, Card, ModelInput, sha256_file
+from ml.cli import fail, non_negative_int
+from ml.data import UNKNOWN_CODE, Dataset, healthy_items, load_items, split_by_group
 from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
+from ml.fitting import EpochReport, load_parent, make_training_data, mask_accuracy, recalibrate_batch_norm
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.metrics import (
     NOTUMOR_INDEX,
     binary_report,
-    calibrated_probs,
     choose_refer_threshold,
     choose_threshold,
-    fit_temperature,
     multiclass_report,
+    per_source_metrics,
 )
 from ml.preprocess import PREPROCESS_VERSION, SIZE
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "var" / "ml-cache"
-MODEL_FILE = "model.keras"
-
-
-def label_masks(labels: np.ndarray) -> np.ndarray:
-    """0/1 target masks: one-hot for a known class, "any tumour class" for unknown type."""
-    masks = np.zeros((len(labels), len(CLASSES)), dtype=np.float32)
-    known = labels < UNKNOWN_CODE
-    masks[np.flatnonzero(known), labels[known]] = 1.0
-    masks[~known] = 1.0
-    masks[~known, NOTUMOR_INDEX] = 0.0
-    return masks
-
-
-def balanced_weights(labels: np.ndarray) -> np.ndarray:
-    counts = np.bincount(labels, minlength=UNKNOWN_CODE + 1).astype(np.float64)
-    present = counts > 0
-    per_label = np.zeros_like(counts)
-    per_label[present] = counts[present].sum() / (present.sum() * counts[present])
-    return per_label[labels].astype(np.float32)
-
-
-def make_training_data(train: Dataset, batch: int, seed: int, strength: float = 1.0):
-    """Shuffled, augmented, class-balanced batches of (image, label mask, weight)."""
-    import tensorflow as tf
-
-    from ml.augment import augment
-
-    data = tf.data.Dataset.from_tensor_slices(
-        (train.images, label_masks(train.labels), balanced_weights(train.labels))
-    )
-    data = data.shuffle(len(train), seed=seed, reshuffle_each_iteration=True)
-    data = data.map(lambda x, y, w: (augment(x, SIZE, strength), y, w), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.batch(batch).prefetch(tf.data.AUTOTUNE)
-
-
-def mask_accuracy(y_true, logits):
-    """Top-1 accuracy against a label mask (for unknown-type tumours: any tumour class)."""
-    from keras import ops
-
-    top = ops.argmax(logits, axis=-1)
-    return ops.take_along_axis(y_true, top[:, None], axis=-1)[:, 0]
-
-
-def recalibrate_batch_norm(model, images: np.ndarray, batch: int = 128) -> None:
-    """Re-estimate BatchNormalization moving statistics on clean (un-augmented) images.
-
-    The moving statistics gathered during training describe augmented batches (inverted,
-    gamma-shifted, blurred...), not the clean images the model serves; with them, inference
-    mode disagreed wildly with training mode and validation swung from 74% to 50% between
-    epochs. A cumulative average over clean batches in training mode fixes the mismatch
-    (as PyTorch's ``update_bn`` does for SWA).
-    """
-    import keras
-
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    saved = [layer.momentum for layer in norms]
-    try:
-        for step, start in enumerate(range(0, len(images), batch)):
-            for layer in norms:
-                layer.momentum = step / (step + 1.0)  # cumulative mean over batches
-            model(images[start : start + batch], training=True)
-    finally:
-        for layer, momentum in zip(norms, saved, strict=True):
-            layer.momentum = momentum
-
-
-def masked_nll_numpy(masks: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    from scipy.special import log_softmax, logsumexp
-
-    log_p = log_softmax(logits.astype(np.float64), axis=-1)
-    return -logsumexp(np.where(masks > 0, log_p, -1e9), axis=-1)
-
-
-class EpochReport:
-    """Recalibrates BatchNorm on clean training images, validates, and prints one line per
-    epoch with the figures that matter clinically. It writes ``val_loss`` and
-    ``val_mask_accuracy`` into the epoch logs, so early stopping and the history see
-    validation figures from the model exactly as it will serve."""
-
-    def __new__(cls, val: Dataset, calibration: np.ndarray, epochs: int):
-        import keras
-
-        class _Report(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.started = time.time()
-
-            def on_epoch_end(self, epoch, logs=None):
-                recalibrate_batch_norm(self.model, calibration)
-                logits = self.model.predict(val.images, batch_size=128, verbose=0)
-                masks = label_masks(val.labels)
-                logs["val_loss"] = float(masked_nll_numpy(masks, logits).mean())
-                logs["val_mask_accuracy"] = float(masks[np.arange(len(masks)), logits.argmax(1)].mean())
-                probs = calibrated_probs(logits)
-                known = val.labels < UNKNOWN_CODE
-                acc = (probs[known].argmax(1) == val.labels[known]).mean()
-                tumour = 1 - probs[:, NOTUMOR_INDEX]
-                is_tumour = val.labels != NOTUMOR_INDEX
-                recall = (tumour[is_tumour] >= 0.5).mean()
-                spec = (tumour[~is_tumour] < 0.5).mean()
-                unknown = val.labels == UNKNOWN_CODE
-                br_recall = (tumour[unknown] >= 0.5).mean() if unknown.any() else float("nan")
-                lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-                print(
-                    f"epoch {epoch + 1}/{epochs} {time.time() - self.started:.0f}s "
-                    f"loss {logs['loss']:.4f} acc {logs['mask_accuracy']:.4f} | "
-                    f"val loss {logs['val_loss']:.4f} 4-class acc {acc:.4f} "
-                    f"tumour recall {recall:.4f} specificity {spec:.4f} "
-                    f"yes-only recall {br_recall:.4f} | lr {lr:.2e}",
-                    flush=True,
-                )
-
-        return _Report()
 
 
 def _library_versions() -> dict:
@@ -166,55 +58,41 @@ def _library_versions() -> dict:
     }
 
 
-def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict:
-    """Metrics per source collection: 4-class where labels are typed, else tumour-present."""
-    out = {}
-    for source in sorted(set(ds.sources)):
-        sel = ds.sources == source
-        labels = ds.labels[sel]
-        typed = labels < UNKNOWN_CODE
-        entry = {"n": int(sel.sum())}
-        if typed.all() and len(set(labels)) > 1:
-            entry.update(multiclass_report(probs[sel], labels, threshold))
-            entry.pop("roc_curves")
-            entry.pop("reliability")
-        tumour = 1 - probs[sel][:, NOTUMOR_INDEX]
-        entry["tumour_present"] = binary_report(tumour, labels != NOTUMOR_INDEX, threshold)
-        out[source] = entry
-    return out
+@dataclass
+class Splits:
+    """The images of one run, split by duplicate group."""
+
+    full: Dataset
+    split: dict[str, np.ndarray]  # indices into ``full`` per split name
+    duplicates: dict[str, int]
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    healthy_sources: list[str]  # the --healthy collections, reported per source only
 
 
-def load_parent(model_dir: Path, full: Dataset, split: dict):
-    """(model, card) of an earlier model to continue from (a warm start).
+@dataclass
+class Calibration:
+    """Temperature and thresholds, from validation only."""
 
-    Refused unless its preprocessing and its train / validation / test split are this run's:
-    otherwise its training images could land in this run's test split.
-    """
-    import keras
+    temperature: float
+    tumour_threshold: float
+    refer_threshold: float
+    val_probs: np.ndarray
 
-    import ml.model  # noqa: F401  registers the custom layer for deserialisation
 
-    parent = cards.read_card(model_dir)
-    if parent.get("preprocessing_version") != PREPROCESS_VERSION:
-        raise ValueError(
-            f"{model_dir} was trained on preprocessing version {parent.get('preprocessing_version')}, "
-            f"this code uses {PREPROCESS_VERSION}"
-        )
-    with np.load(model_dir / "split.npz") as parent_split:
-        for name, idx in split.items():
-            if set(parent_split[name]) != {full.sha256[i] for i in idx}:
-                raise ValueError(
-                    f"{model_dir}: its {name} split differs from this run's; use the same data and seed"
-                )
-    model = keras.models.load_model(model_dir / parent.get("model_file", MODEL_FILE), compile=False)
-    return model, parent
+@dataclass
+class HeldOutFigures:
+    metrics: dict
+    ece_before_calibration: float
+    probs: np.ndarray  # calibrated, for every test image
+    baselines: dict
 
 
 def train(args) -> Path:
+    """The recipe: prepare the data, fit, calibrate, measure, write the model directory."""
     import keras
     import tensorflow as tf
-
-    from ml.model import build_model, masked_nll
 
     # The seed alone does not make a run repeatable: augmentation draws from stateful random
     # ops inside a parallel tf.data map, so which image gets which draw follows thread timing.
@@ -222,6 +100,28 @@ def train(args) -> Path:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
     started = time.time()
+    data = prepare_data(args)
+    model, parent, history = fit(args, data)
+    train_seconds = time.time() - started
+    calibration = calibrate(model, data.val)
+    figures = measure(model, data, calibration, args.seed)
+    out = Path(args.out)
+    save_model(model, out)
+    card = build_card(args, out, model, parent, history, data, calibration, figures, train_seconds)
+    write_model_dir(out, card, data, args.outlier_pictures)
+    print(
+        f"test accuracy {figures.metrics['accuracy']:.4f} macro-F1 {figures.metrics['macro_f1']:.4f} "
+        f"tumour recall {figures.metrics['tumour_recall']} "
+        f"specificity {figures.metrics['tumour_specificity']} ECE {figures.metrics['ece']:.4f}; "
+        f"T={calibration.temperature:.3f} threshold={calibration.tumour_threshold:.3f} "
+        f"refer={calibration.refer_threshold}; {train_seconds / 60:.1f} min -> {out}",
+        flush=True,
+    )
+    return out
+
+
+def prepare_data(args) -> Splits:
+    """The --data images (at most --limit per label) and the --healthy ones, loaded and split."""
     items = [item for folder in args.data for item in index_folder(Path(folder))]
     if args.limit:
         rng = np.random.default_rng(args.seed)
@@ -230,7 +130,6 @@ def train(args) -> Path:
             by_label.setdefault(item.label, []).append(item)
         items = [it for group in by_label.values() for it in rng.permutation(group)[: args.limit]]
     healthy = healthy_items(args.healthy, args.healthy_limit, args.seed)
-    healthy_sources = sorted({it.source for it in healthy})
     items += healthy
     full = load_items(items, cache_dir=args.cache)
     split, dup_counts = split_by_group(full, seed=args.seed)
@@ -242,16 +141,25 @@ def train(args) -> Path:
         f"train {len(train_ds)}, val {len(val_ds)}, test {len(test_ds)}",
         flush=True,
     )
+    return Splits(full, split, dup_counts, train_ds, val_ds, test_ds, sorted({it.source for it in healthy}))
 
-    tf_train = make_training_data(train_ds, args.batch, args.seed, args.augment_strength)
+
+def fit(args, data: Splits):
+    """(model, parent card or None, Keras history): the network fitted on the training split
+    (or continued from --init), BatchNorm statistics re-estimated on clean images."""
+    import keras
+
+    from ml.model import build_model, masked_nll
+
+    tf_train = make_training_data(data.train, args.batch, args.seed, args.augment_strength)
     rng = np.random.default_rng(args.seed)
-    calibration = train_ds.images[rng.permutation(len(train_ds))[:1024]]
+    calibration = data.train.images[rng.permutation(len(data.train))[:1024]]
     if args.init:
-        model, parent = load_parent(Path(args.init), full, split)
-        print(f"starting from {args.init} ({parent['training']['epochs_run']} epochs)", flush=True)
+        model, parent = load_parent(Path(args.init), data.full, data.split)
+        print(f"starting from {args.init} ({parent.training['epochs_run']} epochs)", flush=True)
     else:
         model, parent = build_model(len(CLASSES)), None
-    steps = int(np.ceil(len(train_ds) / args.batch)) * args.epochs
+    steps = int(np.ceil(len(data.train) / args.batch)) * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=args.lr, warmup_steps=min(300, steps // 10), alpha=0.02
     )
@@ -261,91 +169,124 @@ def train(args) -> Path:
         metrics=[mask_accuracy],
     )
     callbacks = [
-        EpochReport(val_ds, calibration, args.epochs),
+        EpochReport(data.val, calibration, args.epochs),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True),
     ]
     history = model.fit(tf_train, epochs=args.epochs, callbacks=callbacks, verbose=0)
-    recalibrate_batch_norm(model, train_ds.images[rng.permutation(len(train_ds))[:4096]])
-    train_seconds = time.time() - started
+    recalibrate_batch_norm(model, data.train.images[rng.permutation(len(data.train))[:4096]])
+    return model, parent, history
 
-    # Calibration and thresholds from validation only.
-    val_logits = model.predict(val_ds.images, batch_size=128, verbose=0)
-    typed = val_ds.labels < UNKNOWN_CODE
-    temperature = fit_temperature(val_logits[typed], val_ds.labels[typed])
+
+def calibrate(model, val: Dataset) -> Calibration:
+    """Temperature (on typed images), tumour threshold and refer threshold from validation."""
+    val_logits = model.predict(val.images, batch_size=128, verbose=0)
+    typed = val.labels < UNKNOWN_CODE
+    temperature = fit_temperature(val_logits[typed], val.labels[typed])
     val_probs = calibrated_probs(val_logits, temperature)
-    threshold = choose_threshold(1 - val_probs[:, NOTUMOR_INDEX], val_ds.labels != NOTUMOR_INDEX, 0.99)
-    refer = choose_refer_threshold(val_probs[typed], val_ds.labels[typed])
+    threshold = choose_threshold(1 - val_probs[:, NOTUMOR_INDEX], val.labels != NOTUMOR_INDEX, 0.99)
+    refer = choose_refer_threshold(val_probs[typed], val.labels[typed])
+    return Calibration(temperature, threshold, refer, val_probs)
 
+
+def measure(model, data: Splits, calibration: Calibration, seed: int) -> HeldOutFigures:
+    """Test-split figures of the calibrated model, and the baselines on the same images."""
+    from ml.baselines import run_baselines
+
+    test_ds, train_ds = data.test, data.train
     test_logits = model.predict(test_ds.images, batch_size=128, verbose=0)
-    test_probs = calibrated_probs(test_logits, temperature)
+    test_probs = calibrated_probs(test_logits, calibration.temperature)
     # The headline 4-class figures: typed images of the class-folder collections. Healthy-only
     # collections (--healthy) are reported per source, not mixed into them.
-    test_typed = (test_ds.labels < UNKNOWN_CODE) & ~np.isin(test_ds.sources, healthy_sources)
+    test_typed = (test_ds.labels < UNKNOWN_CODE) & ~np.isin(test_ds.sources, data.healthy_sources)
+    threshold = calibration.tumour_threshold
     test_metrics = multiclass_report(test_probs[test_typed], test_ds.labels[test_typed], threshold)
     uncalibrated_ece = multiclass_report(
         calibrated_probs(test_logits[test_typed]), test_ds.labels[test_typed], threshold
     )["ece"]
-
-    from ml.baselines import run_baselines
-
-    tr_typed = (train_ds.labels < UNKNOWN_CODE) & ~np.isin(train_ds.sources, healthy_sources)
+    tr_typed = (train_ds.labels < UNKNOWN_CODE) & ~np.isin(train_ds.sources, data.healthy_sources)
     baselines = run_baselines(
         train_ds.images[tr_typed],
         train_ds.labels[tr_typed],
         test_ds.images[test_typed],
         test_ds.labels[test_typed],
-        args.seed,
+        seed,
     )
+    return HeldOutFigures(test_metrics, uncalibrated_ece, test_probs, baselines)
 
-    out = Path(args.out)
+
+def save_model(model, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{MODEL_FILE}.tmp.keras"
     model.save(tmp)
     os.replace(tmp, out / MODEL_FILE)
-    from ml.dedup import sha256_file
 
+
+def write_model_dir(out: Path, card: Card, data: Splits, outlier_pictures: int) -> None:
+    """Beside model.keras: the card, the split, the LiteRT export and the gate."""
+    from ml.export import export
+
+    card.save(out)
+    np.savez_compressed(
+        out / SPLIT_FILE, **{k: np.array([data.full.sha256[i] for i in v]) for k, v in data.split.items()}
+    )
+    # The worker serves the LiteRT export; the gate is fitted on the features it will see.
+    export(out)
+    fit_for_model(out, data.train.paths, outlier_pictures)
+
+
+def build_card(
+    args,
+    out: Path,
+    model,
+    parent: Card | None,
+    history,
+    data: Splits,
+    calibration: Calibration,
+    figures: HeldOutFigures,
+    seconds: float,
+) -> Card:
+    """The card of the model just saved in ``out``, without the export and the gate (those steps add them)."""
     hist = {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
-    card = {
-        "card_format": cards.CARD_FORMAT,
-        "task": args.task,
-        "name": args.name or out.parent.name,
-        "version": out.name,
-        "description": "Brain MRI slice classifier: glioma, meningioma, pituitary tumour or no tumour.",
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "model_file": MODEL_FILE,
-        "sha256": sha256_file(out / MODEL_FILE),
-        "classes": list(CLASSES),
-        "no_finding_class": NOTUMOR,
-        "input": {"height": SIZE, "width": SIZE, "channels": 1, "dtype": "float32", "range": [0.0, 1.0]},
-        "preprocessing_version": PREPROCESS_VERSION,
-        "output": "logits; probabilities = softmax(logits / temperature)",
-        "temperature": round(temperature, 4),
-        "tumour_threshold": round(threshold, 4),
-        "tumour_threshold_rule": (
+    full, split, threshold = data.full, data.split, calibration.tumour_threshold
+    return Card(
+        task=args.task,
+        name=args.name or out.parent.name,
+        version=out.name,
+        description="Brain MRI slice classifier: glioma, meningioma, pituitary tumour or no tumour.",
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        model_file=MODEL_FILE,
+        sha256=sha256_file(out / MODEL_FILE),
+        classes=tuple(CLASSES),
+        no_finding_class=NOTUMOR,
+        input=ModelInput(height=SIZE, width=SIZE),
+        preprocessing_version=PREPROCESS_VERSION,
+        temperature=round(calibration.temperature, 4),
+        tumour_threshold=round(threshold, 4),
+        tumour_threshold_rule=(
             "highest cut-off on 1 - p(notumor) with validation tumour recall >= 0.99 (at most 0.5)"
         ),
-        "refer_threshold": refer,
-        "refer_threshold_rule": "lowest calibrated top probability with validation accuracy >= 0.99 above it",
-        "parameters": int(model.count_params()),
-        "metrics": {
+        refer_threshold=calibration.refer_threshold,
+        refer_threshold_rule="lowest calibrated top probability with validation accuracy >= 0.99 above it",
+        parameters=int(model.count_params()),
+        metrics={
             "split": "internal test (duplicate-group aware), 4-class images of the --data collections",
-            **test_metrics,
-            "ece_before_calibration": uncalibrated_ece,
+            **figures.metrics,
+            "ece_before_calibration": figures.ece_before_calibration,
         },
-        "metrics_by_source": per_source_metrics(test_ds, test_probs, threshold),
-        "validation": {
+        metrics_by_source=per_source_metrics(data.test, figures.probs, threshold),
+        validation={
             "tumour_present": binary_report(
-                1 - val_probs[:, NOTUMOR_INDEX], val_ds.labels != NOTUMOR_INDEX, threshold
+                1 - calibration.val_probs[:, NOTUMOR_INDEX], data.val.labels != NOTUMOR_INDEX, threshold
             )
         },
-        "baselines": baselines,
-        "history": hist,
-        "training": {
+        baselines=figures.baselines,
+        history=hist,
+        training={
             "data": [str(d) for d in args.data],
             "healthy_data": [str(d) for d in args.healthy],
             "healthy_limit": args.healthy_limit,
             "dataset_fingerprint": full.fingerprint(),
-            "duplicates": dup_counts,
+            "duplicates": data.duplicates,
             "split_sizes": {k: int(len(v)) for k, v in split.items()},
             "label_counts": {
                 name: {
@@ -357,9 +298,9 @@ def train(args) -> Path:
             "epochs_run": len(hist.get("loss", [])),
             "initialised_from": (
                 {
-                    "version": parent["version"],
-                    "epochs_run": parent["training"]["epochs_run"],
-                    "seconds": parent["training"]["seconds"],
+                    "version": parent.version,
+                    "epochs_run": parent.training["epochs_run"],
+                    "seconds": parent.training["seconds"],
                 }
                 if parent
                 else None
@@ -369,32 +310,15 @@ def train(args) -> Path:
             "learning_rate": args.lr,
             "augment_strength": args.augment_strength,
             "seed": args.seed,
-            "seconds": round(train_seconds, 1),
+            "seconds": round(seconds, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         },
-        "libraries": _library_versions(),
-    }
-    cards.write_json_atomic(out / cards.CARD_FILE, card)
-    np.savez_compressed(
-        out / "split.npz", **{k: np.array([full.sha256[i] for i in v]) for k, v in split.items()}
+        libraries=_library_versions(),
     )
-    from ml.export import export
-
-    # The worker serves the LiteRT export; the gate is fitted on the features it will see.
-    export(out)
-    fit_for_model(out, train_ds.paths, args.outlier_pictures)
-    print(
-        f"test accuracy {test_metrics['accuracy']:.4f} macro-F1 {test_metrics['macro_f1']:.4f} "
-        f"tumour recall {test_metrics['tumour_recall']} specificity {test_metrics['tumour_specificity']} "
-        f"ECE {test_metrics['ece']:.4f}; T={temperature:.3f} threshold={threshold:.3f} refer={refer}; "
-        f"{train_seconds / 60:.1f} min -> {out}",
-        flush=True,
-    )
-    return out
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ml.train", description=__doc__.splitlines()[0])
+    parser = cli.parser("ml.train", __doc__)
     parser.add_argument("--data", action="append", required=True, help="folder of class folders (repeatable)")
     parser.add_argument(
         "--out", required=True, help="model directory to write, e.g. ml/models/brain-tumour/VERSION"
@@ -442,9 +366,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         train(args)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (FileNotFoundError, ValueError, cards.ModelLoadError) as exc:
+        return fail(str(exc))
     return 0
 
 

@@ -6,84 +6,57 @@ Both must reach the model as the same array, or the card's metrics would not des
 clinicians get.
 """
 
-import inspect
-
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from cases.uploads import clean_upload
+from ml.evaluate import evaluate
+from ml.preprocess import decode, preprocess_grey
+from ml.serve import Classifier
 from tests.conftest import real_mri_images
+from tests.ml.conftest import make_card
 from tests.privacy.corpus import corpus
 
 
-@pytest.mark.parametrize("index", range(4))
-def test_stored_upload_and_original_file_give_identical_model_input(index, monkeypatch):
-    import ml.evaluate
-    import ml.serve
-    from ml.preprocess import decode, preprocess_grey
+class RecordingRuntime:
+    """Stands in for the network: records every batch of model inputs it is given."""
 
+    name = "recording"
+
+    def __init__(self, classes: int):
+        self.classes = classes
+        self.inputs: list[np.ndarray] = []
+
+    def predict(self, x):
+        self.inputs.extend(np.array(image) for image in x)
+        return np.zeros((len(x), 8), np.float32), np.zeros((len(x), self.classes), np.float32)
+
+    def explain(self, x):
+        features, logits = self.predict(x)
+        return features, logits, np.zeros((len(x), 4, 4), np.float32)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_stored_upload_and_original_file_give_identical_model_input(index, tmp_path):
     path = real_mri_images(4)[index]
     stored = clean_upload(SimpleUploadedFile("scan.jpg", path.read_bytes())).content
+    card = make_card()
+    runtime = RecordingRuntime(len(card.classes))
+    classifier = Classifier(tmp_path, card, runtime, gate_stats=None)
 
-    seen = []
-
-    def spy(grey, size=128):
-        out = preprocess_grey(grey, size)
-        seen.append(out)
-        return out
-
-    monkeypatch.setattr(ml.serve, "preprocess_grey", spy)
-    classifier = object.__new__(ml.serve.Classifier)  # the path up to the model needs no weights
-    classifier.gate_thresholds = None
-    classifier.modality_check = None
-    classifier.size = 128
-
-    class _Stop(Exception):
-        pass
-
-    def explain(x):
-        raise _Stop
-
-    classifier._explain = explain
-
-    # The evaluator's array: ml.evaluate scores files through Classifier.score_files.
-    assert "score_files" in inspect.getsource(ml.evaluate.evaluate)
-    fed = []
-    classifier.predict_arrays = lambda batch: (fed.append(batch), (np.zeros((len(batch), 1)), None))[1]
-    list(classifier.score_files([str(path)]))
-    evaluator_input = fed[0][0]
+    # The evaluator's array: what ml.evaluate hands the model for the original file.
+    evaluate(classifier, [str(path)], np.array([0]))
+    assert len(runtime.inputs) == 1
+    evaluator_input = runtime.inputs[0]
     assert np.array_equal(evaluator_input, preprocess_grey(decode(str(path))[0]))
 
     # The worker's array: what Classifier.classify hands the model for the stored bytes.
-    seen.clear()
-    with pytest.raises(_Stop):
-        classifier.classify(stored)
-    assert len(seen) == 1
-    assert np.array_equal(seen[0], evaluator_input)
-
-
-def _classifier_feeding(fed):
-    """A Classifier without weights that records what reaches the model, then stops."""
-    import ml.serve
-
-    classifier = object.__new__(ml.serve.Classifier)
-    classifier.gate_thresholds = None
-    classifier.modality_check = None
-    classifier.size = 128
-
-    def explain(x):
-        fed.append(x[0])
-        raise _Stop
-
-    classifier._explain = explain
-    classifier.predict_arrays = lambda batch: (fed.extend(batch), (np.zeros((len(batch), 1)), None))[1]
-    return classifier
-
-
-class _Stop(Exception):
-    pass
+    runtime.inputs.clear()
+    classifier.classify(stored, explain=True)
+    assert len(runtime.inputs) == 1
+    assert np.array_equal(runtime.inputs[0], evaluator_input)
 
 
 @pytest.mark.django_db
@@ -111,13 +84,14 @@ def test_a_dicom_upload_and_the_same_file_in_a_dataset_give_identical_model_inpu
 
     # The worker's array: what the pipeline hands the runtime, through Classifier.classify.
     ModelVersionFactory(is_active=True)
-    worker_fed = []
-    classifier = _classifier_feeding(worker_fed)
+    card = make_card()
+    worker = RecordingRuntime(len(card.classes))
+    classifier = Classifier(tmp_path, card, worker, gate_stats=None)
     monkeypatch.setattr(
-        "inference.runtime.classify_image", lambda model_version, data: classifier.classify(data)
+        "inference.runtime.classify_image", lambda version, data: classifier.classify(data, explain=True)
     )
     pipeline.classify_scan(scan.pk)
-    assert len(worker_fed) == 1
+    assert len(worker.inputs) == 1
 
     # ml's arrays: the original file in a class folder, as ml.train loads it and as
     # ml.evaluate scores it.
@@ -125,9 +99,9 @@ def test_a_dicom_upload_and_the_same_file_in_a_dataset_give_identical_model_inpu
     folder.mkdir(parents=True)
     (folder / "slice.dcm").write_bytes(original)
     training_input = load_items(index_folder(tmp_path / "dataset")).images[0]
-    evaluator_fed = []
-    list(_classifier_feeding(evaluator_fed).score_files([str(folder / "slice.dcm")]))
+    evaluator = RecordingRuntime(len(card.classes))
+    list(Classifier(tmp_path, card, evaluator, gate_stats=None).score_files([str(folder / "slice.dcm")]))
 
-    assert np.array_equal(worker_fed[0], training_input)
-    assert np.array_equal(evaluator_fed[0], training_input)
+    assert np.array_equal(worker.inputs[0], training_input)
+    assert np.array_equal(evaluator.inputs[0], training_input)
     assert training_input.std() > 0.05  # a real slice, not an empty picture

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from ml.card import Card, ModelInput
+from ml.labels import CLASSES, NOTUMOR
+from ml.preprocess import PREPROCESS_VERSION
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 TUMOUR_TRAINING = DATASETS / "brain-tumor-mri" / "Training"
@@ -18,6 +22,25 @@ def datasets():
     if not all(folder.is_dir() for folder in (TUMOUR_TRAINING, BR35H, HEALTHY)):
         pytest.skip(f"real MRI datasets not found under {DATASETS}")
     return DATASETS
+
+
+def make_card(**fields) -> Card:
+    """A valid card for a model that exists only in a test; ``fields`` override the defaults."""
+    defaults = dict(
+        task="brain-tumour",
+        name="brain-tumour",
+        version="test",
+        created_at="2026-01-01T00:00:00+00:00",
+        sha256="0" * 64,
+        classes=tuple(CLASSES),
+        no_finding_class=NOTUMOR,
+        input=ModelInput(height=128, width=128),
+        preprocessing_version=PREPROCESS_VERSION,
+        temperature=1.0,
+        tumour_threshold=0.5,
+        refer_threshold=0.0,
+    )
+    return Card(**(defaults | fields))
 
 
 def tiny_training_command(out: Path, cache: Path) -> list[str]:

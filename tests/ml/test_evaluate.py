@@ -6,9 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from ml.dedup import sha256_file
+from ml.card import sha256_file
 from ml.evaluate import warnings_against_card
-from tests.ml.conftest import REPO_ROOT
+from tests.ml.conftest import REPO_ROOT, make_card
 
 MULTICLASS_KEYS = {
     "n",
@@ -98,10 +98,10 @@ def test_unknown_class_folder_is_a_clear_error(tiny_model, tmp_path):
 
 
 def test_warnings_compare_a_folder_with_the_cards_figures_for_the_same_source():
-    card = {
-        "metrics": {"accuracy": 0.94, "tumour_recall": 1.0, "tumour_specificity": 0.77},
-        "metrics_by_source": {"br35h": {"n": 146, "tumour_present": {"tumour_recall": 0.92}}},
-    }
+    card = make_card(
+        metrics={"accuracy": 0.94, "tumour_recall": 1.0, "tumour_specificity": 0.77},
+        metrics_by_source={"br35h": {"n": 146, "tumour_present": {"tumour_recall": 0.92}}},
+    )
     # Br35H tumours found at 0.93: in line with the card's Br35H figure, not its 4-class 1.0.
     assert warnings_against_card({"n": 146, "tumour_recall": 0.93}, card, "br35h") == []
     assert warnings_against_card({"n": 146, "tumour_recall": 0.80}, card, "br35h") == [

@@ -8,13 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from ml.card import CARD_FORMAT, MODELS_ROOT, read_card, write_json_atomic
-from ml.dedup import sha256_file
+from ml.card import HEAD_FILE, LITERT_FILE, MODELS_ROOT, Card, ModelInput, sha256_file
 from ml.export import ExportError, export, verification_inputs
-from ml.labels import CLASSES
-from ml.preprocess import PREPROCESS_VERSION
-from ml.serve import HEAD_FILE, LITERT_FILE, Classifier
-from tests.ml.conftest import REPO_ROOT
+from ml.serve import Classifier
+from tests.ml.conftest import REPO_ROOT, make_card
 
 SHIPPED = MODELS_ROOT / "brain-tumour" / "2026.11.24"
 
@@ -32,26 +29,25 @@ def _export(*model_dirs):
 def test_export_writes_the_litert_model_and_head_and_records_them_in_the_card(tmp_path):
     model_dir = tmp_path / "brain-tumour" / "v1"
     shutil.copytree(SHIPPED, model_dir, ignore=shutil.ignore_patterns(LITERT_FILE, HEAD_FILE))
-    card = read_card(model_dir)
-    card.pop("litert", None)
-    write_json_atomic(model_dir / "model.json", card)
+    card = Card.load(model_dir).replace(litert=None)
+    card.save(model_dir)
 
     proc = _export(model_dir)
 
     assert proc.returncode == 0, proc.stderr[-3000:]
-    entry = read_card(model_dir)["litert"]
-    assert json.loads(proc.stdout)[str(model_dir)] == entry
-    assert entry["sha256"] == sha256_file(model_dir / LITERT_FILE)
-    assert entry["head_sha256"] == sha256_file(model_dir / HEAD_FILE)
-    assert entry["outputs"] == ["logits", "features", "last_conv"] and entry["head"] == ["linear"]
-    assert "tensorflow" in entry["converter"] and entry["verified_with"].startswith("ai-edge-litert ")
-    assert entry["max_difference_from_keras"]["cam"] <= 1e-4
+    entry = Card.load(model_dir).litert
+    assert json.loads(proc.stdout)[str(model_dir)] == entry.to_json()
+    assert entry.sha256 == sha256_file(model_dir / LITERT_FILE)
+    assert entry.head_sha256 == sha256_file(model_dir / HEAD_FILE)
+    assert entry.outputs == ("logits", "features", "last_conv") and entry.head == ("linear",)
+    assert "tensorflow" in entry.converter and entry.verified_with.startswith("ai-edge-litert ")
+    assert entry.max_difference_from_keras["cam"] <= 1e-4
     assert (model_dir / LITERT_FILE).stat().st_size < 5 * 2**20
     assert sorted(p.name for p in model_dir.iterdir() if p.name.startswith(".")) == []
     # The rest of the card is untouched, and the export is the one shipped (conversion is
     # deterministic).
-    assert {k: v for k, v in read_card(model_dir).items() if k != "litert"} == card
-    assert entry["sha256"] == read_card(SHIPPED)["litert"]["sha256"]
+    assert Card.load(model_dir).replace(litert=None) == card
+    assert entry.sha256 == Card.load(SHIPPED).litert.sha256
     assert Classifier.load(model_dir).runtime.name == "litert"
 
 
@@ -79,13 +75,8 @@ def _small_model(model_dir, head):
     model_dir.mkdir(parents=True)
     keras.utils.set_random_seed(0)
     keras.Model(inputs, x).save(model_dir / "model.keras")
-    card = {
-        "card_format": CARD_FORMAT,
-        "classes": list(CLASSES),
-        "input": {"height": 32, "width": 32, "channels": 1},
-        "preprocessing_version": PREPROCESS_VERSION,
-    }
-    write_json_atomic(model_dir / "model.json", card)
+    card = make_card(sha256=sha256_file(model_dir / "model.keras"), input=ModelInput(height=32, width=32))
+    card.save(model_dir)
     return card
 
 
@@ -97,13 +88,13 @@ def test_a_deeper_head_keeps_the_explanation_exact(tmp_path):
 
     entry = export(tmp_path / "m")
 
-    assert entry["head"] == ["relu", "linear"]
+    assert entry.head == ("relu", "linear")
     keras_runtime = Classifier.load(tmp_path / "m", runtime="keras")
     litert = Classifier.load(tmp_path / "m", runtime="litert")
     x = np.random.default_rng(1).random((6, 32, 32, 1), dtype=np.float32)
     for i in range(len(x)):
-        _, _, grad_cam = keras_runtime._explain(x[i : i + 1])
-        _, _, cam = litert._explain(x[i : i + 1])
+        _, _, grad_cam = keras_runtime.explain(x[i : i + 1])
+        _, _, cam = litert.explain(x[i : i + 1])
         np.testing.assert_allclose(cam, grad_cam, rtol=0, atol=1e-4)
 
 
@@ -123,7 +114,7 @@ def test_a_head_whose_explanation_would_not_be_exact_is_refused_and_nothing_is_w
     with pytest.raises(ExportError):
         export(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.keras"]
-    assert read_card(tmp_path / "m") == card
+    assert Card.load(tmp_path / "m") == card
 
 
 def test_verification_inputs_are_reproducible_model_inputs():

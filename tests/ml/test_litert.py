@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.card import MODELS_ROOT, read_card, write_json_atomic
+from ml.card import LITERT_FILE, MODELS_ROOT, Card, ModelLoadError, read_card
 from ml.evaluate import split_names
 from ml.labels import CLASSES, NOTUMOR, index_folder
 from ml.preprocess import preprocess
-from ml.serve import LITERT_FILE, Classifier, ModelLoadError
+from ml.serve import Classifier
 from tests.ml.conftest import REPO_ROOT
 
 SHIPPED = sorted(p.parent for p in MODELS_ROOT.glob("brain-tumour/*/model.json"))
@@ -60,8 +60,8 @@ def test_explanation_from_the_head_equals_grad_cam_on_real_images(runtimes, data
     paths = [sorted((folder / cls).glob("*.jpg"))[i * 97] for cls in CLASSES for i in range(3)]
     x = np.stack([preprocess(p) for p in paths])
     for i in range(len(x)):
-        _, keras_logits, grad_cam = keras._explain(x[i : i + 1])
-        _, litert_logits, cam = litert._explain(x[i : i + 1])
+        _, keras_logits, grad_cam = keras.explain(x[i : i + 1])
+        _, litert_logits, cam = litert.explain(x[i : i + 1])
         assert keras_logits.argmax() == litert_logits.argmax()
         assert grad_cam.max() > 0.01  # a real map, not two empty ones
         np.testing.assert_allclose(cam, grad_cam, rtol=0, atol=1e-4)
@@ -88,9 +88,7 @@ def test_a_model_without_its_export_is_refused_on_litert_with_the_command_to_run
     (shipped_copy / LITERT_FILE).unlink()
     with pytest.raises(ModelLoadError, match=f"python -m ml.export {shipped_copy}"):
         Classifier.load(shipped_copy, runtime="litert")
-    card = read_card(shipped_copy)
-    del card["litert"]
-    write_json_atomic(shipped_copy / "model.json", card)
+    Card.load(shipped_copy).replace(litert=None).save(shipped_copy)
     with pytest.raises(ModelLoadError, match="has no LiteRT export"):
         Classifier.load(shipped_copy, runtime="litert")
     # Without an export the directory still loads, with Keras.

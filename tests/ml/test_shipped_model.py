@@ -25,7 +25,8 @@ def shipped():
 
 def _shown_as_ct():
     """Pictures in the MRI folders that are CT slices (ml/modality-corrections.txt)."""
-    from ml.modality import CORRECTIONS, CT, read_corrections
+    from ml.fit_modality import CORRECTIONS, read_corrections
+    from ml.modality import CT
 
     return {name for name, modality in read_corrections(CORRECTIONS).items() if modality == CT}
 
@@ -33,7 +34,7 @@ def _shown_as_ct():
 def _held_out(datasets, shipped, cls, n=IMAGES_PER_CLASS, ct=False):
     """The first n MRI slices of a class that the shipped model's internal test split holds
     (with ``ct``, the CT slices the folder holds by mistake instead)."""
-    from ml.dedup import sha256_file
+    from ml.card import sha256_file
 
     with np.load(shipped.model_dir / "split.npz") as data:
         test = set(data["test"].tolist())
@@ -54,7 +55,7 @@ def test_shipped_model_classifies_held_out_images_of_each_class(shipped, dataset
     preprocess, model): per-class recall matches the card's, and real images get a label."""
     results = [shipped.classify(p, explain=False) for p in _held_out(datasets, shipped, cls, n=10_000)]
     recall = sum(r.label == cls for r in results) / len(results)
-    card_recall = shipped.card["metrics"]["per_class"][cls]["recall"]
+    card_recall = shipped.card.metrics["per_class"][cls]["recall"]
     assert recall >= card_recall - 0.02, (recall, card_recall)
     assert all(r.outcome != "not_mri" for r in results)
     assert any(r.label == cls and r.outcome == "classified" for r in results)
@@ -84,7 +85,7 @@ def test_heatmap_follows_the_input_and_sits_on_the_head(shipped, datasets):
         for path in _held_out(datasets, shipped, cls, 4):
             grey, _ = decode(path)
             x = np.asarray(Image.fromarray(grey).resize((128, 128)), dtype=np.float32)
-            _, _, cam = shipped._explain(
+            _, _, cam = shipped.explain(
                 __import__("ml.preprocess", fromlist=["x"]).preprocess_grey(grey)[None]
             )
             cam = cam[0]

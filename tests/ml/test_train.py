@@ -8,8 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from ml.card import find_model_dirs, read_card
-from ml.dedup import sha256_file
+from ml.card import find_model_dirs, read_card, sha256_file
 from ml.labels import CLASSES
 from ml.preprocess import PREPROCESS_VERSION, preprocess
 from ml.serve import Classifier
