@@ -81,7 +81,8 @@ class Rule:
 
     def describe(self) -> str:
         if self.kind == CONSECUTIVE:
-            return f"tumour suspected if {self.k} consecutive slices reach {self.threshold:.4g}"
+            slices = "a slice reaches" if self.k == 1 else f"{self.k} consecutive slices reach"
+            return f"tumour suspected if {slices} {self.threshold:.4g}"
         what = "the highest slice probability" if self.kind == MAX else f"the mean of the top {self.k} slices"
         return f"tumour suspected if {what} reaches {self.threshold:.4g}"
 

@@ -165,7 +165,8 @@ def choose(patients: dict, window: int, threshold: float, min_sensitivity: float
     """The chosen rule and the best rule of each family on these (validation) patients' windows."""
     blocks = [w for p in patients.values() for w in windows(p["served"], p["labels"], window)]
     series, labels = [b for b, _ in blocks], [label for _, label in blocks]
-    rules = candidate_rules(series, threshold, max_k=MAX_K, m_values=TOP_M)
+    # A run longer than the window cannot happen inside one.
+    rules = candidate_rules(series, threshold, max_k=min(MAX_K, window), m_values=TOP_M)
     best_of = {}
     for kind, k in [(CONSECUTIVE, None), (MAX, 1), *((TOP_MEAN, m) for m in TOP_M)]:
         family = [r for r in rules if r.kind == kind and (k is None or r.k == k)]
@@ -214,7 +215,7 @@ def run(
     chosen = choice["chosen"]
     compared = [r for r in choice["best_of_each_family"].values() if r is not None]
     # The chosen rule, the best of each family, and every k of the consecutive rule for the table.
-    every_k = [Rule(CONSECUTIVE, k, threshold) for k in range(1, MAX_K + 1)]
+    every_k = [Rule(CONSECUTIVE, k, threshold) for k in range(1, min(MAX_K, window) + 1)]
     rules = list(dict.fromkeys(([chosen] if chosen else []) + compared + every_k))
     return {
         "model": classifier.card.label,

@@ -89,6 +89,8 @@ def test_rule_round_trips_through_a_dict():
     rule = Rule(TOP_MEAN, 3, 0.41234)
     assert Rule.from_dict(rule.as_dict()) == Rule(TOP_MEAN, 3, 0.4123)
     assert "top 3" in rule.describe()
+    assert Rule(CONSECUTIVE, 1, 0.2).describe() == "tumour suspected if a slice reaches 0.2"
+    assert "3 consecutive slices" in Rule(CONSECUTIVE, 3, 0.2).describe()
 
 
 def test_calls_agree_with_each_rule_on_its_own():
