@@ -88,6 +88,16 @@ def part_of(patient: str, split: dict[str, str] | None = None) -> str:
         ) from None
 
 
+def part_of_slice(path: Path | str, split: dict[str, str] | None = None) -> str:
+    """The part of an lgg-flair slice, from its file name ``TCGA_<site>_<patient>_<date>_<slice>.jpg``."""
+    from ml.dicomseries import LGG_NAME
+
+    match = LGG_NAME.match(Path(path).name)
+    if match is None:
+        raise ValueError(f"{path} is not named TCGA_<site>_<patient>_<date>_<slice>.jpg")
+    return part_of(match["patient"], split)
+
+
 def split_document(parts: dict[str, str], slices: dict[str, tuple[int, int]] | None = None) -> dict:
     """What the split file holds: the rule, the patients' parts and, per part, the counts."""
     summary = {}

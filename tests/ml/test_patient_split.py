@@ -2,7 +2,7 @@
 
 import pytest
 
-from ml.patient_split import PARTS, assign_parts, load_split, part_of, patient_hash
+from ml.patient_split import PARTS, assign_parts, load_split, part_of, part_of_slice, patient_hash
 
 from .conftest import DATASETS
 
@@ -43,6 +43,13 @@ def test_a_patient_listed_twice_is_refused(tmp_path):
     path.write_text('{"patients": {"TCGA_CS_4941": "train", "TCGA_CS_4941": "test"}}')
     with pytest.raises(ValueError, match="TCGA_CS_4941"):
         load_split(path)
+
+
+def test_a_slice_is_in_its_patients_part():
+    split = load_split()
+    assert part_of_slice("lgg-flair/no/TCGA_CS_4944_20010208_12.jpg") == split["TCGA_CS_4944"]
+    with pytest.raises(ValueError, match="not named"):
+        part_of_slice("br35h/yes/y12.jpg")
 
 
 def test_unknown_patient_is_an_error():
