@@ -8,7 +8,9 @@ How the rule in use was chosen, and its figures: docs/MODEL.md, "Series-level ve
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +18,8 @@ CONSECUTIVE = "consecutive"  # k consecutive slices at or above the slice thresh
 MAX = "max"  # the highest slice probability at or above the rule's own threshold
 TOP_MEAN = "top_mean"  # the mean of the m highest slice probabilities at or above its threshold
 KINDS = (CONSECUTIVE, MAX, TOP_MEAN)
+# Beside a model's card: the rule chosen for that model by ``python -m ml.series_eval --write-rule``.
+RULE_FILE = "series_rule.json"
 
 
 def _probs(probs) -> np.ndarray:
@@ -119,13 +123,15 @@ def verdict(probs, rule: Rule, limit: int | None = 5) -> SeriesVerdict:
 
 def candidate_rules(series: list[np.ndarray], slice_threshold: float, max_k: int = 12, m_values=(2, 3, 5)):
     """The rules worth comparing on ``series``: CONSECUTIVE for k = 1..max_k at the slice
-    threshold, and MAX / TOP_MEAN with every distinct score these series reach as a cut-off, so
-    choosing among them misses no operating point."""
+    threshold, and MAX / TOP_MEAN with every distinct score these series reach as a cut-off (to
+    4 decimals), so choosing among them misses no operating point."""
     rules = [Rule(CONSECUTIVE, k, slice_threshold) for k in range(1, max_k + 1)]
     for m in (1, *m_values):
         kind = MAX if m == 1 else TOP_MEAN
         scores = np.array([top_mean(p, m) for p in series])
-        rules += [Rule(kind, m, float(cut)) for cut in np.unique(scores)]
+        # Cut-offs rounded down to 4 decimals, as the card writes thresholds: the rule written
+        # down is exactly the rule measured, and it still calls every series the score did.
+        rules += [Rule(kind, m, float(cut)) for cut in np.unique(np.floor(scores * 1e4) / 1e4)]
     return rules
 
 
@@ -166,3 +172,15 @@ def choose_rule(rules, series: list[np.ndarray], labels, min_sensitivity: float 
         if best_key is None or key > best_key:
             best, best_key = rule, key
     return best
+
+
+def load_rule(model_dir: Path | str, slice_threshold: float) -> Rule:
+    """The series rule chosen for the model in ``model_dir`` (its RULE_FILE); without one, "a slice
+    reaches the card's threshold", which is what flags a case from single slices today."""
+    path = Path(model_dir) / RULE_FILE
+    if not path.is_file():
+        return Rule(CONSECUTIVE, 1, slice_threshold)
+    try:
+        return Rule.from_dict(json.loads(path.read_text())["rule"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} does not hold a series rule: {exc}") from exc

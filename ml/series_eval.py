@@ -15,6 +15,7 @@ cached by model sha256, runtime and file sha256, so a rerun scores only new or c
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from ml.runtimes import RUNTIMES
 from ml.series import (
     CONSECUTIVE,
     MAX,
+    RULE_FILE,
     TOP_MEAN,
     Rule,
     calls,
@@ -248,6 +250,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--cache", type=Path, default=DEFAULT_CACHE, help="per-slice probability cache folder"
     )
+    parser.add_argument(
+        "--write-rule",
+        action="store_true",
+        help=f"write the chosen rule beside the model's card ({RULE_FILE})",
+    )
     parser.add_argument("--runtime", choices=RUNTIMES, help="keras or litert (default: LiteRT when exported)")
     cli.add_json_argument(parser)
     args = parser.parse_args(argv)
@@ -261,7 +268,29 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError, ModelLoadError) as exc:
         return cli.fail(f"{args.data}: {exc}")
     cli.print_report(result, args.json)
+    if args.write_rule:
+        if result["chosen_rule"] is None:
+            return cli.fail("no rule reaches the sensitivity on validation: nothing written")
+        write_rule(classifier.model_dir, result)
     return 0
+
+
+def write_rule(model_dir: Path, result: dict) -> Path:
+    """The chosen rule and the figures it was chosen on, beside the model's card."""
+    val = next(r for r in result["val"]["rules"] if r["rule"] == result["chosen_rule"])
+    test = next(r for r in result["test"]["rules"] if r["rule"] == result["chosen_rule"])
+    document = {
+        "rule": result["chosen_rule"],
+        "says": result["chosen_rule_says"],
+        "chosen_on": f"lgg-flair validation patients' windows of {result['window_slices']} slices, "
+        f"sensitivity >= {result['min_sensitivity']} ({Path(result['split_file']).name})",
+        "validation": {"windows": val["windows"], "patients": val["patients"]},
+        "test": {"windows": test["windows"], "patients": test["patients"]},
+        "command": "python -m ml.series_eval --write-rule (docs/MODEL.md, Series-level verdict)",
+    }
+    path = Path(model_dir) / RULE_FILE
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    return path
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ import pytest
 from ml.series import (
     CONSECUTIVE,
     MAX,
+    RULE_FILE,
     TOP_MEAN,
     Rule,
     calls,
     candidate_rules,
     choose_rule,
+    load_rule,
     longest_run,
     most_suspicious,
     top_mean,
@@ -117,3 +119,15 @@ def test_choose_rule_can_pick_another_family_and_says_none_when_nothing_is_sensi
     chosen = choose_rule(candidate_rules(series, T, max_k=3), series, labels, min_sensitivity=1.0)
     assert chosen == Rule(MAX, 1, 0.9)
     assert choose_rule([Rule(CONSECUTIVE, 2, T)], series, labels, min_sensitivity=1.0) is None
+
+
+def test_a_model_without_a_rule_file_flags_a_series_when_any_slice_reaches_its_threshold(tmp_path):
+    assert load_rule(tmp_path, 0.19) == Rule(CONSECUTIVE, 1, 0.19)
+
+
+def test_the_rule_file_beside_the_card_is_read_and_a_broken_one_is_an_error(tmp_path):
+    (tmp_path / RULE_FILE).write_text('{"rule": {"kind": "max", "k": 1, "threshold": 0.07}}')
+    assert load_rule(tmp_path, 0.19) == Rule(MAX, 1, 0.07)
+    (tmp_path / RULE_FILE).write_text('{"rule": {"kind": "vote", "k": 1, "threshold": 0.07}}')
+    with pytest.raises(ValueError, match="does not hold a series rule"):
+        load_rule(tmp_path, 0.19)

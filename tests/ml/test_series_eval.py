@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ml.patient_split import load_split
+from ml.series import load_rule
 from ml.series_eval import main, windows
 
 from .conftest import DATASETS, REPO_ROOT
@@ -71,3 +72,20 @@ def test_a_patient_missing_from_the_split_is_a_usage_error(four_patients, tmp_pa
     split_file.write_text(json.dumps({"patients": {PATIENTS[0]: "val"}}))
     assert main(["--model", str(SHIPPED), "--data", str(data), "--split-file", str(split_file)]) == 2
     assert "not in the split file" in capsys.readouterr().err
+
+
+def test_write_rule_puts_the_chosen_rule_beside_the_card(four_patients, tmp_path):
+    data, split_file = four_patients
+    model_dir = tmp_path / "brain-tumour" / SHIPPED.name
+    model_dir.mkdir(parents=True)
+    for path in SHIPPED.iterdir():
+        (model_dir / path.name).symlink_to(path)
+    args = ["--model", str(model_dir), "--data", str(data), "--split-file", str(split_file), "--window", "5"]
+    args += ["--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "out.json"), "--write-rule"]
+    code = main(args)
+    chosen = json.loads((tmp_path / "out.json").read_text())["chosen_rule"]
+    if chosen is None:
+        assert code == 2
+    else:
+        assert code == 0
+        assert load_rule(model_dir, 0.5).as_dict() == chosen
