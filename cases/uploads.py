@@ -20,7 +20,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from PIL import Image, ImageOps
 
-from . import anonymise
+from . import anonymise, burnedin
 from .models import AnonymisationReport, AuditEvent, Scan
 from .signals import announce_ready
 
@@ -55,8 +55,10 @@ class CleanImage:
     modality: str
     # What de-identification removed: attribute/metadata names and counts, never values.
     report: dict = field(default_factory=dict)
-    # BurnedInAnnotation YES: stored, but not classified until a steward releases it.
+    # BurnedInAnnotation YES, or text found in the pixels (cases.burnedin): stored, but not
+    # classified until a steward releases it. The reason says which, with counts only.
     held: bool = False
+    hold_reason: str = ""
     # The de-identified DICOM dataset; its UIDs are remapped per case when stored.
     dicom: object = None
 
@@ -235,7 +237,7 @@ def clean_upload(uploaded_file) -> CleanImage:
         raise UploadRejected(f"The file is larger than the limit of {_megabytes(cap)}.")
     for fmt in FORMATS:
         if fmt.accepts(data[:132]):
-            return fmt.clean(data)
+            return burnedin.screen(fmt.clean(data))
     raise UploadRejected(
         f"The content is not a supported image ({accepted_formats()}), whatever its name says."
     )
@@ -318,9 +320,10 @@ def _finish(case, image: CleanImage) -> tuple[bytes, str]:
 def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     """Create the scans and their anonymisation report in one transaction; enqueue once committed.
 
-    Scans whose DICOM header declares burnt-in annotation are stored as held: a steward
-    releases them (Scan.release) before they are classified. Raises CaseClosed, storing
-    nothing, if the case is closed (by now: a teammate may have closed it during the checks).
+    Scans whose DICOM header declares burnt-in annotation, or whose pixels show text, are stored
+    as held (cases.burnedin): a steward releases them (Scan.release) before they are classified.
+    Raises CaseClosed, storing nothing, if the case is closed (by now: a teammate may have closed
+    it during the checks).
     A failure after the commit (the broker is down, the request times out while publishing)
     leaves the scans and their files as committed: a scan that was not published stays queued,
     and the sweep publishes it.
@@ -347,6 +350,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                     uploaded_by=user,
                     anonymisation_report=report,
                     status=Scan.Status.HELD if image.held else Scan.Status.QUEUED,
+                    hold_reason=image.hold_reason,
                 )
                 name = "scan.dcm" if image.modality == Scan.Modality.DICOM else "scan.png"
                 scan.image.save(name, ContentFile(content), save=False)
