@@ -128,5 +128,6 @@ def screen(image):
     if image.dicom is not None and str(image.dicom.get("BurnedInAnnotation", "")).strip().upper() == "NO":
         return replace(image, report={**image.report, "text_check": "not read: BurnedInAnnotation NO"})
     result = check(_stored_picture(image))
-    report = {**image.report, "text_check": {"words": result.words, "held": result.held}}
+    check_ms = round(result.seconds * 1000, 1)
+    report = {**image.report, "text_check": {"words": result.words, "held": result.held, "ms": check_ms}}
     return replace(image, held=result.held, hold_reason=result.reason, report=report)
