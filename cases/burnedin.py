@@ -30,11 +30,15 @@ MAX_UPSCALE = 3
 PADDING = 16
 # A word counts when tesseract is this sure of it, it is mostly letters or digits, at least
 # MIN_CHARACTERS of them, and no taller than a text line can be (anatomy read as a letter is).
+# Held: MIN_WORDS such words (an overlay has many), or one long word read with high confidence (a
+# name). Tuned with `manage.py measure_burned_in`: anatomy and noise read as text give short
+# words below 80, scattered one or two to a picture.
 MIN_CONFIDENCE = 60
-MIN_CHARACTERS = 2
+MIN_CHARACTERS = 3
 MAX_WORD_HEIGHT = 0.1  # of the picture's height
-# One word is enough to hold: a name is one or two words. Tuned with `python -m cases.burnedin`.
-MIN_WORDS = 1
+MIN_WORDS = 3
+LONG_WORD_CHARACTERS = 5
+LONG_WORD_CONFIDENCE = 80
 WORDLIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:/,()\-]*")
 
 HEADER_REASON = "the DICOM header declares burned-in annotation"
@@ -59,21 +63,30 @@ def _ocr_input(grey: Image.Image) -> Image.Image:
     return ImageOps.expand(grey, PADDING * max(1, round(scale)), fill=255)
 
 
-def count_words(data: dict, height: int) -> int:
-    """How many of tesseract's words (``image_to_data`` output) look like real text."""
-    words = 0
+def _is_word(text: str, confidence: float, box_height: int, height: int, characters: int) -> bool:
+    alnum = sum(ch.isalnum() for ch in text)
+    return bool(
+        confidence >= MIN_CONFIDENCE
+        and alnum >= characters
+        and alnum >= 0.6 * len(text)
+        and WORDLIKE.fullmatch(text)
+        and box_height <= MAX_WORD_HEIGHT * height
+    )
+
+
+def count_words(data: dict, height: int) -> tuple[int, int]:
+    """(words that look like text, long words read with high confidence) in tesseract's
+    ``image_to_data`` output for a picture ``height`` pixels high."""
+    words = long_words = 0
     for text, confidence, box_height in zip(data["text"], data["conf"], data["height"], strict=True):
-        text = text.strip()
-        characters = sum(ch.isalnum() for ch in text)
-        if (
-            float(confidence) >= MIN_CONFIDENCE
-            and characters >= MIN_CHARACTERS
-            and characters >= 0.6 * len(text)
-            and WORDLIKE.fullmatch(text)
-            and box_height <= MAX_WORD_HEIGHT * height
-        ):
+        text, confidence = text.strip(), float(confidence)
+        if _is_word(text, confidence, box_height, height, MIN_CHARACTERS):
             words += 1
-    return words
+            if confidence >= LONG_WORD_CONFIDENCE and _is_word(
+                text, confidence, box_height, height, LONG_WORD_CHARACTERS
+            ):
+                long_words += 1
+    return words, long_words
 
 
 def check(picture: Image.Image, timeout: float | None = None) -> TextCheck:
@@ -98,9 +111,9 @@ def check(picture: Image.Image, timeout: float | None = None) -> TextCheck:
     except RuntimeError as error:  # pytesseract's timeout, and TesseractError
         why = "it took too long" if "timeout" in str(error).lower() else "tesseract failed"
         return TextCheck(True, f"{UNAVAILABLE_REASON} ({why})", -1, monotonic() - started)
-    words = count_words(data, ocr_input.height)
+    words, long_words = count_words(data, ocr_input.height)
     seconds = monotonic() - started
-    if words >= MIN_WORDS:
+    if words >= MIN_WORDS or long_words:
         plural = "word" if words == 1 else "words"
         return TextCheck(True, f"text found in the picture ({words} {plural})", words, seconds)
     return TextCheck(False, "", words, seconds)

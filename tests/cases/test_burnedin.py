@@ -5,6 +5,7 @@ import io
 import logging
 import shutil
 
+import numpy as np
 import pytesseract
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -78,6 +79,14 @@ def test_a_picture_with_drawn_text_is_held_and_a_blank_one_is_not():
     assert burnedin.check(picture_with_text()).held
     assert not burnedin.check(Image.new("L", (256, 256), 0)).held
     assert not burnedin.check(Image.new("L", (256, 256), 200)).held
+
+
+def test_noise_is_not_read_as_text():
+    """Noise (what the upload tests send) reads as a few short, unsure words: not held."""
+    for seed in range(3):
+        noise = np.random.default_rng(seed).normal(128, 60, (128, 128)).clip(0, 255).astype(np.uint8)
+        result = burnedin.check(Image.fromarray(noise))
+        assert not result.held, result.reason
 
 
 def test_dark_text_on_a_light_picture_is_held_too():

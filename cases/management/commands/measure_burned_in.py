@@ -93,5 +93,7 @@ def _thresholds():
         "MIN_CHARACTERS",
         "MAX_WORD_HEIGHT",
         "MIN_WORDS",
+        "LONG_WORD_CHARACTERS",
+        "LONG_WORD_CONFIDENCE",
     ]
     return {name.lower(): getattr(burnedin, name) for name in names}
