@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0009_audit_refused_verb'),
+        ("cases", "0009_audit_refused_verb"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='scan',
-            name='hold_reason',
+            model_name="scan",
+            name="hold_reason",
             field=models.CharField(blank=True, max_length=200),
         ),
     ]
