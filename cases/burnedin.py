@@ -26,6 +26,7 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 # pictures are read as they are (their text is large enough) so that the cost stays bounded.
 TARGET_SIDE = 600
 MAX_UPSCALE = 3
+MIN_UPSCALE = 1.5  # below it the text is large enough, and more pixels only cost time
 # Tesseract misreads text that touches the picture's edge, where scanner overlays sit.
 PADDING = 16
 # A word counts when tesseract is this sure of it, it is mostly letters or digits, at least
@@ -54,8 +55,8 @@ class TextCheck:
 
 
 def _ocr_input(grey: Image.Image) -> Image.Image:
-    scale = min(MAX_UPSCALE, max(1.0, TARGET_SIDE / max(grey.size)))
-    if scale > 1:
+    scale = min(MAX_UPSCALE, TARGET_SIDE / max(grey.size))
+    if scale >= MIN_UPSCALE:
         grey = grey.resize((round(grey.width * scale), round(grey.height * scale)), Image.LANCZOS)
     # Scanner overlays are light on a dark background; tesseract reads dark text on light best.
     if np.asarray(grey).mean() < 128:

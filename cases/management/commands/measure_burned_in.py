@@ -88,6 +88,7 @@ def _thresholds():
     names = [
         "TARGET_SIDE",
         "MAX_UPSCALE",
+        "MIN_UPSCALE",
         "PADDING",
         "MIN_CONFIDENCE",
         "MIN_CHARACTERS",
