@@ -19,7 +19,7 @@ ifeq ($(origin PATIENT_REF_KEY),undefined)
 export PATIENT_REF_KEY_FILE ?= $(CURDIR)/$(VAR)/patient_ref_key
 endif
 
-.PHONY: run test lint bench bench-tools pacs-tools lock setup deps
+.PHONY: run test lint bench bench-tools pacs-tools ocr-tools lock setup deps
 
 # Beat (the periodic sweep) runs as its own process, as in docker-compose.yml: a restarted worker
 # never adds a second scheduler. gunicorn's settings are in brainscan/gunicorn.conf.py.
@@ -68,7 +68,12 @@ setup: deps $(VAR)/secret_key $(VAR)/patient_ref_key
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
-deps: $(STAMP)
+deps: $(STAMP) ocr-tools
+
+# Debian's tesseract reads text burnt into uploaded pictures (cases/burnedin.py: such scans are held
+# for a data steward); installed when missing, as the web process and the tests need it.
+ocr-tools:
+	@command -v tesseract >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng; }
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -29,6 +29,7 @@ _SCAN = {
     "url": f"{API}/scans/{SCAN_ID}/",
     "case": CASE_ID,
     "status": "done",
+    "hold_reason": "",
     "failure_reason": "",
     "outcome": "classified",
     "outcome_reason": "",
@@ -89,6 +90,8 @@ NOT_MRI_SCAN = _SCAN | {
     },
 }
 QUEUED_SCAN = _SCAN | {"status": "queued", "outcome": None, "explanation_url": None, "prediction": None}
+# Text burnt into the pixels (cases.burnedin): classified only once a data steward releases it.
+HELD_SCAN = QUEUED_SCAN | {"status": "held", "hold_reason": "text found in the picture (7 words)"}
 
 REVIEW = {
     "id": 5,
@@ -117,6 +120,7 @@ SCAN_EXAMPLES = [
     ),
     OpenApiExample("Not a brain MRI", value=NOT_MRI_SCAN),
     OpenApiExample("Queued", value=QUEUED_SCAN),
+    OpenApiExample("Held for a data steward", value=HELD_SCAN),
 ]
 UPLOAD_EXAMPLES = [
     OpenApiExample(
@@ -133,7 +137,12 @@ UPLOAD_EXAMPLES = [
             ]
         },
         status_codes=["202"],
-    )
+    ),
+    OpenApiExample(
+        "A slice with text in its pixels, held",
+        value={"scans": [HELD_SCAN]},
+        status_codes=["202"],
+    ),
 ]
 REVIEW_EXAMPLES = [OpenApiExample("A confirmed label", value=REVIEW)]
 REVIEW_REQUEST_EXAMPLES = [

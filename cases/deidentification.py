@@ -43,8 +43,14 @@ def _recipe_once():
 
 def burned_in_annotation(dataset) -> bool:
     """True unless the header says NO: text burnt into the pixels cannot be removed from the
-    header, and a slice whose BurnedInAnnotation is absent or unreadable may carry it."""
+    header, and a slice whose BurnedInAnnotation is absent or unreadable may carry it (so its
+    pixels are read for text, cases.burnedin)."""
     return str(dataset.get("BurnedInAnnotation", "")).strip().upper() != "NO"
+
+
+def declares_burned_in_text(dataset) -> bool:
+    """The header says YES: held for a steward without reading the pixels."""
+    return str(dataset.get("BurnedInAnnotation", "")).strip().upper() == "YES"
 
 
 def case_uid_key(case) -> bytes:

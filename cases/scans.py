@@ -59,7 +59,8 @@ class Scan(models.Model):
         PROCESSING = "processing", "Processing"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
-        # BurnedInAnnotation not NO: identity may be in the pixels; not classified until released.
+        # Identity may be in the pixels (BurnedInAnnotation YES, or text found by cases.burnedin):
+        # not classified until a steward releases it.
         HELD = "held", "Held for steward review"
 
     class Outcome(models.TextChoices):
@@ -87,6 +88,8 @@ class Scan(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     status_changed_at = models.DateTimeField(auto_now_add=True)
     failure_reason = models.CharField(max_length=500, blank=True)
+    # Why it was held (counts, never the text read); kept after a release, for the record.
+    hold_reason = models.CharField(max_length=200, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     # Who holds the processing claim: the task message (Celery task id) that claimed the scan and
     # the worker (node name) that ran it. A redelivery of that message, or that worker started

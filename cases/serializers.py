@@ -79,6 +79,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "url",
             "case",
             "status",
+            "hold_reason",
             "failure_reason",
             "outcome",
             "outcome_reason",

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from ml.preprocess import is_dicom
 
-from . import acquisition, deidentification, dicomread
+from . import acquisition, burnedin, deidentification, dicomread
 from .models import AnonymisationReport, AuditEvent, CaseClosed, Scan
 from .signals import announce_ready
 
@@ -58,9 +58,11 @@ class CleanImage:
     modality: str
     # What de-identification removed: attribute/metadata names and counts, never values.
     report: dict = field(default_factory=dict)
-    # BurnedInAnnotation not NO (YES, absent, unknown): stored, not classified until a steward
-    # releases it.
+    # BurnedInAnnotation YES, or text found in the pixels (cases.burnedin reads every picture whose
+    # header does not say NO): stored, but not classified until a steward releases it. The reason
+    # says which, with counts only.
     held: bool = False
+    hold_reason: str = ""
     # The de-identified DICOM dataset; its UIDs are remapped per case when stored.
     dicom: object = None
 
@@ -191,7 +193,8 @@ def _clean_dicom(data: bytes) -> CleanImage:
         height=int(dataset.Rows),
         modality=Scan.Modality.DICOM,
         report=report.as_dict(),
-        held=report.burned_in_annotation,
+        # YES: held unread. Absent or unknown: cases.burnedin reads the pixels. NO: taken at its word.
+        held=deidentification.declares_burned_in_text(dataset),
         dicom=dataset,
     )
 
@@ -239,7 +242,7 @@ def clean_upload(uploaded_file) -> CleanImage:
         raise UploadRejected(f"The file is larger than the limit of {_megabytes(cap)}.")
     for fmt in FORMATS:
         if fmt.accepts(data[:132]):
-            return fmt.clean(data)
+            return burnedin.screen(fmt.clean(data))
     raise UploadRejected(
         f"The content is not a supported image ({accepted_formats()}), whatever its name says."
     )
@@ -322,8 +325,9 @@ def _finish(case, image: CleanImage) -> tuple[bytes, str]:
 def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     """Create the scans and their anonymisation report in one transaction; enqueue once committed.
 
-    DICOM scans whose header does not say BurnedInAnnotation=NO are stored as held: a steward
-    releases them (Scan.release) before they are classified. Raises CaseClosed, storing
+    DICOM scans whose header says BurnedInAnnotation=YES, and scans whose pixels show text
+    (cases.burnedin reads every picture whose header does not say NO), are stored as held: a
+    steward releases them (Scan.release) before they are classified. Raises CaseClosed, storing
     nothing, if the case is closed (by now: a teammate may have closed it during the checks).
     A failure after the commit (the broker is down, the request times out while publishing)
     leaves the scans and their files as committed: a scan that was not published stays queued,
@@ -352,6 +356,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                     uploaded_by=user,
                     anonymisation_report=report,
                     status=Scan.Status.HELD if image.held else Scan.Status.QUEUED,
+                    hold_reason=image.hold_reason,
                 )
                 name = "scan.dcm" if image.modality == Scan.Modality.DICOM else "scan.png"
                 scan.image.save(name, ContentFile(content), save=False)

@@ -178,8 +178,17 @@ def scan_upload(request, pk):
             response["Retry-After"] = str(retry_after)
         return response
     if _wants_json(request):
-        return JsonResponse({"scans": [{"id": s.pk, "status": s.status} for s in scans]}, status=201)
-    messages.success(request, f"{len(scans)} scan(s) uploaded and queued for classification.")
+        body = {"scans": [{"id": s.pk, "status": s.status, "hold_reason": s.hold_reason} for s in scans]}
+        return JsonResponse(body, status=201)
+    held = [s for s in scans if s.status == Scan.Status.HELD]
+    if held:
+        messages.warning(
+            request,
+            f"{len(scans)} scan(s) uploaded; {len(held)} held for a data steward's check before "
+            f"classification ({'; '.join(sorted({s.hold_reason for s in held}))}).",
+        )
+    else:
+        messages.success(request, f"{len(scans)} scan(s) uploaded and queued for classification.")
     return redirect("cases:detail", pk=case.pk)
 
 

@@ -188,6 +188,9 @@ UPLOAD_MAX_FILES = env_int("UPLOAD_MAX_FILES", 50, minimum=1)
 # checks may take before it is answered 503, nothing stored (busy server).
 UPLOAD_MAX_TOTAL_PIXELS = env_int("UPLOAD_MAX_TOTAL_PIXELS", 100_000_000, minimum=1)
 UPLOAD_MAX_SECONDS = env_int("UPLOAD_MAX_SECONDS", 20, minimum=1)
+# Per picture: the seconds the burned-in text check (cases.burnedin, tesseract) may take; past
+# them the picture is held for a steward ("text check unavailable"), never passed unread.
+UPLOAD_TEXT_CHECK_SECONDS = env_int("UPLOAD_TEXT_CHECK_SECONDS", 5, minimum=1)
 # Room above our own limit so a slightly-too-large upload gets our clear message, not a bare 400.
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES * 2
 FILE_UPLOAD_PERMISSIONS = 0o640

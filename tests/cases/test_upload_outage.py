@@ -86,11 +86,13 @@ def gunicorn(tmp_path, close_thread_connections):
     database with the given broker; yields a function that starts it and returns its base URL."""
     started = []
 
-    def start(broker_url, timeout_s):
+    def start(broker_url, timeout_s, checks_s=0):
         port = free_port()
         argv = [sys.executable, "-m", "gunicorn", "brainscan.wsgi", "--bind", f"127.0.0.1:{port}"]
         argv += ["--workers", "1", "--timeout", str(timeout_s)]
         env = child_env(broker_url, HOME=str(tmp_path))
+        if checks_s:  # the upload's own checks may take that long on a busy machine
+            env["UPLOAD_MAX_SECONDS"] = str(max(20, round(checks_s) + 5))
         env.pop("XDG_RUNTIME_DIR", None)
         started.append(ChildProcess(argv, env, tmp_path / "gunicorn.log"))
         base = f"http://127.0.0.1:{port}"
@@ -125,12 +127,19 @@ def test_a_web_upload_during_a_broker_outage_keeps_every_image_and_answers_succe
     """50 real JPEGs posted to the case page's upload while Redis is down, through gunicorn with a
     10 s request timeout: each failed publish used to cost 0.6 s, the timeout struck inside the
     post-commit enqueue and the upload's cleanup deleted the committed scans' files."""
-    base = gunicorn(disposable_redis.url, timeout_s=10)
+    paths = real_mri_images(50)
+    # The checks before the commit (reading each picture for burnt-in text costs 0.2-0.5 s) are
+    # measured here and allowed for: the 10 s bound is on what publishing adds after the commit.
+    started = time.monotonic()
+    for path in paths:
+        clean_upload(SimpleUploadedFile(path.name, path.read_bytes()))
+    checks_s = 1.5 * (time.monotonic() - started)
+    base = gunicorn(disposable_redis.url, timeout_s=10 + round(checks_s), checks_s=checks_s)
     session = logged_in_session(base, owner)
     page = session.get(f"{base}{reverse('cases:detail', args=[case.pk])}", timeout=30)
     assert page.status_code == 200
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    files = [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in real_mri_images(50)]
+    files = [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in paths]
     disposable_redis.stop()
 
     started = time.monotonic()
@@ -138,7 +147,7 @@ def test_a_web_upload_during_a_broker_outage_keeps_every_image_and_answers_succe
         f"{base}{reverse('cases:upload', args=[case.pk])}",
         files=files,
         headers={"X-CSRFToken": csrf, "X-Requested-With": "XMLHttpRequest", "Referer": base},
-        timeout=60,
+        timeout=60 + checks_s,
     )
     elapsed = time.monotonic() - started
 
@@ -149,7 +158,7 @@ def test_a_web_upload_during_a_broker_outage_keeps_every_image_and_answers_succe
     assert all(stored(scan) for scan in scans)
     image = session.get(f"{base}{reverse('cases:scan_image', args=[ids[0]])}", timeout=30)
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
-    assert elapsed < 10
+    assert elapsed < 10 + checks_s
 
     # The broker is back: the sweep publishes every one of them.
     disposable_redis.start()

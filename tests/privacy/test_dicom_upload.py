@@ -207,13 +207,15 @@ def test_burned_in_annotation_holds_the_scan_until_a_steward_releases_it(
 
 
 @pytest.mark.parametrize(
-    "header,held",
-    [(True, True), (None, True), (False, False)],
+    "header,held,read",
+    [(True, True, False), (None, False, True), (False, False, False)],
     ids=["says-YES", "says-nothing", "says-NO"],
 )
-def test_only_a_slice_whose_header_says_no_burned_in_text_is_classified_unchecked(
-    header, held, case, owner_client, monkeypatch, django_capture_on_commit_callbacks
+def test_a_slice_is_held_on_yes_read_for_text_unless_it_says_no(
+    header, held, read, case, owner_client, monkeypatch, django_capture_on_commit_callbacks
 ):
+    """YES: held unread. Nothing said: may carry text, so its pixels are read (this slice shows
+    none, so it is classified). NO: taken at its word."""
     enqueued = []
     monkeypatch.setattr("inference.tasks.enqueue_classification", enqueued.append)
     with django_capture_on_commit_callbacks(execute=True):
@@ -222,7 +224,8 @@ def test_only_a_slice_whose_header_says_no_burned_in_text_is_classified_unchecke
     assert scan.status == (Scan.Status.HELD if held else Scan.Status.QUEUED)
     assert enqueued == ([] if held else [scan.pk])
     entry = AnonymisationReport.objects.get().files[0]
-    assert entry["burned_in_annotation"] is held and bool(entry.get("held")) is held
+    assert entry["burned_in_annotation"] is (header is not False) and bool(entry.get("held")) is held
+    assert isinstance(entry.get("text_check"), dict) is read
 
 
 @pytest.mark.parametrize(
