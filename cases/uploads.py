@@ -23,8 +23,9 @@ from PIL import Image, ImageOps
 
 from ml.preprocess import is_dicom
 
-from . import acquisition, deidentification, dicomread
+from . import acquisition, archives, deidentification, dicomread, multiframe, studies
 from .models import AnonymisationReport, AuditEvent, CaseClosed, Scan
+from .refusals import UploadRefused
 from .signals import announce_ready
 
 logger = logging.getLogger(__name__)
@@ -35,18 +36,6 @@ logging.getLogger("PIL").setLevel(max(logging.getLogger("PIL").level, logging.IN
 
 class UploadRejected(Exception):
     """A file that cannot become a scan; the message is shown to the uploader as is."""
-
-
-class UploadRefused(Exception):
-    """The upload as a whole is refused and nothing is stored; the message is shown as is.
-
-    ``status`` is the HTTP answer (413: more work than one request may ask for; 503: the server
-    could not check it in time), ``code`` the API's error code, ``retry_after`` seconds or None.
-    """
-
-    def __init__(self, message, *, status, code, retry_after=None):
-        super().__init__(message)
-        self.status, self.code, self.retry_after = status, code, retry_after
 
 
 @dataclass(frozen=True)
@@ -179,7 +168,7 @@ def _clean_raster(data: bytes, pillow_format: str, label: str) -> CleanImage:
 
 def _clean_dicom(data: bytes) -> CleanImage:
     try:
-        dataset = dicomread.read_dicom(data, settings.UPLOAD_MAX_PIXELS)
+        dataset = dicomread.read_dicom(data, settings.UPLOAD_MAX_PIXELS, settings.UPLOAD_MAX_SLICES)
     except dicomread.DicomRejected as rejection:
         raise UploadRejected(str(rejection)) from None
     # Remove identifiers now: nothing identifying outlives validation; UIDs follow per case.
@@ -290,6 +279,7 @@ def validate_files(files) -> tuple[list[CleanImage], list[FileError]]:
     if len(files) > settings.UPLOAD_MAX_FILES:
         errors.append(FileError(0, "", f"At most {settings.UPLOAD_MAX_FILES} files can be uploaded at once."))
         return [], errors
+    files = archives.expand(files)  # zip members become files; a bad archive refuses it all
     check_pixel_budget(files)
     deadline = monotonic() + settings.UPLOAD_MAX_SECONDS
     for index, uploaded in enumerate(files, start=1):
@@ -304,9 +294,16 @@ def validate_files(files) -> tuple[list[CleanImage], list[FileError]]:
                 retry_after=60,
             )
         try:
-            cleaned.append(clean_upload(uploaded))
+            cleaned.extend(multiframe.frames(clean_upload(uploaded)))  # a frame is a slice
         except UploadRejected as rejection:
             errors.append(FileError(index, uploaded.name or f"file {index}", str(rejection)))
+        if len(cleaned) > settings.UPLOAD_MAX_SLICES:
+            raise UploadRefused(
+                f"This upload holds more than {settings.UPLOAD_MAX_SLICES} slices (UPLOAD_MAX_SLICES). "
+                "Nothing was stored: send the series in smaller batches.",
+                status=413,
+                code="upload_too_many_slices",
+            )
     return cleaned, errors
 
 
@@ -349,6 +346,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                     width=image.width,
                     height=image.height,
                     acquisition=acquisition.describe(image.dicom) if image.dicom is not None else {},
+                    **studies.place(case, image.dicom),  # its study and series, by the remapped UIDs
                     uploaded_by=user,
                     anonymisation_report=report,
                     status=Scan.Status.HELD if image.held else Scan.Status.QUEUED,
