@@ -2,6 +2,8 @@
 non-identifying description a reader needs (modality, series description, orientation), and
 where each DICOM scan sits in its series. JPEG/PNG scans belong to none."""
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from django.db import models
 from django.db.models import F
@@ -55,8 +57,7 @@ class Series(models.Model):
 
     @property
     def title(self) -> str:
-        parts = [self.modality, self.description, self.get_orientation_display()]
-        return " · ".join(part for part in parts if part and part != "Orientation unknown") or "Series"
+        return " · ".join(part for part in (self.modality, self.description) if part) or f"Series {self.pk}"
 
 
 # Slice order: the instance number the scanner gave, then the position along the slice normal.
@@ -65,6 +66,38 @@ SLICE_ORDER = [
     F("series_location").asc(nulls_last=True),
     "id",
 ]
+
+
+def slice_key(scan):
+    """SLICE_ORDER for scans already read (the case page, the viewer)."""
+    return (
+        scan.series_instance is None,
+        scan.series_instance or 0,
+        scan.series_location is None,
+        scan.series_location or 0.0,
+        scan.pk,
+    )
+
+
+@dataclass
+class SeriesGroup:
+    series: "Series | None"  # None: the JPEG/PNG images (and DICOM slices without UIDs)
+    scans: list = field(default_factory=list)
+
+
+def group_by_series(scans) -> list[SeriesGroup]:
+    """``scans`` (with their series read) grouped by series, study by study, each in slice order;
+    the single images last, in upload order."""
+    groups, singles = {}, SeriesGroup(None)
+    for scan in scans:
+        if scan.series_id is None:
+            singles.scans.append(scan)
+        else:
+            groups.setdefault(scan.series_id, SeriesGroup(scan.series)).scans.append(scan)
+    ordered = sorted(groups.values(), key=lambda group: (group.series.study_id, group.series.pk))
+    for group in ordered:
+        group.scans.sort(key=slice_key)
+    return ordered + ([singles] if singles.scans else [])
 
 
 def _floats(value, count):
