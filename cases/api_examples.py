@@ -168,6 +168,14 @@ UPLOAD_TOO_LARGE_EXAMPLE = OpenApiExample(
         "code": "upload_too_large",
     },
 )
+ARCHIVE_TOO_LARGE_EXAMPLE = OpenApiExample(
+    "archive_too_many_members",
+    value={
+        "detail": "The archives of this upload hold more than 500 files (UPLOAD_ZIP_MAX_MEMBERS): send the "
+        "series in smaller archives. Nothing was stored.",
+        "code": "archive_too_many_members",
+    },
+)
 UPLOAD_TIMEOUT_EXAMPLE = OpenApiExample(
     "upload_timeout",
     value={
