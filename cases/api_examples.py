@@ -33,6 +33,7 @@ _SCAN = {
     "outcome": "classified",
     "outcome_reason": "",
     "modality": "image",
+    "series": None,
     "width": 512,
     "height": 512,
     "uploaded_at": "2026-11-30T09:13:10.402117Z",

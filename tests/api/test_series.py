@@ -34,6 +34,8 @@ def test_studies_and_series_with_scans_in_slice_order(owner_api, owner, case, se
     assert study["study_uid"] == row.study.study_uid and series["series_uid"] == row.series_uid
     assert (series["modality"], series["orientation"], series["slice_count"]) == ("MR", "axial", 5)
     assert series["scans"] == [scan.pk for scan in row.slices()]
+    scans = owner_api.get(f"/api/v1/cases/{case.pk}/scans/").json()
+    assert {scan["series"] for scan in scans} == {series["id"]}
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.CASE_VIEW, actor=owner).exists()
 
 
