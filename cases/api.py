@@ -18,6 +18,7 @@ from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle
 
 from . import api_examples
 from .access import cases_visible_to, scans_visible_to
+from .api_series import StudySerializer, studies_of
 from .forms import CaseFilterForm, ReviewForm
 from .models import Case, CaseClosed, NotAllowed, Refusal, Scan
 from .serializers import (
@@ -75,7 +76,8 @@ UPLOAD_REQUEST = {
             "files": {
                 "type": "array",
                 "items": {"type": "string", "format": "binary"},
-                "description": "One or several JPEG/PNG images (the content decides, not the name).",
+                "description": "One or several JPEG/PNG images or DICOM files (a series, multi-frame MR/CT "
+                "objects), or .zip archives of a DICOM series or study (the content decides, not the name).",
             }
         },
         "required": ["files"],
@@ -158,6 +160,16 @@ class CaseViewSet(
         )
 
     @extend_schema(
+        summary="The case's studies and series (remapped UIDs, descriptions, scan ids in slice order)",
+        responses=StudySerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], url_path="series", pagination_class=None)
+    def series(self, request, pk=None):
+        case = self.get_object()
+        case.viewed_by(request.user)
+        return Response(studies_of(case, request))
+
+    @extend_schema(
         summary="Upload images to classify: 202 with each new scan; any bad file stores nothing",
         request=UPLOAD_REQUEST,
         responses={
@@ -166,8 +178,10 @@ class CaseViewSet(
             413: OpenApiResponse(
                 ErrorSerializer,
                 description="The files' headers declare more pixels together than one upload may "
-                "hold (UPLOAD_MAX_TOTAL_PIXELS); nothing was decoded or stored.",
-                examples=[api_examples.UPLOAD_TOO_LARGE_EXAMPLE],
+                "hold (UPLOAD_MAX_TOTAL_PIXELS), more slices (UPLOAD_MAX_SLICES, `upload_too_many_slices`), "
+                "or its zip archives pass a limit (UPLOAD_ZIP_MAX_MEMBERS, UPLOAD_ZIP_MAX_BYTES, "
+                "UPLOAD_ZIP_MAX_RATIO: `archive_...`); nothing was decoded or stored.",
+                examples=[api_examples.UPLOAD_TOO_LARGE_EXAMPLE, api_examples.ARCHIVE_TOO_LARGE_EXAMPLE],
             ),
             503: OpenApiResponse(
                 ErrorSerializer,

@@ -34,6 +34,7 @@ _SCAN = {
     "outcome": "classified",
     "outcome_reason": "",
     "modality": "image",
+    "series": None,
     "width": 512,
     "height": 512,
     "uploaded_at": "2026-11-30T09:13:10.402117Z",
@@ -175,6 +176,14 @@ UPLOAD_TOO_LARGE_EXAMPLE = OpenApiExample(
         "detail": "The 5 images of this upload hold 125,000,000 pixels together; one upload may hold at "
         "most 100,000,000 pixels. Nothing was stored: send them in smaller batches.",
         "code": "upload_too_large",
+    },
+)
+ARCHIVE_TOO_LARGE_EXAMPLE = OpenApiExample(
+    "archive_too_many_members",
+    value={
+        "detail": "The archives of this upload hold more than 500 files (UPLOAD_ZIP_MAX_MEMBERS): send the "
+        "series in smaller archives. Nothing was stored.",
+        "code": "archive_too_many_members",
     },
 )
 UPLOAD_TIMEOUT_EXAMPLE = OpenApiExample(

@@ -1,8 +1,9 @@
 """Reading and checking an uploaded DICOM slice, before anything is stored or de-identified.
 
-Accepted: a single-frame greyscale (MONOCHROME1/2) image in an uncompressed transfer syntax,
-within the pixel cap, whose pixel data decodes completely; anything else is a DicomRejected
-with a reason the uploader can act on. De-identification is cases/deidentification.py.
+Accepted: a greyscale (MONOCHROME1/2) image in an uncompressed transfer syntax, single-frame or a
+multi-frame MR/CT object (split into slices by cases/multiframe.py), within the pixel cap, whose
+pixel data decodes completely; anything else is a DicomRejected with a reason the uploader can
+act on. De-identification is cases/deidentification.py.
 """
 
 import io
@@ -10,6 +11,8 @@ import io
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
+
+from . import multiframe
 
 # Uncompressed only: decoding JPEG/JPEG 2000/RLE pixel data needs plugins we do not ship.
 SUPPORTED_TRANSFER_SYNTAXES = {
@@ -36,8 +39,9 @@ def header_pixels(fileobj) -> int:
     return int(header.get("Rows", 0)) * int(header.get("Columns", 0)) * frames
 
 
-def read_dicom(data: bytes, max_pixels: int) -> pydicom.Dataset:
-    """Parse and check one uploaded DICOM slice; raise DicomRejected with a clear reason."""
+def read_dicom(data: bytes, max_pixels: int, max_frames: int = 1) -> pydicom.Dataset:
+    """Parse and check one uploaded DICOM slice, or a multi-frame MR/CT object of at most
+    ``max_frames`` frames (``max_pixels`` counts every frame); raise DicomRejected with a reason."""
     try:
         dataset = pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, OSError) as error:
@@ -61,15 +65,23 @@ def read_dicom(data: bytes, max_pixels: int) -> pydicom.Dataset:
             f"The DICOM image is {photometric or 'of unknown colour type'}; only greyscale "
             "(MONOCHROME1/MONOCHROME2) MRI slices are accepted."
         )
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
-    if frames != 1:
-        raise DicomRejected(f"The DICOM file holds {frames} frames; upload single slices.")
+    frames = multiframe.frame_count(dataset)
+    if frames > 1 and str(dataset.get("SOPClassUID", "")) not in multiframe.SINGLE_FRAME_CLASS:
+        raise DicomRejected(
+            f"The DICOM file holds {frames} frames but is not an MR or CT image; upload single slices."
+        )
+    if frames > max_frames:
+        raise DicomRejected(
+            f"The DICOM file holds {frames} frames; one upload may hold at most {max_frames} slices "
+            "(UPLOAD_MAX_SLICES)."
+        )
     rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
     if rows * columns == 0:
         raise DicomRejected("The DICOM image has no rows or columns.")
-    if rows * columns > max_pixels:
+    if rows * columns * frames > max_pixels:
+        size = f"{columns}×{rows}" + (f"×{frames} frames" if frames > 1 else "")
         raise DicomRejected(
-            f"The image is {columns}×{rows} = {rows * columns:,} pixels; the limit is {max_pixels:,} pixels."
+            f"The image is {size} = {rows * columns * frames:,} pixels; the limit is {max_pixels:,} pixels."
         )
     try:
         dataset.pixel_array  # noqa: B018 -- decodes completely or fails here, not in the worker

@@ -24,6 +24,7 @@ from .scans import (
     reviews,
     scan_upload_path,
 )
+from .studies import Series, Study
 
 __all__ = [
     "AnonymisationReport",
@@ -39,6 +40,8 @@ __all__ = [
     "Refusal",
     "Scan",
     "ScanBusy",
+    "Series",
+    "Study",
     "Team",
     "cases_with_consent",
     "delete_stored_files",

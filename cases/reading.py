@@ -1,7 +1,7 @@
 """What the case page shows a reader: each scan with its review history and the reader's own
 review, the case's flag line (the AI's flag and the clinicians' verdict) and the consent panel."""
 
-from . import worklist
+from . import studies, worklist
 from .forms import ReviewForm
 from .models import Case, Consent, Refusal, Scan
 from .roles import is_steward
@@ -50,11 +50,18 @@ def flag_context(case):
 
 
 def scans_context(case, user):
-    scans = case.scans.not_retracted().prefetch_related(
-        "predictions__model_version", "predictions__reviews__reviewer"
+    scans = (
+        case.scans.not_retracted()
+        .select_related("series")
+        .prefetch_related("predictions__model_version", "predictions__reviews__reviewer")
     )
     scans = [prepare_scan(scan, case, user) for scan in scans]
-    return {"case": case, "scans": scans, "pending": any(s.is_pending for s in scans)} | flag_context(case)
+    return {
+        "case": case,
+        "scans": scans,
+        "scan_groups": studies.group_by_series(scans),
+        "pending": any(s.is_pending for s in scans),
+    } | flag_context(case)
 
 
 def consent_context(case, user):

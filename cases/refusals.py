@@ -24,3 +24,20 @@ class NotAllowed(Refusal):
 
 class ScanBusy(Refusal):
     code = "scan_processing"
+
+
+class UploadRejected(Exception):
+    """A file that cannot become a scan; the message is shown to the uploader as is."""
+
+
+class UploadRefused(Exception):
+    """The upload as a whole is refused and nothing is stored; the message is shown as is.
+
+    ``status`` is the HTTP answer (413: more work than one request may ask for; 400: an archive
+    we do not open; 503: the server could not check it in time), ``code`` the API's error code,
+    ``retry_after`` seconds or None.
+    """
+
+    def __init__(self, message, *, status, code, retry_after=None):
+        super().__init__(message)
+        self.status, self.code, self.retry_after = status, code, retry_after

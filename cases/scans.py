@@ -81,6 +81,13 @@ class Scan(models.Model):
     height = models.PositiveIntegerField()
     # DICOM only: allow-listed technical attributes and the slice's window (cases.acquisition).
     acquisition = models.JSONField(default=dict, blank=True)
+    # DICOM only: its series (cases.studies) and place in it, InstanceNumber then position (mm)
+    # along the slice normal. None for JPEG/PNG images.
+    series = models.ForeignKey(
+        "cases.Series", on_delete=models.SET_NULL, null=True, blank=True, related_name="scans"
+    )
+    series_instance = models.IntegerField(null=True, blank=True)
+    series_location = models.FloatField(null=True, blank=True)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scans_uploaded"
     )

@@ -67,6 +67,11 @@ class RetractionSerializer(serializers.ModelSerializer):
 class ScanSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:scan-detail")
     case = serializers.PrimaryKeyRelatedField(read_only=True)
+    series = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="Its series in `GET cases/{id}/series/`; null for a JPEG/PNG image.",
+    )
     image_url = serializers.HyperlinkedIdentityField(view_name="api:scan-image")
     explanation_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
@@ -84,6 +89,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "outcome",
             "outcome_reason",
             "modality",
+            "series",
             "width",
             "height",
             "uploaded_at",

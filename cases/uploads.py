@@ -2,7 +2,7 @@
 
 Every file is identified by its content (never its name or declared type), size- and
 pixel-capped, decoded completely, then de-identified: JPEG/PNG are re-encoded from their
-pixels alone as PNG, so no metadata (EXIF, GPS, ICC, XMP, text chunks) survives; DICOM
+pixels alone as PNG (cases/raster.py), so no metadata (EXIF, GPS, ICC, XMP, text chunks) survives; DICOM
 slices are checked (cases/dicomread.py) and de-identified per the PS3.15 basic profile
 (cases/deidentification.py). The client's file name is never kept, nor logged. Formats
 register a sniffer, a header reader and a cleaner in FORMATS. One upload's work is bounded:
@@ -19,34 +19,19 @@ from time import monotonic
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
-from PIL import Image, ImageOps
 
 from ml.preprocess import is_dicom
 
-from . import acquisition, burnedin, deidentification, dicomread
+from . import acquisition, archives, burnedin, deidentification, dicomread, multiframe, studies
 from .models import AnonymisationReport, AuditEvent, CaseClosed, Scan
+from .raster import decode_raster, header_pixels, metadata_found, pixels_only
+from .refusals import UploadRefused, UploadRejected
 from .signals import announce_ready
 
 logger = logging.getLogger(__name__)
 # Pillow logs every EXIF tag's value at DEBUG while reading it (an Artist, a GPS position):
 # uploads must never put those in a log, whatever LOG_LEVEL says.
 logging.getLogger("PIL").setLevel(max(logging.getLogger("PIL").level, logging.INFO))
-
-
-class UploadRejected(Exception):
-    """A file that cannot become a scan; the message is shown to the uploader as is."""
-
-
-class UploadRefused(Exception):
-    """The upload as a whole is refused and nothing is stored; the message is shown as is.
-
-    ``status`` is the HTTP answer (413: more work than one request may ask for; 503: the server
-    could not check it in time), ``code`` the API's error code, ``retry_after`` seconds or None.
-    """
-
-    def __init__(self, message, *, status, code, retry_after=None):
-        super().__init__(message)
-        self.status, self.code, self.retry_after = status, code, retry_after
 
 
 @dataclass(frozen=True)
@@ -78,94 +63,10 @@ def _megabytes(size):
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def _decode_raster(data: bytes, pillow_format: str, label: str) -> Image.Image:
-    max_pixels = settings.UPLOAD_MAX_PIXELS
-    # No warnings.catch_warnings() here: it swaps process-wide state and web workers are threaded.
-    # The header check below refuses an oversized image before Pillow's own bomb warning matters.
-    try:
-        with Image.open(io.BytesIO(data), formats=[pillow_format]) as probe:
-            width, height = probe.size  # from the header; nothing decompressed yet
-            if width * height > max_pixels:
-                raise UploadRejected(
-                    f"The image is {width}×{height} = {width * height:,} pixels; "
-                    f"the limit is {max_pixels:,} pixels."
-                )
-            probe.verify()
-        image = Image.open(io.BytesIO(data), formats=[pillow_format])
-        image.load()
-    except Image.DecompressionBombError:
-        raise UploadRejected(
-            f"The image declares far more than {max_pixels:,} pixels (a decompression bomb "
-            "or an image far larger than a scan); it was not decoded."
-        ) from None
-    except UploadRejected:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise UploadRejected(
-            f"The {label} file could not be decoded completely (truncated or corrupt: {error})."
-        ) from None
-    return image
-
-
-def _raster_header_pixels(uploaded_file, pillow_format: str) -> int:
-    with Image.open(uploaded_file, formats=[pillow_format]) as probe:
-        width, height = probe.size  # Image.open reads the header only
-    return width * height
-
-
-def _pixels_only(image: Image.Image) -> Image.Image:
-    """Apply EXIF orientation, then rebuild the image from its raw pixels (no metadata at all)."""
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit/float greyscale: stretch to 8 bits so every later step sees one format.
-        image = image.convert("F")
-        low, high = image.getextrema()
-        scale = 255.0 / (high - low) if high > low else 0.0
-        image = image.point(lambda value: (value - low) * scale).convert("L")
-    elif image.mode in ("1", "L", "LA", "La"):
-        image = image.convert("L")
-    else:
-        image = image.convert("RGB")
-    return Image.frombytes(image.mode, image.size, image.tobytes())
-
-
-def _metadata_found(image: Image.Image) -> list[str]:
-    """Names of the metadata blocks the file carried (all dropped by the re-encoding)."""
-    found = []
-    if image.getexif():
-        found.append("EXIF")
-        if image.getexif().get_ifd(0x8825):
-            found.append("EXIF GPS")
-    for key in image.info:
-        if key in ("icc_profile",):
-            found.append("ICC profile")
-        elif key in ("xmp", "XML:com.adobe.xmp"):
-            found.append("XMP")
-        elif key == "comment":
-            found.append("comment")
-        elif key not in (
-            "exif",
-            "dpi",
-            "jfif",
-            "jfif_version",
-            "jfif_unit",
-            "jfif_density",
-            "progressive",
-            "progression",
-            "adobe",
-            "adobe_transform",
-            "gamma",
-            "transparency",
-            "interlace",
-        ):
-            found.append("text chunk")
-    return sorted(set(found))
-
-
 def _clean_raster(data: bytes, pillow_format: str, label: str) -> CleanImage:
-    decoded = _decode_raster(data, pillow_format, label)
-    removed = _metadata_found(decoded)
-    image = _pixels_only(decoded)
+    decoded = decode_raster(data, pillow_format, label)
+    removed = metadata_found(decoded)
+    image = pixels_only(decoded)
     out = io.BytesIO()
     image.save(out, format="PNG")
     content = out.getvalue()
@@ -181,7 +82,7 @@ def _clean_raster(data: bytes, pillow_format: str, label: str) -> CleanImage:
 
 def _clean_dicom(data: bytes) -> CleanImage:
     try:
-        dataset = dicomread.read_dicom(data, settings.UPLOAD_MAX_PIXELS)
+        dataset = dicomread.read_dicom(data, settings.UPLOAD_MAX_PIXELS, settings.UPLOAD_MAX_SLICES)
     except dicomread.DicomRejected as rejection:
         raise UploadRejected(str(rejection)) from None
     # Remove identifiers now: nothing identifying outlives validation; UIDs follow per case.
@@ -211,13 +112,13 @@ FORMATS = [
     Format(
         "JPEG",
         lambda head: head.startswith(b"\xff\xd8\xff"),
-        lambda file: _raster_header_pixels(file, "JPEG"),
+        lambda file: header_pixels(file, "JPEG"),
         lambda data: _clean_raster(data, "JPEG", "JPEG"),
     ),
     Format(
         "PNG",
         lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
-        lambda file: _raster_header_pixels(file, "PNG"),
+        lambda file: header_pixels(file, "PNG"),
         lambda data: _clean_raster(data, "PNG", "PNG"),
     ),
     Format("DICOM", is_dicom, dicomread.header_pixels, _clean_dicom),
@@ -228,8 +129,9 @@ def accepted_formats() -> str:
     return ", ".join(fmt.label for fmt in FORMATS)
 
 
-def clean_upload(uploaded_file) -> CleanImage:
-    """Validate one uploaded file and return its de-identified form, or raise UploadRejected."""
+def clean_upload(uploaded_file, screen=True) -> CleanImage:
+    """Validate one uploaded file and return its de-identified form, or raise UploadRejected;
+    ``screen``: read for burnt-in text (cases.burnedin) too."""
     cap = settings.UPLOAD_MAX_BYTES
     size = uploaded_file.size or 0
     if size == 0:
@@ -242,7 +144,7 @@ def clean_upload(uploaded_file) -> CleanImage:
         raise UploadRejected(f"The file is larger than the limit of {_megabytes(cap)}.")
     for fmt in FORMATS:
         if fmt.accepts(data[:132]):
-            return burnedin.screen(fmt.clean(data))
+            return burnedin.screen(fmt.clean(data)) if screen else fmt.clean(data)
     raise UploadRejected(
         f"The content is not a supported image ({accepted_formats()}), whatever its name says."
     )
@@ -293,6 +195,7 @@ def validate_files(files) -> tuple[list[CleanImage], list[FileError]]:
     if len(files) > settings.UPLOAD_MAX_FILES:
         errors.append(FileError(0, "", f"At most {settings.UPLOAD_MAX_FILES} files can be uploaded at once."))
         return [], errors
+    files = archives.expand(files)  # zip members become files; a bad archive refuses it all
     check_pixel_budget(files)
     deadline = monotonic() + settings.UPLOAD_MAX_SECONDS
     for index, uploaded in enumerate(files, start=1):
@@ -307,9 +210,17 @@ def validate_files(files) -> tuple[list[CleanImage], list[FileError]]:
                 retry_after=60,
             )
         try:
-            cleaned.append(clean_upload(uploaded))
+            # A frame is a slice, read for burnt-in text as one.
+            cleaned.extend(map(burnedin.screen, multiframe.frames(clean_upload(uploaded, screen=False))))
         except UploadRejected as rejection:
             errors.append(FileError(index, uploaded.name or f"file {index}", str(rejection)))
+        if len(cleaned) > settings.UPLOAD_MAX_SLICES:
+            raise UploadRefused(
+                f"This upload holds more than {settings.UPLOAD_MAX_SLICES} slices (UPLOAD_MAX_SLICES). "
+                "Nothing was stored: send the series in smaller batches.",
+                status=413,
+                code="upload_too_many_slices",
+            )
     return cleaned, errors
 
 
@@ -353,6 +264,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                     width=image.width,
                     height=image.height,
                     acquisition=acquisition.describe(image.dicom) if image.dicom is not None else {},
+                    **studies.place(case, image.dicom),  # its study and series, by the remapped UIDs
                     uploaded_by=user,
                     anonymisation_report=report,
                     status=Scan.Status.HELD if image.held else Scan.Status.QUEUED,

@@ -1,5 +1,6 @@
 """The scan viewer: one scan at full size with zoom, pan, window/level and the explanation overlay,
-stepping through the scans of its case. Drawing happens in static/js/viewer.js."""
+stepping through its series in slice order (or the case's single images). Drawing happens in
+static/js/viewer.js."""
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
@@ -8,6 +9,7 @@ from django.views.decorators.http import require_GET
 from .access import scans_visible_to
 from .acquisition import ALLOWED_ATTRIBUTES, estimated_weighting
 from .models import AuditEvent
+from .studies import SLICE_ORDER
 
 # Window/level presets on the 8-bit preview (centre, width): JPEG/PNG scans and DICOM renders
 # alike are 0-255 there. "Brain" narrows onto the grey/white-matter range of T1/T2 renders;
@@ -50,12 +52,18 @@ def acquisition_rows(scan) -> list[tuple[str, str]]:
 @require_GET
 def scan_viewer(request, pk):
     scan = get_object_or_404(
-        scans_visible_to(request.user).select_related("case").prefetch_related("predictions__model_version"),
+        scans_visible_to(request.user)
+        .select_related("case", "series")
+        .prefetch_related("predictions__model_version"),
         pk=pk,
     )
     # Reading a scan is reading its case: audited as the retract page's view of a scan is.
     AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, scan.case, scan=scan.pk)
-    order = list(scan.case.scans.not_retracted().values_list("pk", flat=True))
+    # Next/previous step through the scan's series in slice order, or through the single images.
+    neighbours = scan.case.scans.not_retracted().filter(series=scan.series_id)
+    if scan.series_id is not None:
+        neighbours = neighbours.order_by(*SLICE_ORDER)
+    order = list(neighbours.values_list("pk", flat=True))
     position = order.index(scan.pk)
     context = {
         "scan": scan,
@@ -65,6 +73,7 @@ def scan_viewer(request, pk):
         "acquisition": acquisition_rows(scan),
         "position": position + 1,
         "count": len(order),
+        "series": scan.series,
         "previous_pk": order[position - 1] if position > 0 else None,
         "next_pk": order[position + 1] if position + 1 < len(order) else None,
     }

@@ -32,6 +32,7 @@ from .forms import (
 )
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
 from .preferences import Preference
+from .studies import group_by_series
 from .uploads import FileError, UploadRefused, accepted_formats, upload_scans
 
 logger = logging.getLogger(__name__)
@@ -253,7 +254,13 @@ def _review_answer(request, prediction, message, status=200, scan=None):
     payload = {"message": message, "scan": prediction.scan_id}
     if scan is not None:
         # The scans fragment holding this one scan: the script takes the scan and the flag line.
-        context = {"case": case, "scans": [scan], "pending": scan.is_pending} | reading.flag_context(case)
+        context = {
+            "case": case,
+            "scans": [scan],
+            "scan_groups": group_by_series([scan]),
+            "pending": scan.is_pending,
+        }
+        context |= reading.flag_context(case)
         payload["scans_html"] = render_to_string("cases/_scans.html", context, request=request)
     return JsonResponse(payload, status=status)
 

@@ -191,6 +191,13 @@ UPLOAD_MAX_SECONDS = env_int("UPLOAD_MAX_SECONDS", 20, minimum=1)
 # Per picture: the seconds the burned-in text check (cases.burnedin, tesseract) may take; past
 # them the picture is held for a steward ("text check unavailable"), never passed unread.
 UPLOAD_TEXT_CHECK_SECONDS = env_int("UPLOAD_TEXT_CHECK_SECONDS", 5, minimum=1)
+# A series in one upload: its slices all together (files, archive members, frames of multi-frame
+# objects), and the zip archives of the upload together: members, bytes once unpacked, and how
+# far one member may be compressed (a zip bomb's ratio runs to thousands).
+UPLOAD_MAX_SLICES = env_int("UPLOAD_MAX_SLICES", 500, minimum=1)
+UPLOAD_ZIP_MAX_MEMBERS = env_int("UPLOAD_ZIP_MAX_MEMBERS", 500, minimum=1)
+UPLOAD_ZIP_MAX_BYTES = env_int("UPLOAD_ZIP_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
+UPLOAD_ZIP_MAX_RATIO = env_int("UPLOAD_ZIP_MAX_RATIO", 100, minimum=1)
 # Room above our own limit so a slightly-too-large upload gets our clear message, not a bare 400.
 DATA_UPLOAD_MAX_NUMBER_FILES = UPLOAD_MAX_FILES * 2
 FILE_UPLOAD_PERMISSIONS = 0o640

@@ -229,7 +229,7 @@ def test_upload_over_the_pixel_budget_is_a_413_read_from_headers_before_decoding
 ):
     settings.UPLOAD_MAX_TOTAL_PIXELS = 40_000
     decoded = []
-    monkeypatch.setattr("cases.uploads._decode_raster", lambda *args: decoded.append(args))
+    monkeypatch.setattr("cases.uploads.decode_raster", lambda *args: decoded.append(args))
     before = stored_files()
     files = [SimpleUploadedFile(f"{i}.jpg", jpeg_bytes((128, 128))) for i in range(3)]
     response = upload(owner_client, case, *files)

@@ -44,11 +44,15 @@ def test_export_writes_the_litert_model_and_head_and_records_them_in_the_card(tm
     assert entry.max_difference_from_keras["cam"] <= 1e-4
     assert (model_dir / LITERT_FILE).stat().st_size < 5 * 2**20
     assert sorted(p.name for p in model_dir.iterdir() if p.name.startswith(".")) == []
-    # The rest of the card is untouched, and the export is the one shipped (conversion is
-    # deterministic).
+    # The rest of the card is untouched, and the export computes what the shipped one does. Not
+    # byte for byte: the converter's flatbuffer differs between machines with the same pins
+    # (seen: the shipped sha256 on the machine that exported it, another on a later one).
     assert Card.load(model_dir).replace(litert=None) == card
-    assert entry.sha256 == Card.load(SHIPPED).litert.sha256
-    assert Classifier.load(model_dir).runtime.name == "litert"
+    exported, shipped = Classifier.load(model_dir), Classifier.load(SHIPPED)
+    assert exported.runtime.name == shipped.runtime.name == "litert"
+    x = verification_inputs(card.input.height)
+    for ours, theirs in zip(exported.explain(x), shipped.explain(x), strict=True):
+        assert np.allclose(ours, theirs, atol=1e-5), np.abs(ours - theirs).max()
 
 
 def test_a_missing_model_directory_is_a_one_line_error(tmp_path):

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from PIL import Image
 
 from cases import burnedin
-from cases.uploads import _pixels_only
+from cases.raster import pixels_only
 
 DATASETS = Path(settings.BASE_DIR).parent / "shared" / "datasets"
 # brain-ct: CT slices, many with the hospital's and patient's name burnt in (should be held);
@@ -34,7 +34,7 @@ def measure(folder: Path, sample: int, seed: int) -> dict:
     held, unavailable, milliseconds = 0, 0, []
     for path in chosen:
         with Image.open(path) as image:
-            result = burnedin.check(_pixels_only(image))  # the pixels an upload stores
+            result = burnedin.check(pixels_only(image))  # the pixels an upload stores
         held += result.held
         unavailable += result.words < 0
         milliseconds.append(result.seconds * 1000)
