@@ -276,9 +276,9 @@ def test_upload_still_being_checked_after_its_time_budget_is_a_503_storing_nothi
     clock = [1000.0]
     clean = uploads.clean_upload
 
-    def slow_clean(uploaded):
+    def slow_clean(uploaded, **options):
         clock[0] += 3
-        return clean(uploaded)
+        return clean(uploaded, **options)
 
     monkeypatch.setattr(uploads, "monotonic", lambda: clock[0])
     monkeypatch.setattr(uploads, "clean_upload", slow_clean)
