@@ -15,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle
+from ml import tasks
 
 from . import api_examples
 from .access import cases_visible_to, scans_visible_to
@@ -44,6 +45,7 @@ FILTER_PARAMETERS = [
     ),
     OpenApiParameter("status", str, enum=Case.Status.values),
     OpenApiParameter("flag", str, enum=Case.Flag.values),
+    OpenApiParameter("task", str, enum=list(tasks.TASKS), description="The clinical question."),
     OpenApiParameter("created_from", OpenApiTypes.DATE, description="Created on or after (YYYY-MM-DD)."),
     OpenApiParameter("created_to", OpenApiTypes.DATE, description="Created on or before (YYYY-MM-DD)."),
 ]
@@ -95,12 +97,12 @@ CASE_CLOSED = OpenApiResponse(
     create=extend_schema(summary="Open a case in one of your teams"),
     retrieve=extend_schema(summary="One case (audited as a case view)"),
     partial_update=extend_schema(
-        summary="Change a case's status or notes",
+        summary="Change a case's status, clinical question (`task`, while no scan is reviewed) or notes",
         request=CaseUpdateSerializer,
         responses={200: CaseSerializer, 409: CASE_CLOSED},
     ),
     update=extend_schema(
-        summary="Set a case's status and notes",
+        summary="Set a case's status, clinical question and notes",
         request=CaseUpdateSerializer,
         responses={200: CaseSerializer, 409: CASE_CLOSED},
     ),

@@ -16,6 +16,8 @@ CASE = {
     "team_name": "Neuro A",
     "status": "open",
     "flag": "tumour_suspected",
+    "task": "tumour-mri",
+    "task_label": "Tumour (MRI)",
     "notes": "headache, 3 weeks",
     "patient_ref_hash": "5b1f0c6f3e4a9d2c8b7e61a0f4d39c2e7a8b5d1c0e9f6a3b2d4c7e8f1a0b9c3d",
     "created_by": "alice",
@@ -102,13 +104,19 @@ REVIEW = {
 CASE_EXAMPLES = [
     OpenApiExample(
         "A new case",
-        value={"notes": "headache, 3 weeks", "patient_reference": "MRN 0012345", "team": 1},
+        value={
+            "notes": "headache, 3 weeks",
+            "patient_reference": "MRN 0012345",
+            "team": 1,
+            "task": "tumour-mri",
+        },
         request_only=True,
     ),
     OpenApiExample("A case", value=CASE, response_only=True),
 ]
 CASE_UPDATE_EXAMPLES = [
-    OpenApiExample("Close a case", value={"status": "closed", "notes": "headache, 3 weeks; reviewed"})
+    OpenApiExample("Close a case", value={"status": "closed", "notes": "headache, 3 weeks; reviewed"}),
+    OpenApiExample("Ask another question (no scan reviewed yet)", value={"task": "dementia-mri"}),
 ]
 SCAN_EXAMPLES = [
     OpenApiExample("Classified", value=CLASSIFIED_SCAN),

@@ -14,6 +14,7 @@ from .models import Scan, model_versions, predictions, reviews
 
 FIXED_COLUMNS = [
     "pseudonym",
+    "task",
     "scan_id",
     "uploaded_at",
     "status",
@@ -95,6 +96,7 @@ def case_rows(cases):
         review = prediction.latest_review if prediction else None
         row = [
             scan.case.pseudonym,
+            scan.case.task,
             scan.pk,
             scan.uploaded_at.isoformat(),
             scan.status,

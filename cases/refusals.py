@@ -24,3 +24,9 @@ class NotAllowed(Refusal):
 
 class ScanBusy(Refusal):
     code = "scan_processing"
+
+
+class QuestionSettled(Refusal):
+    """The case's clinical question cannot change: a clinician has reviewed one of its scans."""
+
+    code = "question_settled"

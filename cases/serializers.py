@@ -7,6 +7,7 @@ from rest_framework import serializers
 from brainscan.api import StrictInput
 from inference.api import PredictionSerializer
 from inference.models import Review
+from ml import tasks
 from ml.labels import CLASSES
 
 from . import api_examples
@@ -122,6 +123,12 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
         help_text="One of your teams; may be left out when you belong to exactly one.",
     )
     team_name = serializers.CharField(source="team.name", read_only=True)
+    task = serializers.ChoiceField(
+        choices=tasks.choices(),
+        default=tasks.DEFAULT,
+        help_text="The clinical question: its active model classifies the case's scans.",
+    )
+    task_label = serializers.CharField(source="get_task_display", read_only=True)
     created_by = serializers.CharField(source="created_by.get_username", read_only=True)
     patient_reference = serializers.CharField(
         write_only=True,
@@ -141,6 +148,8 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
             "team_name",
             "status",
             "flag",
+            "task",
+            "task_label",
             "notes",
             "patient_reference",
             "patient_ref_hash",
@@ -171,6 +180,7 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
             validated_data["team"],
             validated_data.get("notes", ""),
             validated_data.get("patient_reference", ""),
+            validated_data.get("task", tasks.DEFAULT),
         )
 
 
@@ -178,7 +188,7 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
 class CaseUpdateSerializer(StrictInput, serializers.ModelSerializer):
     class Meta:
         model = Case
-        fields = ["status", "notes"]
+        fields = ["status", "task", "notes"]
 
 
 @extend_schema_serializer(examples=api_examples.UPLOAD_EXAMPLES)

@@ -134,10 +134,10 @@ def case_update(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
     form = CaseUpdateForm(request.POST, instance=case)
     if not form.is_valid():
-        return HttpResponseBadRequest("Invalid status or notes.")
+        return HttpResponseBadRequest("Invalid status, clinical question or notes.")
     try:
         case.change(request.user, **form.cleaned_data)
-    except CaseClosed as refusal:
+    except Refusal as refusal:
         messages.error(request, str(refusal))
         return redirect("cases:detail", pk=case.pk)
     messages.success(request, "Case updated.")

@@ -143,6 +143,8 @@ def row(case, verdict, now) -> dict:
         "pseudonym": case.pseudonym,
         "team": case.team.name,
         "status": case.get_status_display(),
+        "task": case.task,
+        "task_label": case.get_task_display(),
         "flag": case.flag,
         "flag_display": case.get_flag_display(),
         "scans": f"{case.scans_done}/{case.scans_total}",
