@@ -243,8 +243,9 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             201: ReviewSerializer,
             409: OpenApiResponse(
                 ErrorSerializer,
-                description="The scan has no prediction yet (`conflict`), was refused as not a brain "
-                "MRI (`not_mri`: such a scan cannot carry a diagnostic label), or its case is closed "
+                description="The scan has no prediction yet (`conflict`), was refused as not a slice "
+                "its question reads (`wrong_modality`: such a scan cannot carry a diagnostic label), "
+                "or its case is closed "
                 "(`case_closed`).",
                 examples=[api_examples.NO_PREDICTION_EXAMPLE],
             ),

@@ -75,7 +75,7 @@ UNCERTAIN_SCAN = _SCAN | {
     },
 }
 NOT_MRI_SCAN = _SCAN | {
-    "outcome": "not_mri",
+    "outcome": "wrong_modality",
     "outcome_reason": "not classified: not a brain MRI (colour picture: brain MRI slices are greyscale)",
     "width": 1024,
     "height": 768,

@@ -32,7 +32,7 @@ def prepare_scan(scan, case, user):
     scan.case = case
     scan.prediction = scan.latest_prediction
     scan.retractable = _retractable(scan, user)
-    scan.reviewable = bool(scan.prediction) and scan.outcome != Scan.Outcome.NOT_MRI
+    scan.reviewable = bool(scan.prediction) and scan.outcome != Scan.Outcome.WRONG_MODALITY
     scan.reviewed = scan.is_reviewed
     if scan.prediction:
         scan.reviews, scan.my_review = _review_history(scan.prediction, user)

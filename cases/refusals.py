@@ -11,7 +11,7 @@ class Refusal(Exception):
 
 
 class NotReviewable(Refusal):
-    code = "not_mri"
+    code = "wrong_modality"
 
 
 class CaseClosed(Refusal):

@@ -42,7 +42,7 @@ def annotate(cases):
     scans = Scan.objects.filter(case=OuterRef("pk"), retracted_at=None)
     # A scan to review: it has a prediction and the gate read it as a brain MRI (Scan.check_reviewable).
     to_review = scans.filter(Exists(predictions().filter(scan=OuterRef("pk")))).exclude(
-        outcome=Scan.Outcome.NOT_MRI
+        outcome=Scan.Outcome.WRONG_MODALITY
     )
     reviewed = to_review.filter(Exists(reviews().filter(prediction__scan=OuterRef("pk"))))
     last_upload = Subquery(scans.order_by("-uploaded_at").values("uploaded_at")[:1])
@@ -109,7 +109,7 @@ def verdicts(case_ids) -> dict[int, Verdict]:
     rows = (
         reviews()
         .filter(prediction__scan__case__in=list(case_ids), prediction__scan__retracted_at=None)
-        .exclude(prediction__scan__outcome=Scan.Outcome.NOT_MRI)
+        .exclude(prediction__scan__outcome=Scan.Outcome.WRONG_MODALITY)
         .order_by("prediction__scan_id", "created_at", "id")
         .values_list(
             "prediction__scan__case_id",
