@@ -17,13 +17,14 @@ from rest_framework.response import Response
 from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle
 from ml import tasks
 
-from . import api_examples
+from . import api_examples, questions
 from .access import cases_visible_to, scans_visible_to
 from .forms import CaseFilterForm, ReviewForm
 from .models import Case, CaseClosed, NotAllowed, Refusal, Scan
 from .serializers import (
     CaseSerializer,
     CaseUpdateSerializer,
+    RerunRequestSerializer,
     RetractionSerializer,
     RetractRequestSerializer,
     ReviewRequestSerializer,
@@ -304,6 +305,34 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         except Refusal as refusal:
             raise Conflict(str(refusal), code=refusal.code)
         return Response(RetractionSerializer(scan).data)
+
+    @extend_schema(
+        summary="Run a scan that answered nothing again: under another question, or move its case to it",
+        request=RerunRequestSerializer,
+        responses={
+            202: ScanSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The scan is not done, is reviewed or retracted, its case is closed "
+                "(`case_closed`), or the case's question is settled by a review (`question_settled`).",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        scan = self.get_object()
+        body = RerunRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            if body.validated_data["move_case"]:
+                questions.move_case_to(scan, request.user, body.validated_data["task"])
+            else:
+                questions.rerun_under(scan, request.user, body.validated_data["task"])
+        except Refusal as refusal:
+            raise Conflict(str(refusal), code=refusal.code)
+        return Response(
+            ScanSerializer(scan, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )
 
     @extend_schema(
         summary="The stored (de-identified) image", responses={(200, "image/png"): OpenApiTypes.BINARY}

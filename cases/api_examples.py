@@ -34,6 +34,7 @@ _SCAN = {
     "failure_reason": "",
     "outcome": "classified",
     "outcome_reason": "",
+    "task": "tumour-mri",
     "modality": "image",
     "width": 512,
     "height": 512,

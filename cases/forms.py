@@ -61,6 +61,11 @@ class CaseUpdateForm(forms.ModelForm):
         return self.cleaned_data["task"] or self.instance.task
 
 
+class ScanRerunForm(forms.Form):
+    task = forms.ChoiceField(choices=tasks.choices())
+    move_case = forms.BooleanField(required=False)
+
+
 class CaseFilterForm(forms.Form):
     q = forms.CharField(required=False, label="Pseudonym")
     # The keyed hash, never the reference: filter URLs end up in access logs and browser history.

@@ -42,6 +42,17 @@ class ReviewRequestSerializer(StrictInput, serializers.Serializer):
             self.fields["label"].choices = prediction.review_labels()
 
 
+class RerunRequestSerializer(StrictInput, serializers.Serializer):
+    task = serializers.ChoiceField(
+        choices=tasks.choices(), help_text="The clinical question to run it under."
+    )
+    move_case = serializers.BooleanField(
+        default=False,
+        help_text="true: move the whole case to this question (refused once a scan of it is reviewed) "
+        "and run again each of its scans that answered nothing; false: run this scan alone under it.",
+    )
+
+
 @extend_schema_serializer(examples=api_examples.RETRACT_REQUEST_EXAMPLES)
 class RetractRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(
@@ -72,6 +83,12 @@ class ScanSerializer(serializers.ModelSerializer):
     explanation_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
     review = serializers.SerializerMethodField()
+    task = serializers.ChoiceField(
+        source="question.name",
+        choices=tasks.choices(),
+        read_only=True,
+        help_text="The question the scan is run under: its case's, or the one it was re-run under.",
+    )
 
     class Meta:
         model = Scan
@@ -83,6 +100,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "failure_reason",
             "outcome",
             "outcome_reason",
+            "task",
             "modality",
             "width",
             "height",
