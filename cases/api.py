@@ -315,8 +315,10 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
                 ErrorSerializer,
                 description="The scan is not done, is reviewed or retracted, its case is closed "
                 "(`case_closed`), or the case's question is settled by a review (`question_settled`).",
+                examples=[api_examples.QUESTION_SETTLED_EXAMPLE],
             ),
         },
+        examples=api_examples.RERUN_EXAMPLES,
     )
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):

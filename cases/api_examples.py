@@ -185,6 +185,35 @@ UPLOAD_TIMEOUT_EXAMPLE = OpenApiExample(
         "code": "upload_timeout",
     },
 )
+RERUN_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "Move the case to the question that fits",
+        value={"task": "tumour-ct", "move_case": True},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Run this scan alone under another question", value={"task": "tumour-ct"}, request_only=True
+    ),
+]
+RERUN_EXAMPLES = [
+    *RERUN_REQUEST_EXAMPLES,
+    OpenApiExample(
+        "Queued again",
+        value=QUEUED_SCAN | {"task": "tumour-ct"},
+        response_only=True,
+        status_codes=["202"],
+    ),
+]
+QUESTION_SETTLED_EXAMPLE = OpenApiExample(
+    "question_settled",
+    value={
+        "detail": "Case amber-falcon-4821 stays a Tumour (MRI) case: a clinician has reviewed one of "
+        "its scans under that question. Open a new case to ask another.",
+        "code": "question_settled",
+    },
+    response_only=True,
+    status_codes=["409"],
+)
 RETRACT_REQUEST_EXAMPLES = [OpenApiExample("Wrong patient", value={"reason": "wrong patient"})]
 RETRACTION_EXAMPLES = [
     OpenApiExample(

@@ -42,6 +42,7 @@ class ReviewRequestSerializer(StrictInput, serializers.Serializer):
             self.fields["label"].choices = prediction.review_labels()
 
 
+@extend_schema_serializer(examples=api_examples.RERUN_REQUEST_EXAMPLES)
 class RerunRequestSerializer(StrictInput, serializers.Serializer):
     task = serializers.ChoiceField(
         choices=tasks.choices(), help_text="The clinical question to run it under."
