@@ -81,7 +81,8 @@ def scans_for_export(cases):
 def _tumour_answer(scan, prediction):
     """The tumour-present decision, a separate answer from the predicted label (the type): it
     can be true for a notumor label. Empty for a scan that was not classified."""
-    if prediction is None or scan.outcome == Scan.Outcome.WRONG_MODALITY:
+    # A question without tumour classes (dementia staging) asks no tumour question.
+    if prediction is None or scan.outcome == Scan.Outcome.WRONG_MODALITY or not scan.question.flagged:
         return "", ""
     probability = prediction.tumour_probability
     return str(prediction.tumour_suspected).lower(), "" if probability is None else f"{probability:.4f}"

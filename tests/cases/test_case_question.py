@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from cases.models import AuditEvent, Case, QuestionSettled
-from tests.factories import CaseFactory, PredictionFactory, ReviewFactory, ScanFactory
+from tests.factories import CaseFactory, ModelVersionFactory, PredictionFactory, ReviewFactory, ScanFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +89,30 @@ def test_the_csv_export_carries_each_scans_case_question(owner_client, owner, te
     response = owner_client.get(reverse("cases:export"))
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [row["task"] for row in rows] == ["tumour-ct"]
+
+
+def test_a_dementia_read_asks_no_tumour_question_on_the_page_or_in_the_csv(owner_client, owner, team):
+    case = CaseFactory(team=team, created_by=owner, task="dementia-mri")
+    grades = ["NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"]
+    PredictionFactory(
+        scan=ScanFactory(case=case, status="done", outcome="classified"),
+        model_version=ModelVersionFactory(name="dementia", task="dementia-mri", classes=grades),
+        label="MildDemented",
+        probabilities={
+            "NonDemented": 0.1,
+            "VeryMildDemented": 0.1,
+            "MildDemented": 0.7,
+            "ModerateDemented": 0.1,
+        },
+        tumour_probability=None,
+        tumour_suspected=False,
+    )
+    page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
+    assert "MildDemented" in page and "Tumour present?" not in page
+    response = owner_client.get(reverse("cases:export"))
+    [row] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert (row["task"], row["predicted_label"], row["tumour_suspected"]) == (
+        "dementia-mri",
+        "MildDemented",
+        "",
+    )
