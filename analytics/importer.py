@@ -97,7 +97,7 @@ def import_reviewed_scans(name: str, progress: Callable[[int, int], None] | None
             prediction__scan__erased_at__isnull=True,
             prediction__scan__retracted_at__isnull=True,
         )
-        .exclude(prediction__scan__outcome=Scan.Outcome.NOT_MRI)
+        .exclude(prediction__scan__outcome=Scan.Outcome.WRONG_MODALITY)
         .select_related("prediction__scan")
     )
     for review in reviews.order_by("created_at", "id"):

@@ -188,11 +188,12 @@ def _class_key(classes):
     return lambda label: (classes.index(label) if label in classes else len(classes), label)
 
 
-def field_performance(model_version=None) -> dict:
+def field_performance(model_version=None, task=None) -> dict:
     """Agreement of the model with clinicians' latest review of each prediction, per model
     version and per month, with the confusion matrix (``matrix[reviewed][predicted]``, rows in
     ``reviewed_labels`` order, columns in ``predicted_labels`` order). Only cases with analytics
-    consent count; ``not_consented`` is how many latest reviews that leaves out."""
+    consent count; ``not_consented`` is how many latest reviews that leaves out. ``task``: only
+    the versions of that clinical question."""
     from inference.models import Review
 
     later = Review.objects.filter(prediction=OuterRef("prediction")).filter(
@@ -200,6 +201,9 @@ def field_performance(model_version=None) -> dict:
     )
     reviews = usable_reviews().filter(~Exists(later))
     not_consented = reviews_without_consent().filter(~Exists(later))
+    if task is not None:
+        reviews = reviews.filter(prediction__model_version__task=task)
+        not_consented = not_consented.filter(prediction__model_version__task=task)
     if model_version is not None:
         reviews = reviews.filter(prediction__model_version=model_version)
         not_consented = not_consented.filter(prediction__model_version=model_version)

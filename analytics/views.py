@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from brainscan.middleware import charts_policy
 from cases.access import CLINICIAN_GROUP, STEWARD_GROUP, is_steward
 from inference.models import ModelVersion
+from ml import tasks
 
 from . import charts
 from .consent import stats_still_allowed
@@ -56,8 +57,18 @@ def analytics_page(view):
 @require_GET
 def index(request):
     datasets = ReferenceDataset.objects.select_related("stats").order_by("name")
-    versions = ModelVersion.objects.all()
-    return render(request, "analytics/index.html", {"datasets": datasets, "versions": versions})
+    task = _task(request)
+    versions = ModelVersion.objects.filter(task=task.name)
+    context = {"datasets": datasets, "versions": versions, "task": task, "tasks": tasks.TASKS.values()}
+    return render(request, "analytics/index.html", context)
+
+
+def _task(request) -> tasks.Task:
+    """The clinical question a performance page shows (``?task=``; tumour-mri by default)."""
+    try:
+        return tasks.get(request.GET.get("task") or tasks.DEFAULT)
+    except tasks.UnknownTask:
+        raise Http404("No such clinical question.") from None
 
 
 def _current_stats(dataset):
@@ -217,4 +228,6 @@ def model_detail(request, pk):
 @analytics_page
 @require_GET
 def field(request):
-    return render(request, "analytics/field.html", field_performance())
+    task = _task(request)
+    context = field_performance(task=task.name) | {"task": task, "tasks": tasks.TASKS.values()}
+    return render(request, "analytics/field.html", context)

@@ -59,10 +59,11 @@ class ConsentEventInline(ReadOnlyInline):
 
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
-    list_display = ["pseudonym", "team", "status", "flag", "created_at"]
-    list_filter = ["status", "flag", "team"]
+    list_display = ["pseudonym", "team", "task", "status", "flag", "created_at"]
+    list_filter = ["status", "flag", "task", "team"]
     search_fields = ["pseudonym"]
-    readonly_fields = ["pseudonym", "patient_ref_hash", "created_by", "created_at"]
+    # The question changes on the case page or the API only (Case.change: settled once reviewed, audited).
+    readonly_fields = ["pseudonym", "task", "patient_ref_hash", "created_by", "created_at"]
     inlines = [ConsentInline, ConsentEventInline]
     actions = ["erase_images"]
 

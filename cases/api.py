@@ -15,8 +15,9 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from brainscan.api import NO_NUL, ErrorSerializer, ScopedThrottle
+from ml import tasks
 
-from . import api_examples
+from . import api_examples, questions
 from .access import cases_visible_to, scans_visible_to
 from .api_series import StudySerializer, studies_of
 from .forms import CaseFilterForm, ReviewForm
@@ -24,6 +25,7 @@ from .models import Case, CaseClosed, NotAllowed, Refusal, Scan
 from .serializers import (
     CaseSerializer,
     CaseUpdateSerializer,
+    RerunRequestSerializer,
     RetractionSerializer,
     RetractRequestSerializer,
     ReviewRequestSerializer,
@@ -45,6 +47,7 @@ FILTER_PARAMETERS = [
     ),
     OpenApiParameter("status", str, enum=Case.Status.values),
     OpenApiParameter("flag", str, enum=Case.Flag.values),
+    OpenApiParameter("task", str, enum=list(tasks.TASKS), description="The clinical question."),
     OpenApiParameter("created_from", OpenApiTypes.DATE, description="Created on or after (YYYY-MM-DD)."),
     OpenApiParameter("created_to", OpenApiTypes.DATE, description="Created on or before (YYYY-MM-DD)."),
 ]
@@ -97,12 +100,12 @@ CASE_CLOSED = OpenApiResponse(
     create=extend_schema(summary="Open a case in one of your teams"),
     retrieve=extend_schema(summary="One case (audited as a case view)"),
     partial_update=extend_schema(
-        summary="Change a case's status or notes",
+        summary="Change a case's status, clinical question (`task`, while no scan is reviewed) or notes",
         request=CaseUpdateSerializer,
         responses={200: CaseSerializer, 409: CASE_CLOSED},
     ),
     update=extend_schema(
-        summary="Set a case's status and notes",
+        summary="Set a case's status, clinical question and notes",
         request=CaseUpdateSerializer,
         responses={200: CaseSerializer, 409: CASE_CLOSED},
     ),
@@ -255,8 +258,9 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             201: ReviewSerializer,
             409: OpenApiResponse(
                 ErrorSerializer,
-                description="The scan has no prediction yet (`conflict`), was refused as not a brain "
-                "MRI (`not_mri`: such a scan cannot carry a diagnostic label), or its case is closed "
+                description="The scan has no prediction yet (`conflict`), was refused as not a slice "
+                "its question reads (`wrong_modality`: such a scan cannot carry a diagnostic label), "
+                "or its case is closed "
                 "(`case_closed`).",
                 examples=[api_examples.NO_PREDICTION_EXAMPLE],
             ),
@@ -315,6 +319,36 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         except Refusal as refusal:
             raise Conflict(str(refusal), code=refusal.code)
         return Response(RetractionSerializer(scan).data)
+
+    @extend_schema(
+        summary="Run a scan that answered nothing again: under another question, or move its case to it",
+        request=RerunRequestSerializer,
+        responses={
+            202: ScanSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The scan is not done, is reviewed or retracted, its case is closed "
+                "(`case_closed`), or the case's question is settled by a review (`question_settled`).",
+                examples=[api_examples.QUESTION_SETTLED_EXAMPLE],
+            ),
+        },
+        examples=api_examples.RERUN_EXAMPLES,
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        scan = self.get_object()
+        body = RerunRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            if body.validated_data["move_case"]:
+                questions.move_case_to(scan, request.user, body.validated_data["task"])
+            else:
+                questions.rerun_under(scan, request.user, body.validated_data["task"])
+        except Refusal as refusal:
+            raise Conflict(str(refusal), code=refusal.code)
+        return Response(
+            ScanSerializer(scan, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )
 
     @extend_schema(
         summary="The stored (de-identified) image", responses={(200, "image/png"): OpenApiTypes.BINARY}

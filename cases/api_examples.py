@@ -16,6 +16,8 @@ CASE = {
     "team_name": "Neuro A",
     "status": "open",
     "flag": "tumour_suspected",
+    "task": "tumour-mri",
+    "task_label": "Tumour (MRI)",
     "notes": "headache, 3 weeks",
     "patient_ref_hash": "5b1f0c6f3e4a9d2c8b7e61a0f4d39c2e7a8b5d1c0e9f6a3b2d4c7e8f1a0b9c3d",
     "created_by": "alice",
@@ -33,6 +35,7 @@ _SCAN = {
     "failure_reason": "",
     "outcome": "classified",
     "outcome_reason": "",
+    "task": "tumour-mri",
     "modality": "image",
     "series": None,
     "width": 512,
@@ -75,7 +78,7 @@ UNCERTAIN_SCAN = _SCAN | {
     },
 }
 NOT_MRI_SCAN = _SCAN | {
-    "outcome": "not_mri",
+    "outcome": "wrong_modality",
     "outcome_reason": "not classified: not a brain MRI (colour picture: brain MRI slices are greyscale)",
     "width": 1024,
     "height": 768,
@@ -106,13 +109,19 @@ REVIEW = {
 CASE_EXAMPLES = [
     OpenApiExample(
         "A new case",
-        value={"notes": "headache, 3 weeks", "patient_reference": "MRN 0012345", "team": 1},
+        value={
+            "notes": "headache, 3 weeks",
+            "patient_reference": "MRN 0012345",
+            "team": 1,
+            "task": "tumour-mri",
+        },
         request_only=True,
     ),
     OpenApiExample("A case", value=CASE, response_only=True),
 ]
 CASE_UPDATE_EXAMPLES = [
-    OpenApiExample("Close a case", value={"status": "closed", "notes": "headache, 3 weeks; reviewed"})
+    OpenApiExample("Close a case", value={"status": "closed", "notes": "headache, 3 weeks; reviewed"}),
+    OpenApiExample("Ask another question (no scan reviewed yet)", value={"task": "dementia-mri"}),
 ]
 SCAN_EXAMPLES = [
     OpenApiExample("Classified", value=CLASSIFIED_SCAN),
@@ -193,6 +202,35 @@ UPLOAD_TIMEOUT_EXAMPLE = OpenApiExample(
         "was stored: try again in a minute, or send fewer images at once.",
         "code": "upload_timeout",
     },
+)
+RERUN_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "Move the case to the question that fits",
+        value={"task": "tumour-ct", "move_case": True},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Run this scan alone under another question", value={"task": "tumour-ct"}, request_only=True
+    ),
+]
+RERUN_EXAMPLES = [
+    *RERUN_REQUEST_EXAMPLES,
+    OpenApiExample(
+        "Queued again",
+        value=QUEUED_SCAN | {"task": "tumour-ct"},
+        response_only=True,
+        status_codes=["202"],
+    ),
+]
+QUESTION_SETTLED_EXAMPLE = OpenApiExample(
+    "question_settled",
+    value={
+        "detail": "Case amber-falcon-4821 stays a Tumour (MRI) case: a clinician has reviewed one of "
+        "its scans under that question. Open a new case to ask another.",
+        "code": "question_settled",
+    },
+    response_only=True,
+    status_codes=["409"],
 )
 RETRACT_REQUEST_EXAMPLES = [OpenApiExample("Wrong patient", value={"reason": "wrong patient"})]
 RETRACTION_EXAMPLES = [

@@ -38,6 +38,7 @@ class AuditEvent(AppendOnly):
         ERASE = "erase", "Erased case images"
         SCAN_RELEASE = "scan_release", "Released held scan"
         SCAN_RETRACT = "scan_retract", "Retracted scan"
+        SCAN_RERUN = "scan_rerun", "Ran a scan again under a clinical question"
         TRAINING_EXPORT = "training_export", "Exported training images"
         AUDIT_EXPORT = "audit_export", "Exported audit log"
         USER_CREATE = "user_create", "Created user account"

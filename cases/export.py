@@ -14,6 +14,7 @@ from .models import Scan, model_versions, predictions, reviews
 
 FIXED_COLUMNS = [
     "pseudonym",
+    "task",
     "scan_id",
     "uploaded_at",
     "status",
@@ -80,7 +81,8 @@ def scans_for_export(cases):
 def _tumour_answer(scan, prediction):
     """The tumour-present decision, a separate answer from the predicted label (the type): it
     can be true for a notumor label. Empty for a scan that was not classified."""
-    if prediction is None or scan.outcome == Scan.Outcome.NOT_MRI:
+    # A question without tumour classes (dementia staging) asks no tumour question.
+    if prediction is None or scan.outcome == Scan.Outcome.WRONG_MODALITY or not scan.question.flagged:
         return "", ""
     probability = prediction.tumour_probability
     return str(prediction.tumour_suspected).lower(), "" if probability is None else f"{probability:.4f}"
@@ -95,6 +97,7 @@ def case_rows(cases):
         review = prediction.latest_review if prediction else None
         row = [
             scan.case.pseudonym,
+            scan.case.task,
             scan.pk,
             scan.uploaded_at.isoformat(),
             scan.status,

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import transaction
 
 from inference.models import Review
+from ml import tasks
 
 from . import worklist
 from .models import AuditEvent, Case, retraction_reason
@@ -22,11 +23,16 @@ class CaseCreateForm(forms.ModelForm):
 
     class Meta:
         model = Case
-        fields = ["team", "notes"]
+        fields = ["team", "task", "notes"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+        help_texts = {
+            "task": "Each scan is answered by this question's model; it can change until a scan is reviewed."
+        }
 
     def __init__(self, *args, teams, **kwargs):
         super().__init__(*args, **kwargs)
+        # Left out (an older client's form): the default question, as the API does.
+        self.fields["task"].required = False
         self.fields["team"].queryset = teams
         if teams.count() == 1:
             self.fields["team"].initial = teams.first()
@@ -35,14 +41,29 @@ class CaseCreateForm(forms.ModelForm):
     def save(self, created_by):
         """Open the case (Case.open, audited)."""
         data = self.cleaned_data
-        return Case.open(created_by, data["team"], data["notes"], data["patient_reference"])
+        task = data["task"] or tasks.DEFAULT
+        return Case.open(created_by, data["team"], data["notes"], data["patient_reference"], task)
 
 
 class CaseUpdateForm(forms.ModelForm):
     class Meta:
         model = Case
-        fields = ["status", "notes"]
+        fields = ["status", "task", "notes"]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["task"].required = False
+        self.fields["task"].help_text = "Can change until one of the case's scans is reviewed."
+
+    def clean_task(self):
+        # Left out: the question stays as it is.
+        return self.cleaned_data["task"] or self.instance.task
+
+
+class ScanRerunForm(forms.Form):
+    task = forms.ChoiceField(choices=tasks.choices())
+    move_case = forms.BooleanField(required=False)
 
 
 class CaseFilterForm(forms.Form):
@@ -51,6 +72,7 @@ class CaseFilterForm(forms.Form):
     patient = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput())
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Case.Status.choices])
     flag = forms.ChoiceField(required=False, choices=[("", "Any flag"), *Case.Flag.choices])
+    task = forms.ChoiceField(required=False, choices=[("", "Any question"), *tasks.choices()])
     created_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -66,6 +88,8 @@ class CaseFilterForm(forms.Form):
             queryset = queryset.filter(status=data["status"])
         if data["flag"]:
             queryset = queryset.filter(flag=data["flag"])
+        if data["task"]:
+            queryset = queryset.filter(task=data["task"])
         if data["created_from"]:
             queryset = queryset.filter(created_at__date__gte=data["created_from"])
         if data["created_to"]:

@@ -8,11 +8,13 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, OuterRef, Q
 
+from ml import tasks
+
 from .auditlog import AuditEvent
 from .consent import Consent, ConsentEvent
 from .preferences import Preference
 from .pseudonyms import generate_pseudonym
-from .refusals import CaseClosed, NotAllowed, NotReviewable, Refusal, ScanBusy
+from .refusals import CaseClosed, NotAllowed, NotReviewable, QuestionSettled, Refusal, ScanBusy
 from .scans import (
     AnonymisationReport,
     Scan,
@@ -37,6 +39,7 @@ __all__ = [
     "NotAllowed",
     "NotReviewable",
     "Preference",
+    "QuestionSettled",
     "Refusal",
     "Scan",
     "ScanBusy",
@@ -115,6 +118,10 @@ class Case(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     flag = models.CharField(max_length=32, choices=Flag.choices, default=Flag.NONE)
+    # The clinical question (ml.tasks): its active model classifies the case's scans.
+    task = models.CharField(
+        "clinical question", max_length=32, choices=tasks.choices(), default=tasks.DEFAULT
+    )
     patient_ref_hash = models.CharField(max_length=64, blank=True, editable=False)
     notes = models.TextField(blank=True)
 
@@ -174,34 +181,55 @@ class Case(models.Model):
         return self
 
     @classmethod
-    def open(cls, created_by, team, notes="", patient_reference="") -> "Case":
-        """Open a case in ``team`` and audit it: the one way the page and the API create a case."""
-        case = cls(created_by=created_by, team=team, notes=notes)
+    def open(cls, created_by, team, notes="", patient_reference="", task=tasks.DEFAULT) -> "Case":
+        """Open a case in ``team`` for the clinical question ``task`` and audit it: the one way the
+        page and the API create a case."""
+        case = cls(created_by=created_by, team=team, notes=notes, task=tasks.canonical(task))
         case.set_patient_reference(patient_reference)
         with transaction.atomic():
             case.save()
-            AuditEvent.record(created_by, AuditEvent.Verb.CASE_CREATE, case)
+            AuditEvent.record(created_by, AuditEvent.Verb.CASE_CREATE, case, task=case.task)
         return case
+
+    @property
+    def question(self) -> tasks.Task:
+        return tasks.get(self.task)
+
+    def check_question_open(self):
+        """Raise QuestionSettled once a scan of the case is reviewed: that review answered the
+        question asked, and asking another would leave it standing under the wrong one."""
+        reviewed = reviews().filter(prediction__scan__case=self, prediction__scan__retracted_at=None)
+        if reviewed.exists():
+            raise QuestionSettled(
+                f"Case {self.pseudonym} stays a {self.question.label} case: a clinician has reviewed "
+                "one of its scans under that question. Open a new case to ask another."
+            )
 
     def viewed_by(self, user, scan=None):
         """Audit that ``user`` read this case (its page or API body, or one ``scan``'s result)."""
         AuditEvent.record(user, AuditEvent.Verb.CASE_VIEW, self, **({"scan": scan.pk} if scan else {}))
 
     def change(self, user, **changes) -> list[str]:
-        """Set ``changes`` (status, notes) and audit it; a closed case takes no change but reopening
-        (raises CaseClosed, audited as a refusal)."""
+        """Set ``changes`` (status, notes, task) and audit it; a closed case takes no change but
+        reopening (raises CaseClosed), and the question changes only while no scan is reviewed
+        (raises QuestionSettled); refusals are audited."""
         with AuditEvent.refusals(user, self, "case_update"), transaction.atomic():
             # Closing and editing at once: check the edit against the case as it is now.
             current = Case.objects.select_for_update().get(pk=self.pk)
             changed = sorted(name for name, value in changes.items() if getattr(current, name) != value)
             if changed and changes.get("status", current.status) != self.Status.OPEN:
                 current.check_open("change its notes")
+            detail = {}
+            if "task" in changed:
+                current.check_open("change its clinical question")
+                current.check_question_open()
+                detail["task"] = {"from": current.task, "to": changes["task"]}
             for name in changed:
                 setattr(self, name, changes[name])
             if changed:
                 # Only these fields: a worker may be updating the flag meanwhile.
                 self.save(update_fields=[*changed, "updated_at"])
-            AuditEvent.record(user, AuditEvent.Verb.CASE_UPDATE, self, fields=changed)
+            AuditEvent.record(user, AuditEvent.Verb.CASE_UPDATE, self, fields=changed, **detail)
         return changed
 
     def set_patient_reference(self, reference: str):

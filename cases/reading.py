@@ -1,7 +1,9 @@
 """What the case page shows a reader: each scan with its review history and the reader's own
 review, the case's flag line (the AI's flag and the clinicians' verdict) and the consent panel."""
 
-from . import studies, worklist
+from ml import tasks
+
+from . import questions, studies, worklist
 from .forms import ReviewForm
 from .models import Case, Consent, Refusal, Scan
 from .roles import is_steward
@@ -32,8 +34,15 @@ def prepare_scan(scan, case, user):
     scan.case = case
     scan.prediction = scan.latest_prediction
     scan.retractable = _retractable(scan, user)
-    scan.reviewable = bool(scan.prediction) and scan.outcome != Scan.Outcome.NOT_MRI
+    scan.reviewable = bool(scan.prediction) and scan.outcome != Scan.Outcome.WRONG_MODALITY
     scan.reviewed = scan.is_reviewed
+    # A scan that answered nothing: offer the question that fits, and every other one.
+    scan.reaskable = (
+        scan.status == Scan.Status.DONE and scan.outcome in questions.UNANSWERED and not scan.reviewed
+    )
+    if scan.reaskable:
+        scan.fitting_task = questions.fitting_task(scan)
+        scan.other_tasks = [t for t in tasks.TASKS.values() if t.name != scan.question.name]
     if scan.prediction:
         scan.reviews, scan.my_review = _review_history(scan.prediction, user)
         scan.review_form = ReviewForm(prediction=scan.prediction, prefix=f"p{scan.prediction.pk}")

@@ -11,7 +11,7 @@ class Refusal(Exception):
 
 
 class NotReviewable(Refusal):
-    code = "not_mri"
+    code = "wrong_modality"
 
 
 class CaseClosed(Refusal):
@@ -41,3 +41,9 @@ class UploadRefused(Exception):
     def __init__(self, message, *, status, code, retry_after=None):
         super().__init__(message)
         self.status, self.code, self.retry_after = status, code, retry_after
+
+
+class QuestionSettled(Refusal):
+    """The case's clinical question cannot change: a clinician has reviewed one of its scans."""
+
+    code = "question_settled"

@@ -9,6 +9,8 @@ from django.core.validators import RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
 
+from ml import tasks
+
 from .auditlog import AuditEvent
 from .refusals import NotAllowed, NotReviewable, Refusal, ScanBusy
 from .roles import is_steward
@@ -66,7 +68,10 @@ class Scan(models.Model):
     class Outcome(models.TextChoices):
         CLASSIFIED = "classified", "Classified"
         UNCERTAIN = "uncertain", "Uncertain – refer"
-        NOT_MRI = "not_mri", "Not classified: not a brain MRI"
+        # Not a slice of the question's modality (a CT slice on an MRI question), or not a brain
+        # scan the question's model reads at all (its out-of-distribution gate). Was "not_mri".
+        WRONG_MODALITY = "wrong_modality", "Not classified: not a slice this question reads"
+        NO_MODEL = "no_model", "Not classified: no model for this question yet"
 
     class Modality(models.TextChoices):
         IMAGE = "image", "Image (JPEG/PNG)"
@@ -105,6 +110,9 @@ class Scan(models.Model):
     claimed_by = models.CharField(max_length=255, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, null=True, blank=True)
     outcome_reason = models.CharField(max_length=500, blank=True)
+    # The question this scan is run under when a clinician re-ran it under another one than its
+    # case's (cases.questions); empty: the case's question.
+    task = models.CharField(max_length=32, choices=tasks.choices(), blank=True)
     anonymisation_report = models.ForeignKey(
         AnonymisationReport, on_delete=models.SET_NULL, null=True, blank=True, related_name="scans"
     )
@@ -132,6 +140,11 @@ class Scan(models.Model):
         return f"Scan {self.pk} of {self.case_id}"
 
     @property
+    def question(self) -> tasks.Task:
+        """The clinical question this scan is run under: its own when re-run, else its case's."""
+        return tasks.get(self.task or self.case.task)
+
+    @property
     def is_pending(self):
         return self.status in (self.Status.QUEUED, self.Status.PROCESSING)
 
@@ -145,10 +158,11 @@ class Scan(models.Model):
         page's review form and the API apply (both save through ReviewForm)."""
         if self.retracted_at is not None:
             raise Refusal(f"Scan {self.pk} was retracted: it is no longer part of the case.")
-        if self.outcome == Scan.Outcome.NOT_MRI:
-            # The gate found no brain MRI slice: a diagnostic label on it would become training data.
+        if self.outcome == Scan.Outcome.WRONG_MODALITY:
+            # Not a slice the question's model reads: a diagnostic label on it would become training data.
             raise NotReviewable(
-                f"Scan {self.pk} was refused as not a brain MRI: it cannot carry a diagnostic label."
+                f"Scan {self.pk} was refused as not a slice the {self.question.label} question reads: "
+                "it cannot carry a diagnostic label."
             )
         self.case.check_open("review its scans")
 

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from brainscan.api import StrictInput
 from inference.api import PredictionSerializer
 from inference.models import Review
+from ml import tasks
 from ml.labels import CLASSES
 
 from . import api_examples
@@ -39,6 +40,18 @@ class ReviewRequestSerializer(StrictInput, serializers.Serializer):
         super().__init__(*args, **kwargs)
         if prediction is not None:
             self.fields["label"].choices = prediction.review_labels()
+
+
+@extend_schema_serializer(examples=api_examples.RERUN_REQUEST_EXAMPLES)
+class RerunRequestSerializer(StrictInput, serializers.Serializer):
+    task = serializers.ChoiceField(
+        choices=tasks.choices(), help_text="The clinical question to run it under."
+    )
+    move_case = serializers.BooleanField(
+        default=False,
+        help_text="true: move the whole case to this question (refused once a scan of it is reviewed) "
+        "and run again each of its scans that answered nothing; false: run this scan alone under it.",
+    )
 
 
 @extend_schema_serializer(examples=api_examples.RETRACT_REQUEST_EXAMPLES)
@@ -76,6 +89,12 @@ class ScanSerializer(serializers.ModelSerializer):
     explanation_url = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
     review = serializers.SerializerMethodField()
+    task = serializers.ChoiceField(
+        source="question.name",
+        choices=tasks.choices(),
+        read_only=True,
+        help_text="The question the scan is run under: its case's, or the one it was re-run under.",
+    )
 
     class Meta:
         model = Scan
@@ -88,6 +107,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "failure_reason",
             "outcome",
             "outcome_reason",
+            "task",
             "modality",
             "series",
             "width",
@@ -129,6 +149,12 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
         help_text="One of your teams; may be left out when you belong to exactly one.",
     )
     team_name = serializers.CharField(source="team.name", read_only=True)
+    task = serializers.ChoiceField(
+        choices=tasks.choices(),
+        default=tasks.DEFAULT,
+        help_text="The clinical question: its active model classifies the case's scans.",
+    )
+    task_label = serializers.CharField(source="get_task_display", read_only=True)
     created_by = serializers.CharField(source="created_by.get_username", read_only=True)
     patient_reference = serializers.CharField(
         write_only=True,
@@ -148,6 +174,8 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
             "team_name",
             "status",
             "flag",
+            "task",
+            "task_label",
             "notes",
             "patient_reference",
             "patient_ref_hash",
@@ -178,6 +206,7 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
             validated_data["team"],
             validated_data.get("notes", ""),
             validated_data.get("patient_reference", ""),
+            validated_data.get("task", tasks.DEFAULT),
         )
 
 
@@ -185,7 +214,7 @@ class CaseSerializer(StrictInput, serializers.ModelSerializer):
 class CaseUpdateSerializer(StrictInput, serializers.ModelSerializer):
     class Meta:
         model = Case
-        fields = ["status", "notes"]
+        fields = ["status", "task", "notes"]
 
 
 @extend_schema_serializer(examples=api_examples.UPLOAD_EXAMPLES)

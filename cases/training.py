@@ -25,7 +25,7 @@ SKIPPED = [
     ("image erased", Q(erased_at__isnull=False) | Q(image="")),
     ("held for a steward's check", Q(status=Scan.Status.HELD)),
     # A picture the gate refused is no brain MRI, whatever label it was given: never training data.
-    ("refused as not a brain MRI", Q(outcome=Scan.Outcome.NOT_MRI)),
+    ("refused as not a brain MRI", Q(outcome=Scan.Outcome.WRONG_MODALITY)),
     ("never checked as a brain MRI", ~Q(outcome__in=[Scan.Outcome.CLASSIFIED, Scan.Outcome.UNCERTAIN])),
 ]
 

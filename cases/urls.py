@@ -18,6 +18,7 @@ urlpatterns = [
     path("scans/<int:pk>/image.png", views.scan_image, name="scan_image"),
     path("scans/<int:pk>/viewer/", viewer.scan_viewer, name="viewer"),
     path("scans/<int:pk>/retract/", views.scan_retract, name="retract"),
+    path("scans/<int:pk>/rerun/", views.scan_rerun, name="rerun"),
     path("predictions/<int:pk>/explanation.png", views.explanation_image, name="explanation_image"),
     path("predictions/<int:pk>/review/", views.review_create, name="review"),
 ]

@@ -19,7 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import export, reading, worklist
+from ml import tasks
+
+from . import export, questions, reading, worklist
 from .access import cases_visible_to, predictions_visible_to, scans_visible_to, teams_of
 from .forms import (
     CaseCreateForm,
@@ -27,6 +29,7 @@ from .forms import (
     PatientLookupForm,
     PreferencesForm,
     ReviewForm,
+    ScanRerunForm,
     ScanRetractForm,
     WorklistFilterForm,
 )
@@ -135,10 +138,10 @@ def case_update(request, pk):
     case = get_object_or_404(cases_visible_to(request.user), pk=pk)
     form = CaseUpdateForm(request.POST, instance=case)
     if not form.is_valid():
-        return HttpResponseBadRequest("Invalid status or notes.")
+        return HttpResponseBadRequest("Invalid status, clinical question or notes.")
     try:
         case.change(request.user, **form.cleaned_data)
-    except CaseClosed as refusal:
+    except Refusal as refusal:
         messages.error(request, str(refusal))
         return redirect("cases:detail", pk=case.pk)
     messages.success(request, "Case updated.")
@@ -233,6 +236,30 @@ def scan_retract(request, pk):
         scan.case.viewed_by(request.user, scan=scan)
     context = {"scan": scan, "case": scan.case, "form": form, "reviewed": scan.is_reviewed}
     return render(request, "cases/scan_retract.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def scan_rerun(request, pk):
+    """One action on a scan that answered nothing: move its case to the question that fits
+    (``move_case``), or run this scan alone under another question's model."""
+    scan = get_object_or_404(scans_visible_to(request.user).select_related("case"), pk=pk)
+    form = ScanRerunForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Choose one of the clinical questions.")
+    task, label = form.cleaned_data["task"], tasks.label(form.cleaned_data["task"])
+    try:
+        if form.cleaned_data["move_case"]:
+            questions.move_case_to(scan, request.user, task)
+            messages.success(
+                request, f"Case {scan.case.pseudonym} now asks {label}; its unanswered scans run again."
+            )
+        else:
+            questions.rerun_under(scan, request.user, task)
+            messages.success(request, f"Scan {scan.pk} runs again under {label}.")
+    except Refusal as refusal:
+        messages.error(request, str(refusal))
+    return redirect("cases:detail", pk=scan.case_id)
 
 
 @login_required

@@ -10,6 +10,7 @@ from django.db.models.functions import Coalesce
 from django.utils.timesince import timesince
 from django.utils.timezone import localtime
 
+from ml import tasks
 from ml.labels import NOTUMOR
 
 from .models import Case, Scan, predictions, reviews
@@ -42,7 +43,7 @@ def annotate(cases):
     scans = Scan.objects.filter(case=OuterRef("pk"), retracted_at=None)
     # A scan to review: it has a prediction and the gate read it as a brain MRI (Scan.check_reviewable).
     to_review = scans.filter(Exists(predictions().filter(scan=OuterRef("pk")))).exclude(
-        outcome=Scan.Outcome.NOT_MRI
+        outcome=Scan.Outcome.WRONG_MODALITY
     )
     reviewed = to_review.filter(Exists(reviews().filter(prediction__scan=OuterRef("pk"))))
     last_upload = Subquery(scans.order_by("-uploaded_at").values("uploaded_at")[:1])
@@ -91,42 +92,61 @@ class Verdict:
     """What the clinicians' latest review of each scan says, taken together."""
 
     tumour_labels: tuple[str, ...]
+    # Labels of questions that ask no tumour question (dementia grades), named as they are.
+    graded_labels: tuple[str, ...] = ()
+    asked_tumour: bool = True
 
     @property
     def tumour(self) -> bool:
         return bool(self.tumour_labels)
 
     def __str__(self):
+        parts = []
         if self.tumour:
-            return f"Reviewed: tumour ({', '.join(self.tumour_labels)})"
-        return "Reviewed: no tumour"
+            parts.append(f"tumour ({', '.join(self.tumour_labels)})")
+        elif self.asked_tumour:
+            parts.append("no tumour")
+        if self.graded_labels:
+            parts.append(", ".join(self.graded_labels))
+        return "Reviewed: " + "; ".join(parts)
 
 
 def verdicts(case_ids) -> dict[int, Verdict]:
     """The verdict of each case whose scans have reviews, from the latest review of each scan (an
     amendment supersedes its author's earlier review; field performance reads the latest too).
-    Callers show it only once every scan to review is reviewed (review_state ALL). One query."""
+    A label counts as a tumour when it is one of its model's question's tumour classes
+    (ml.tasks); a question without any (dementia staging) is named by its labels. Callers show
+    it only once every scan to review is reviewed (review_state ALL). One query."""
     rows = (
         reviews()
         .filter(prediction__scan__case__in=list(case_ids), prediction__scan__retracted_at=None)
-        .exclude(prediction__scan__outcome=Scan.Outcome.NOT_MRI)
+        .exclude(prediction__scan__outcome=Scan.Outcome.WRONG_MODALITY)
         .order_by("prediction__scan_id", "created_at", "id")
         .values_list(
             "prediction__scan__case_id",
             "prediction__scan_id",
             "label",
             "prediction__model_version__card__no_finding_class",
+            "prediction__model_version__task",
         )
     )
     latest = {}
-    for case_id, scan_id, label, no_finding in rows:
-        latest[scan_id] = (case_id, label, no_finding or NOTUMOR)
-    tumours: dict[int, set[str]] = {}
-    for case_id, label, no_finding in latest.values():
-        found = tumours.setdefault(case_id, set())
-        if label != no_finding:
-            found.add(label)
-    return {case_id: Verdict(tuple(sorted(labels))) for case_id, labels in tumours.items()}
+    for case_id, scan_id, label, no_finding, task in rows:
+        latest[scan_id] = (case_id, label, no_finding or NOTUMOR, task)
+    found: dict[int, tuple[set[str], set[str], list[bool]]] = {}
+    for case_id, label, no_finding, task in latest.values():
+        tumours, graded, asked = found.setdefault(case_id, (set(), set(), [False]))
+        question = tasks.TASKS.get(task)
+        if question is not None and not question.flagged:
+            graded.add(label)
+            continue
+        asked[0] = True
+        if label != (question.no_finding if question else no_finding):
+            tumours.add(label)
+    return {
+        case_id: Verdict(tuple(sorted(t)), tuple(sorted(g)), asked[0])
+        for case_id, (t, g, asked) in found.items()
+    }
 
 
 def _age(since, now) -> str:
@@ -143,6 +163,8 @@ def row(case, verdict, now) -> dict:
         "pseudonym": case.pseudonym,
         "team": case.team.name,
         "status": case.get_status_display(),
+        "task": case.task,
+        "task_label": case.get_task_display(),
         "flag": case.flag,
         "flag_display": case.get_flag_display(),
         "scans": f"{case.scans_done}/{case.scans_total}",

@@ -13,6 +13,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, viewsets
 
 from brainscan.api import NO_NUL
+from ml.tasks import LEGACY_NAMES
 
 from .models import ModelVersion, Prediction
 
@@ -20,7 +21,7 @@ MODEL_VERSION_EXAMPLE = {
     "id": 2,
     "name": "brain-tumour",
     "version": "2026.11.24",
-    "task": "brain-tumour",
+    "task": "tumour-mri",
     "classes": ["glioma", "meningioma", "notumor", "pituitary"],
     "metrics": {"accuracy": 0.929, "macro_f1": 0.928, "tumour_recall": 0.998, "tumour_specificity": 0.673},
     "is_active": True,
@@ -61,7 +62,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         summary="Model versions, newest first per task; `is_active` marks the one that classifies uploads",
         parameters=[
             OpenApiParameter(
-                "task", str, description="Only this task's versions, e.g. brain-tumour.", pattern=NO_NUL
+                "task", str, description="Only this task's versions, e.g. tumour-mri.", pattern=NO_NUL
             ),
             OpenApiParameter("active", bool, description="true: only the active version of each task."),
         ],
@@ -78,7 +79,7 @@ class ModelVersionViewSet(viewsets.ReadOnlyModelViewSet):
         versions = ModelVersion.objects.all()
         task = self.request.query_params.get("task")
         if task:
-            versions = versions.filter(task=task)
+            versions = versions.filter(task=LEGACY_NAMES.get(task, task))
         active = self.request.query_params.get("active")
         if active is not None:
             field = serializers.BooleanField()

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 
+from ml import tasks
 from ml.card import percents, refer_reason
 from ml.labels import NOTUMOR
 
@@ -12,7 +13,8 @@ from ml.labels import NOTUMOR
 class ModelVersion(models.Model):
     name = models.CharField(max_length=100)
     version = models.CharField(max_length=100)
-    task = models.CharField(max_length=100)
+    # The clinical question the model answers (ml.tasks); the card's "task", a legacy name mapped.
+    task = models.CharField(max_length=100, choices=tasks.choices(), default=tasks.DEFAULT)
     # Relative to settings.ML_MODELS_ROOT, e.g. "brain-tumour/2025-01-01".
     path = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64, blank=True)
@@ -36,9 +38,18 @@ class ModelVersion(models.Model):
     def __str__(self):
         return f"{self.name} {self.version}"
 
+    def save(self, *args, **kwargs):
+        # Cards written before tasks had their names say "brain-tumour" for tumour-mri.
+        self.task = tasks.LEGACY_NAMES.get(self.task, self.task)
+        super().save(*args, **kwargs)
+
+    @property
+    def task_label(self) -> str:
+        return tasks.label(self.task)
+
     @classmethod
     def active_for(cls, task):
-        return cls.objects.filter(task=task, is_active=True).first()
+        return cls.objects.filter(task=tasks.LEGACY_NAMES.get(task, task), is_active=True).first()
 
     def activate(self):
         # Two stewards switching at once: lock the task's rows so one switch wins cleanly.

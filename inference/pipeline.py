@@ -1,6 +1,7 @@
 """Classify one scan and sweep lost ones: the plain functions the Celery tasks call."""
 
 import logging
+from math import floor
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -82,15 +83,23 @@ def classify_scan(scan_id, claim_token="", worker="") -> str | None:
         return None
     try:
         scan = Scan.objects.select_related("case").get(pk=scan_id)
-        model_version = ModelVersion.active_for(settings.CLASSIFICATION_TASK)
-        if model_version is None:
-            fail(scan_id, "No active model: a data steward must activate a model version.")
-            return Scan.Status.FAILED
+        task = scan.question
         with scan.image.open("rb") as stored:
             data = stored.read()
         if scan.modality == Scan.Modality.DICOM:
             # Rescaled and windowed pixels of the de-identified slice; ml.preprocess does the rest.
             data = dicom_pixels(data)
+        # Modality first, whatever the question: a CT slice is never answered by an MRI model.
+        found = runtime.modality_of(data)
+        if found is not None and found[0] != task.modality:
+            modality, sure = found
+            reason = (
+                f"{task.wrong_modality_reason(modality)} (modality check {floor(100 * sure)}% {modality})"
+            )
+            return _answer_nothing(scan, Scan.Outcome.WRONG_MODALITY, reason, claim_token)
+        model_version = ModelVersion.active_for(task.name)
+        if model_version is None:
+            return _answer_nothing(scan, Scan.Outcome.NO_MODEL, task.no_model_reason(), claim_token)
         try:
             result = runtime.classify_image(model_version, data)
         except runtime.model_load_errors() as error:
@@ -114,22 +123,49 @@ def classify_scan(scan_id, claim_token="", worker="") -> str | None:
         return Scan.Status.FAILED
 
 
+def _still_ours(scan, claim_token) -> Case | None:
+    """Lock the scan's case and tell whether this attempt still holds the scan's claim (the
+    case, locked) or not (None). Call inside a transaction."""
+    # Scans of one case finishing together: serialise their flag updates on the case row.
+    case = Case.objects.select_for_update().get(pk=scan.case_id)
+    # While this attempt ran, the sweep or a restarted worker may have handed the scan to
+    # another attempt, or its uploader retracted it (its files are gone): then this result
+    # is stale and nothing of it is written (no prediction, no explanation file).
+    still_ours = Scan.objects.select_for_update().filter(
+        pk=scan.pk, status=Scan.Status.PROCESSING, claim_token=claim_token, retracted_at=None
+    )
+    if not still_ours.exists():
+        logger.warning(
+            "Scan %s: result of a stale attempt discarded (claim taken over or retracted)", scan.pk
+        )
+        return None
+    return case
+
+
+def _answer_nothing(scan, outcome, reason, claim_token=""):
+    """Done, with no prediction: the slice is not the question's modality, or no model answers
+    the question yet. Not a failure: nothing retries it; a clinician re-asks it (cases.questions)."""
+    with transaction.atomic():
+        case = _still_ours(scan, claim_token)
+        if case is None:
+            return None
+        _set_status(
+            scan.pk, Scan.Status.DONE, outcome=outcome, outcome_reason=reason[:500], failure_reason=""
+        )
+        case.refresh_flag()
+    logger.info("Scan %s not classified (%s): %s", scan.pk, outcome, reason)
+    return Scan.Status.DONE
+
+
 def _record(scan, model_version, result, claim_token="") -> bool:
     """Save the result, if this attempt still holds the scan's claim; False when it does not."""
-    outcome = result.outcome
+    # The model's own gate refusing the picture is the same answer as the modality check's.
+    outcome = Scan.Outcome.WRONG_MODALITY if result.outcome == "not_mri" else result.outcome
+    # Only a task with tumour classes flags a tumour (a dementia grade is not one).
+    flags = bool(scan.question.flagged)
     with transaction.atomic():
-        # Scans of one case finishing together: serialise their flag updates on the case row.
-        case = Case.objects.select_for_update().get(pk=scan.case_id)
-        # While this attempt ran, the sweep or a restarted worker may have handed the scan to
-        # another attempt, or its uploader retracted it (its files are gone): then this result
-        # is stale and nothing of it is written (no prediction, no explanation file).
-        still_ours = Scan.objects.select_for_update().filter(
-            pk=scan.pk, status=Scan.Status.PROCESSING, claim_token=claim_token, retracted_at=None
-        )
-        if not still_ours.exists():
-            logger.warning(
-                "Scan %s: result of a stale attempt discarded (claim taken over or retracted)", scan.pk
-            )
+        case = _still_ours(scan, claim_token)
+        if case is None:
             return False
         prediction, created = Prediction.objects.get_or_create(
             scan=scan,
@@ -138,8 +174,8 @@ def _record(scan, model_version, result, claim_token="") -> bool:
                 "label": result.label,
                 "confidence": float(result.confidence),
                 "probabilities": {k: float(v) for k, v in result.probabilities.items()},
-                "tumour_probability": float(result.tumour_probability),
-                "tumour_suspected": bool(result.tumour_suspected),
+                "tumour_probability": float(result.tumour_probability) if flags else None,
+                "tumour_suspected": flags and bool(result.tumour_suspected),
                 "latency_ms": float(result.latency_ms),
             },
         )

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 def _find_cards(root: Path):
     """(model_dir, card) for every readable card; an unreadable one is logged and skipped."""
     # ml/card.py is pure Python (no TensorFlow); it is imported only by this command path.
+    from ml import tasks
     from ml.card import find_model_dirs, read_card
 
     for model_dir in find_model_dirs(root):
@@ -23,6 +24,7 @@ def _find_cards(root: Path):
             missing = [key for key in ("name", "version", "task") if key not in card]
             if missing:
                 raise ValueError(f"missing {', '.join(missing)}")
+            card = card | {"task": tasks.canonical(card["task"])}
         except (OSError, ValueError, KeyError) as error:
             logger.warning("Skipping the model card in %s: %s", model_dir, error)
             continue

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from cases.access import is_steward
 from cases.models import AuditEvent
+from ml import tasks
 
 from .models import ModelVersion
 
@@ -16,8 +17,11 @@ from .models import ModelVersion
 @login_required
 @require_GET
 def model_list(request):
-    versions = ModelVersion.objects.all()
-    return render(request, "inference/model_list.html", {"versions": versions})
+    """The versions of each task, every task listed (one without a model says so)."""
+    versions = list(ModelVersion.objects.all())
+    groups = [(task, [v for v in versions if v.task == task.name]) for task in tasks.TASKS.values()]
+    others = [v for v in versions if v.task not in tasks.TASKS]
+    return render(request, "inference/model_list.html", {"groups": groups, "others": others})
 
 
 @login_required
@@ -30,7 +34,7 @@ def model_activate(request, pk):
     previous = ModelVersion.active_for(version.task)
     if request.method == "GET":
         if version.is_active:
-            messages.info(request, f"{version} is already the active model for {version.task}.")
+            messages.info(request, f"{version} is already the active model for {version.task_label}.")
             return redirect("inference:list")
         return render(request, "inference/model_activate.html", {"version": version, "previous": previous})
     version.activate()
@@ -42,5 +46,5 @@ def model_activate(request, pk):
         previous=str(previous) if previous else "",
         active=str(version),
     )
-    messages.success(request, f"{version} is now the active model for {version.task}.")
+    messages.success(request, f"{version} is now the active model for {version.task_label}.")
     return redirect("inference:list")

@@ -72,7 +72,7 @@ class ModelVersionFactory(factory.django.DjangoModelFactory):
 
     name = "brain-tumour"
     version = factory.Sequence(lambda n: f"test-{n}")
-    task = "brain-tumour"
+    task = "tumour-mri"
     path = factory.LazyAttribute(lambda o: f"{o.name}/{o.version}")
     classes = CLASSES
 

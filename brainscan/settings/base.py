@@ -208,8 +208,8 @@ FILE_UPLOAD_PERMISSIONS = 0o640
 ANALYTICS_MIN_CLASS_SCANS = 10
 
 ML_MODELS_ROOT = Path(env_str("ML_MODELS_ROOT", str(BASE_DIR / "ml" / "models")))
-# The task the upload pipeline classifies for; its active ModelVersion is used.
-CLASSIFICATION_TASK = env_str("CLASSIFICATION_TASK", "brain-tumour")
+# The task whose active model a worker loads as it starts (ml.tasks); the others load on first use.
+CLASSIFICATION_TASK = env_str("CLASSIFICATION_TASK", "tumour-mri")
 
 # Celery: Redis when REDIS_URL is set, otherwise kombu's filesystem transport under var/ so a
 # machine with only Python runs a real worker without installing a broker.

@@ -91,7 +91,7 @@ def test_import_queues_the_statistics_after_commit(
     assert dataset.stats.status == "pending"
 
 
-def test_reviewed_scans_leave_out_pictures_refused_as_not_mri(case, owner):
+def test_reviewed_scans_leave_out_pictures_refused_for_their_modality(case, owner):
     from analytics.importer import import_reviewed_scans
     from cases.models import Scan
     from tests.factories import PredictionFactory, ReviewFactory, ScanFactory
@@ -99,7 +99,7 @@ def test_reviewed_scans_leave_out_pictures_refused_as_not_mri(case, owner):
     kept = PredictionFactory(scan=ScanFactory(case=case, status=Scan.Status.DONE))
     ReviewFactory(prediction=kept, reviewer=owner, label="glioma")
     # A review recorded on a refused picture before reviews of those were refused.
-    refused = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI)
+    refused = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.WRONG_MODALITY)
     ReviewFactory(prediction=PredictionFactory(scan=refused, label=None), reviewer=owner, label="glioma")
 
     dataset = import_reviewed_scans("reviewed").dataset

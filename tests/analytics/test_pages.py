@@ -249,3 +249,22 @@ def test_roc_curves_without_a_threshold_in_the_card_mark_no_point(owner_client, 
     version = ModelVersionFactory(card=card)
     shown = figures(owner_client.get(reverse("analytics:model", args=[version.pk])))
     assert not [trace for trace in shown["fig-roc"]["data"] if trace.get("mode") == "markers"]
+
+
+def test_performance_pages_show_one_question_at_a_time(owner_client, owner, steward, team, model_version):
+    dementia = ModelVersionFactory(name="dementia", version="d1", task="dementia-mri")
+    case = CaseFactory(team=team, created_by=owner)
+    Consent.record(case, Consent.Scope.ANALYTICS, Consent.State.GRANTED, steward)
+    for version in (model_version, dementia):
+        ReviewFactory(
+            prediction=PredictionFactory(scan=ScanFactory(case=case), model_version=version), reviewer=owner
+        )
+
+    default = owner_client.get(reverse("analytics:field"))
+    assert [v["name"] for v in default.context["versions"]] == ["bt v1"]
+    chosen = owner_client.get(reverse("analytics:field"), {"task": "dementia-mri"})
+    assert [v["name"] for v in chosen.context["versions"]] == ["dementia d1"]
+    assert "Field performance: Dementia staging (MRI)" in chosen.content.decode()
+    index = owner_client.get(reverse("analytics:index"), {"task": "tumour-ct"}).content.decode()
+    assert "No model registered for Tumour (CT) yet." in index and "dementia d1" not in index
+    assert owner_client.get(reverse("analytics:field"), {"task": "knee-xray"}).status_code == 404

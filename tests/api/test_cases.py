@@ -261,14 +261,15 @@ def test_review_refuses_unknown_labels_and_scans_without_prediction(owner_api, o
     assert owner_api.get(f"/api/v1/scans/{pending.pk}/explanation/").status_code == 404
 
 
-def test_a_scan_refused_as_not_mri_cannot_be_reviewed(owner_api, case):
-    scan = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI)
+def test_a_scan_refused_for_its_modality_cannot_be_reviewed(owner_api, case):
+    scan = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.WRONG_MODALITY)
     PredictionFactory(scan=scan, label=None, tumour_suspected=False)
     response = owner_api.post(f"/api/v1/scans/{scan.pk}/review/", {"label": "glioma"}, format="json")
     assert response.status_code == 409, response.content
     assert response.json() == {
-        "detail": f"Scan {scan.pk} was refused as not a brain MRI: it cannot carry a diagnostic label.",
-        "code": "not_mri",
+        "detail": f"Scan {scan.pk} was refused as not a slice the Tumour (MRI) question reads: "
+        "it cannot carry a diagnostic label.",
+        "code": "wrong_modality",
     }
     assert not Review.objects.exists() and not _audit(AuditEvent.Verb.REVIEW)
 

@@ -64,7 +64,7 @@ def test_log_in_create_case_upload_see_result_export_find_patient(
         assert label in {"glioma", "meningioma", "notumor", "pituitary"}
         assert page.locator("#scans .probs tr").count() == 4
     else:
-        assert "No active model" in page.text_content("#scans .error")
+        assert "No model is active for Tumour (MRI) yet" in page.text_content("#scans .rerun .result")
         label = ""
 
     page.click("nav >> text=Cases")

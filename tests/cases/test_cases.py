@@ -83,7 +83,7 @@ def test_scan_result_names_the_tumour_answer_and_the_type_apart_and_rounds_below
     refused = ScanFactory(
         case=case,
         status=Scan.Status.DONE,
-        outcome=Scan.Outcome.NOT_MRI,
+        outcome=Scan.Outcome.WRONG_MODALITY,
         outcome_reason="not classified: not a brain MRI (colour picture: brain MRI slices are greyscale)",
     )
     PredictionFactory(scan=refused, model_version=model, label=None, confidence=0.0, probabilities={})
@@ -126,8 +126,8 @@ def test_review_is_stored_beside_the_prediction(client_for, teammate, case):
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.REVIEW).count() == 2
 
 
-def test_a_scan_refused_as_not_mri_cannot_be_reviewed(owner_client, case):
-    scan = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI)
+def test_a_scan_refused_for_its_modality_cannot_be_reviewed(owner_client, case):
+    scan = ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.WRONG_MODALITY)
     prediction = PredictionFactory(scan=scan, label=None, tumour_suspected=False)
     page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
     assert reverse("cases:review", args=[prediction.pk]) not in page
@@ -136,7 +136,10 @@ def test_a_scan_refused_as_not_mri_cannot_be_reviewed(owner_client, case):
         reverse("cases:review", args=[prediction.pk]), {f"p{prediction.pk}-label": "glioma"}, follow=True
     )
     assert not Review.objects.exists()
-    assert "refused as not a brain MRI: it cannot carry a diagnostic label" in response.content.decode()
+    assert (
+        "refused as not a slice the Tumour (MRI) question reads: it cannot carry a diagnostic label"
+        in response.content.decode()
+    )
     assert not AuditEvent.objects.filter(verb=AuditEvent.Verb.REVIEW).exists()
 
 

@@ -56,7 +56,7 @@ def test_export_gives_the_tumour_answer_beside_the_type_and_none_for_a_refused_p
         tumour_suspected=True,
     )
     PredictionFactory(
-        scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.NOT_MRI),
+        scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.WRONG_MODALITY),
         label=None,
         confidence=0.0,
         probabilities={},
@@ -67,7 +67,7 @@ def test_export_gives_the_tumour_answer_beside_the_type_and_none_for_a_refused_p
     assert (typed_no_tumour["predicted_label"], typed_no_tumour["tumour_suspected"]) == ("notumor", "true")
     assert typed_no_tumour["tumour_probability"] == "0.3000"
     assert (refused["outcome"], refused["tumour_suspected"], refused["tumour_probability"]) == (
-        "not_mri",
+        "wrong_modality",
         "",
         "",
     )

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from cases.models import Case, Scan
-from tests.factories import CaseFactory, PredictionFactory, ReviewFactory, ScanFactory
+from tests.factories import CaseFactory, ModelVersionFactory, PredictionFactory, ReviewFactory, ScanFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +146,19 @@ def test_fifty_case_worklist_runs_a_bounded_number_of_queries(
     with django_assert_max_num_queries(8):
         response = owner_client.get(reverse("cases:list"), {"page": 2})
     assert response.status_code == 200 and len(_rows(owner_client, page=2)) == 25
+
+
+def test_a_reviewed_dementia_case_names_its_grade_not_a_tumour(owner_client, team, owner):
+    case = CaseFactory(team=team, created_by=owner, task="dementia-mri")
+    grades = ["NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"]
+    version = ModelVersionFactory(name="dementia", task="dementia-mri", classes=grades)
+    prediction = PredictionFactory(
+        scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome=Scan.Outcome.CLASSIFIED),
+        model_version=version,
+        label="MildDemented",
+        tumour_suspected=False,
+        tumour_probability=None,
+    )
+    ReviewFactory(prediction=prediction, reviewer=owner, label="MildDemented")
+    ((_, row),) = _rows(owner_client)
+    assert "Reviewed: MildDemented" in _row_text(row) and "tumour" not in _row_text(row).lower()

@@ -165,12 +165,14 @@ def test_missing_scan_returns_quietly(db):
     assert pipeline.classify_scan(987654) is None
 
 
-def test_no_active_model_fails_with_reason(case, model_returns):
+def test_no_active_model_gives_a_clear_outcome_not_a_failure(case, model_returns):
     scan = ScanFactory(case=case)
-    model_returns(result())
-    assert pipeline.classify_scan(scan.pk) == Scan.Status.FAILED
+    calls = model_returns(result())
+    assert pipeline.classify_scan(scan.pk) == Scan.Status.DONE
     scan.refresh_from_db()
-    assert scan.status == Scan.Status.FAILED and "No active model" in scan.failure_reason
+    assert (scan.status, scan.outcome) == (Scan.Status.DONE, Scan.Outcome.NO_MODEL)
+    assert scan.outcome_reason.startswith("no model is active for Tumour (MRI) yet")
+    assert calls == [] and not Prediction.objects.exists()
 
 
 def test_unexpected_error_fails_the_scan_with_a_reason(case, active_model, model_returns):

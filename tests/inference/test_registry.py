@@ -74,3 +74,38 @@ def test_unreadable_card_is_skipped_not_fatal(tmp_path):
     broken.mkdir()
     (broken / "model.json").write_text('{"card_format": 99}')
     assert [v.version for v in sync_registry(tmp_path)] == ["v1"]
+
+
+def test_a_card_with_the_legacy_task_name_registers_as_tumour_mri(tmp_path):
+    write_card(tmp_path, "brain-tumour", "v1", "2025-01-01T00:00:00Z", task="brain-tumour")
+    write_card(tmp_path, "dementia", "v1", "2025-01-01T00:00:00Z", task="dementia-mri")
+    write_card(tmp_path, "knee", "v1", "2025-01-01T00:00:00Z", task="knee-xray")
+    sync_registry(tmp_path)
+    active = ModelVersion.objects.filter(is_active=True).order_by("task")
+    assert [(v.name, v.task) for v in active] == [
+        ("dementia", "dementia-mri"),
+        ("brain-tumour", "tumour-mri"),
+    ]
+
+
+def test_activating_a_version_leaves_the_other_tasks_active_versions_alone():
+    tumour = ModelVersionFactory(is_active=True)
+    dementia_old = ModelVersionFactory(task="dementia-mri", name="dementia", is_active=True)
+    dementia_new = ModelVersionFactory(task="dementia-mri", name="dementia")
+    dementia_new.activate()
+    assert ModelVersion.active_for("tumour-mri") == tumour
+    assert ModelVersion.active_for("dementia-mri") == dementia_new
+    dementia_old.refresh_from_db()
+    assert not dementia_old.is_active
+
+
+def test_the_models_page_groups_versions_by_task_and_names_a_task_without_one(client_for, owner):
+    ModelVersionFactory(is_active=True, version="2026.11.24")
+    ModelVersionFactory(task="tumour-ct", name="ct", version="0.1")
+    page = client_for(owner).get(reverse("inference:list")).content.decode()
+    tumour, dementia, ct = (
+        page.index(f'id="task-{name}"') for name in ("tumour-mri", "dementia-mri", "tumour-ct")
+    )
+    assert tumour < page.index("2026.11.24") < dementia < ct < page.index("0.1</td>")
+    assert "No model yet for Dementia staging (MRI)" in page
+    assert "No model yet for Tumour (MRI)" not in page

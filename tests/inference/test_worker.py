@@ -20,12 +20,12 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.worker
 
 
-def test_worker_on_the_broker_fails_a_scan_clearly_when_no_model_is_active(running_worker, case, owner):
+def test_worker_on_the_broker_answers_a_scan_clearly_when_no_model_is_active(running_worker, case, owner):
     path_bytes = real_mri_images(1)[0].read_bytes()
     [scan] = store_scans(case, owner, [clean_upload(SimpleUploadedFile("x.jpg", path_bytes))])
     scan = wait_for(lambda: scan_finished(scan.pk), timeout=60, message="the worker to pick up the scan")
-    assert scan.status == Scan.Status.FAILED
-    assert "No active model" in scan.failure_reason and scan.attempts == 1
+    assert (scan.status, scan.outcome) == (Scan.Status.DONE, Scan.Outcome.NO_MODEL)
+    assert "no model is active for Tumour (MRI) yet" in scan.outcome_reason and scan.attempts == 1
 
 
 def scan_finished(pk):

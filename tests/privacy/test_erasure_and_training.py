@@ -72,7 +72,7 @@ def test_only_scans_admitted_as_mri_are_exported_and_the_rest_are_counted(consen
     classified = reviewed_scan(consenting)
     uncertain = reviewed_scan(consenting, label="glioma", outcome=Scan.Outcome.UNCERTAIN)
     # A review recorded on a refused picture (before the rule): a page of text labelled glioma.
-    reviewed_scan(consenting, label="glioma", outcome=Scan.Outcome.NOT_MRI)
+    reviewed_scan(consenting, label="glioma", outcome=Scan.Outcome.WRONG_MODALITY)
     reviewed_scan(consenting, outcome=None)
     held = reviewed_scan(consenting)
     Scan.objects.filter(pk=held.pk).update(status=Scan.Status.HELD)
@@ -92,7 +92,7 @@ def test_only_scans_admitted_as_mri_are_exported_and_the_rest_are_counted(consen
 
 def test_export_command_says_how_many_it_skipped_and_why(consenting, steward, tmp_path):
     reviewed_scan(consenting)
-    reviewed_scan(consenting, label="glioma", outcome=Scan.Outcome.NOT_MRI)
+    reviewed_scan(consenting, label="glioma", outcome=Scan.Outcome.WRONG_MODALITY)
     out = io.StringIO()
     call_command("export_training_images", str(tmp_path / "out"), "--steward", steward.username, stdout=out)
     assert out.getvalue().splitlines() == [
