@@ -35,6 +35,7 @@ _SCAN = {
     "modality": "image",
     "width": 512,
     "height": 512,
+    "acquisition": None,
     "uploaded_at": "2026-11-30T09:13:10.402117Z",
     "image_url": f"{API}/scans/{SCAN_ID}/image/",
     "explanation_url": f"{API}/scans/{SCAN_ID}/explanation/",
@@ -89,6 +90,21 @@ NOT_MRI_SCAN = _SCAN | {
     },
 }
 QUEUED_SCAN = _SCAN | {"status": "queued", "outcome": None, "explanation_url": None, "prediction": None}
+DICOM_SCAN = CLASSIFIED_SCAN | {
+    "modality": "dicom",
+    "acquisition": {
+        "attributes": {
+            "Modality": "MR",
+            "SeriesDescription": "AX T2 FLAIR",
+            "ScanningSequence": "SE, IR",
+            "RepetitionTime": "9000",
+            "EchoTime": "120",
+            "InversionTime": "2500",
+            "PixelSpacing": "0.45, 0.45",
+        },
+        "window": {"center": "1100", "width": "1800", "preview_center": 142.5, "preview_width": 284.9},
+    },
+}
 
 REVIEW = {
     "id": 5,
@@ -117,6 +133,7 @@ SCAN_EXAMPLES = [
     ),
     OpenApiExample("Not a brain MRI", value=NOT_MRI_SCAN),
     OpenApiExample("Queued", value=QUEUED_SCAN),
+    OpenApiExample("DICOM slice", summary="A DICOM slice with its acquisition attributes", value=DICOM_SCAN),
 ]
 UPLOAD_EXAMPLES = [
     OpenApiExample(
