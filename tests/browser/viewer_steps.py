@@ -54,6 +54,11 @@ def settled(page):
 
 def open_viewer(page, base_url: str, scan_pk: int) -> dict:
     page.goto(f"{base_url}/cases/scans/{scan_pk}/viewer/")
+    return viewer_ready(page)
+
+
+def viewer_ready(page) -> dict:
+    """Wait until the viewer has drawn its scan (and its overlay, if it has one); its state."""
     page.wait_for_selector("#viewer[data-state=ready]")
     if page.get_attribute("#viewer", "data-overlay-url"):
         page.wait_for_selector("#viewer[data-overlay-ready=true]")
