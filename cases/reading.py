@@ -61,7 +61,12 @@ def flag_context(case):
     state = worklist.review_state(summary)
     verdict = worklist.verdicts([case.pk]).get(case.pk) if state == worklist.ReviewState.ALL else None
     case.flag = summary.flag  # a worker may have refreshed it since the page's case was read
-    return {"summary": summary, "review_state": state, "verdict": verdict}
+    return {
+        "summary": summary,
+        "review_state": state,
+        "verdict": verdict,
+        "ai_flag": worklist.ai_flag_display(case, state),
+    }
 
 
 def scans_context(case, user):
