@@ -21,6 +21,14 @@ from tests.factories import CaseFactory
 pytestmark = pytest.mark.browser
 
 SHOTS = REPO_ROOT / "test-results" / "reading-flow"
+# Resolves once every image has loaded (or failed): a promise, not a polled predicate, which the
+# page's Content-Security-Policy (no 'unsafe-eval') may refuse to compile.
+ALL_IMAGES_LOADED = """() => Promise.all([...document.images].filter(i => !i.complete).map(
+  i => new Promise(r => {
+    i.addEventListener("load", r, {once: true});
+    i.addEventListener("error", r, {once: true});
+  })
+))"""
 
 
 class Steps:
@@ -30,7 +38,9 @@ class Steps:
         self.page, self.base_url, self.shot = tab, base_url, 0
         SHOTS.mkdir(parents=True, exist_ok=True)
 
-    def screenshot(self, name, full_page=True) -> Path:
+    def screenshot(self, name, full_page=True, height=None) -> Path:
+        """A numbered shot: the whole page, the window only, or the page's top ``height`` pixels
+        (docs/screenshots/case-page.png is one of those)."""
         self.shot += 1
         path = SHOTS / f"{self.shot:02d}-{name}.png"
         if full_page:
@@ -39,8 +49,11 @@ class Steps:
             self.page.evaluate(
                 "document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')"
             )
-            self.page.wait_for_function("() => [...document.images].every(i => i.complete)")
-        self.page.screenshot(path=str(path), full_page=full_page)
+            self.page.evaluate(ALL_IMAGES_LOADED)
+        clip = (
+            {"x": 0, "y": 0, "width": self.page.viewport_size["width"], "height": height} if height else None
+        )
+        self.page.screenshot(path=str(path), full_page=full_page, clip=clip)
         return path
 
     def log_in(self, username="owner"):
@@ -226,6 +239,7 @@ def test_worklist_upload_live_count_confirm_correct_and_back(
     predicted = page.text_content(f"#scan-{ids[1]} .result .label").strip()
     other = next(label for label in labels if label != predicted)
     assert steps.correct(ids[1], other, "browser test: second opinion") == f"scan-{ids[2]}"
+    steps.screenshot("case-page-top", height=1700)
     # Keys: k goes back one scan, j forward again.
     page.keyboard.press("k")
     assert page.evaluate("document.activeElement.id") == f"scan-{ids[1]}"
