@@ -120,3 +120,19 @@ def test_a_second_review_by_its_author_amends_the_first_which_stays_as_history(
     assert "You corrected pituitary. A new review amends yours" in _text(page)
     # The verdict follows the latest review of the scan: the owner's amendment.
     assert "Reviewed: tumour (pituitary)" in _text(page)
+
+
+def test_case_page_queries_do_not_grow_with_its_scans(owner_client, case, prediction):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert owner_client.get(reverse("cases:detail", args=[case.pk])).status_code == 200
+        return len(captured)
+
+    ReviewFactory(prediction=prediction)
+    few = queries()
+    for _ in range(5):  # each with its own uploader and a review: no query per scan for either
+        ReviewFactory(prediction=PredictionFactory(scan=_done_scan(case)))
+    assert queries() == few
