@@ -2,19 +2,25 @@
 technical attributes read from the de-identified dataset, and the slice's own window.
 
 Only attributes that describe the acquisition are kept, never one the de-identification profile
-(``deid.basic-profile``) removes, blanks or replaces: SeriesDescription and ProtocolName are free
-text a site may fill with a name, so the sequence is described by its technical attributes
-(ScanningSequence, SequenceVariant, TR/TE/TI) instead. Equipment (Manufacturer, model names) is
-left out too: with a date it narrows down the site.
+(``deid.basic-profile``) removes, blanks or replaces, with one exception: SeriesDescription, which
+the profile removes and the Clean Descriptors Option puts back only when every word of it is a
+sequence, orientation or contrast term (cases.deidentification.clean_series_description, checked
+again here). ProtocolName stays removed (free text a site may fill with a name); the technical
+attributes (ScanningSequence, SequenceVariant, TR/TE/TI) describe the sequence too. Equipment
+(Manufacturer, model names) is left out: with a date it narrows down the site.
 """
 
 import numpy as np
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-# Keyword -> label shown beside the image. Code-strings and numbers only (CS, DS, IS, SH).
+from .deidentification import clean_series_description
+
+# Keyword -> label shown beside the image. Code-strings and numbers only (CS, DS, IS, SH), and the
+# cleaned SeriesDescription (LO).
 ALLOWED_ATTRIBUTES = {
     "Modality": "Modality",
+    "SeriesDescription": "Series description",
     "BodyPartExamined": "Body part",
     "MRAcquisitionType": "Acquisition",
     "ScanningSequence": "Scanning sequence",
@@ -32,6 +38,8 @@ ALLOWED_ATTRIBUTES = {
     "PhotometricInterpretation": "Photometric",
     "BitsStored": "Bits stored",
 }
+# Removed by the profile, kept only in the form the Clean Descriptors Option wrote back.
+RETAINED_WHEN_CLEAN = {"SeriesDescription": clean_series_description}
 # Short free values only: a longer one is not a technical code.
 MAX_VALUE_LENGTH = 64
 
@@ -57,6 +65,8 @@ def attributes(dataset) -> dict[str, str]:
         if element in (None, ""):
             continue
         text = _text(element)
+        if keyword in RETAINED_WHEN_CLEAN:
+            text = RETAINED_WHEN_CLEAN[keyword](text)
         if text and len(text) <= MAX_VALUE_LENGTH:
             found[keyword] = text
     return found
@@ -113,7 +123,8 @@ def describe(dataset) -> dict:
 
 def estimated_weighting(stored: dict) -> str | None:
     """The contrast a spin-echo or inversion-recovery slice most likely has, from TR/TE/TI (ms):
-    the series description that would say it is removed by de-identification. Textbook cut-offs
+    shown beside the series description, or instead of it where de-identification removed it (not
+    clean: cases.deidentification.clean_series_description). Textbook cut-offs
     at 1.5-3 T; None where they do not decide (gradient echo, intermediate timings)."""
     try:
         tr, te = float(stored["RepetitionTime"]), float(stored["EchoTime"])

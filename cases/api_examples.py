@@ -40,6 +40,7 @@ _SCAN = {
     "series": None,
     "width": 512,
     "height": 512,
+    "acquisition": None,
     "uploaded_at": "2026-11-30T09:13:10.402117Z",
     "image_url": f"{API}/scans/{SCAN_ID}/image/",
     "explanation_url": f"{API}/scans/{SCAN_ID}/explanation/",
@@ -96,6 +97,21 @@ NOT_MRI_SCAN = _SCAN | {
 QUEUED_SCAN = _SCAN | {"status": "queued", "outcome": None, "explanation_url": None, "prediction": None}
 # Text burnt into the pixels (cases.burnedin): classified only once a data steward releases it.
 HELD_SCAN = QUEUED_SCAN | {"status": "held", "hold_reason": "text found in the picture (7 words)"}
+DICOM_SCAN = CLASSIFIED_SCAN | {
+    "modality": "dicom",
+    "acquisition": {
+        "attributes": {
+            "Modality": "MR",
+            "SeriesDescription": "AX T2 FLAIR",
+            "ScanningSequence": "SE, IR",
+            "RepetitionTime": "9000",
+            "EchoTime": "120",
+            "InversionTime": "2500",
+            "PixelSpacing": "0.45, 0.45",
+        },
+        "window": {"center": "1100", "width": "1800", "preview_center": 142.5, "preview_width": 284.9},
+    },
+}
 
 REVIEW = {
     "id": 5,
@@ -131,6 +147,7 @@ SCAN_EXAMPLES = [
     OpenApiExample("Not a brain MRI", value=NOT_MRI_SCAN),
     OpenApiExample("Queued", value=QUEUED_SCAN),
     OpenApiExample("Held for a data steward", value=HELD_SCAN),
+    OpenApiExample("DICOM slice", summary="A DICOM slice with its acquisition attributes", value=DICOM_SCAN),
 ]
 UPLOAD_EXAMPLES = [
     OpenApiExample(

@@ -1,14 +1,16 @@
 """De-identification of DICOM slices (PS3.15 basic profile via a deid recipe) and what it removed.
 
 A checked slice (cases/dicomread.py) is stripped of identifiers by deid with the recipe in
-``deid.basic-profile``, its UIDs remapped per case, and written back as the only copy kept.
-The report lists which attributes were removed, blanked or replaced, by keyword only: never a
-value.
+``deid.basic-profile``, its UIDs remapped per case, and written back as the only copy kept. The
+SeriesDescription alone is put back when the Clean Descriptors Option finds it clean (see
+clean_series_description). The report lists which attributes were removed, blanked, replaced or
+cleaned, by keyword only: never a value.
 """
 
 import hashlib
 import hmac
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,26 @@ RECIPE_PATH = Path(__file__).with_name("deid.basic-profile")
 # LO: at most 64 characters. The code sequence (DCM 113100) says the same in coded form.
 DEIDENTIFICATION_METHOD = "PS3.15 E.1-1 Basic Profile (deid recipe, BrainScan)"
 
+# PS3.15 E.3.5 Clean Descriptors Option, applied to SeriesDescription only: a description is put
+# back after the profile removed it when every word of it is one of these sequence, orientation and
+# contrast terms (or a number of at most two digits). Anything else (a name, a date, an accession
+# number, a site's own word) keeps it removed: an explicit vocabulary, never a list of what to drop.
+# fmt: off
+SERIES_DESCRIPTION_VOCABULARY = frozenset({
+    # contrast and sequence
+    "T1", "T2", "T1W", "T2W", "PD", "PDW", "FLAIR", "DIR", "STIR", "TIRM", "IR", "SE", "TSE", "FSE",
+    "GRE", "SPGR", "EPI", "MPRAGE", "SPACE", "CUBE", "BRAVO", "VIBE", "FIESTA", "CISS", "BLADE",
+    "PROPELLER", "DWI", "ADC", "TRACE", "DTI", "SWI", "SWAN", "TOF", "MRA", "PERFUSION", "ASL", "DSC",
+    "DCE", "FS", "FATSAT", "3D", "2D", "ISO", "MPR", "MIP",
+    # orientation
+    "AX", "AXIAL", "TRA", "SAG", "SAGITTAL", "COR", "CORONAL", "OBL",
+    # contrast agent, anatomy, planning
+    "POST", "PRE", "GD", "GAD", "C", "CONTRAST", "BRAIN", "HEAD", "SCOUT", "LOCALIZER", "LOCALISER",
+    "SURVEY",
+})
+# fmt: on
+CLEAN_DESCRIPTORS_CODE = ("113105", "Clean Descriptors Option")
+SERIES_DESCRIPTION_MAX = 64  # LO
 _recipe = None
 # pydicom's validation warnings quote the offending value, which may be a patient's name.
 pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
@@ -39,6 +61,29 @@ def _recipe_once():
         bot.level = QUIET
         _recipe = DeidRecipe(deid=str(RECIPE_PATH), base=False)
     return _recipe
+
+
+def clean_series_description(value) -> str | None:
+    """``value`` written back in a normalised form (upper-case words, one space apart) when every
+    word (split on anything but letters and digits) is in SERIES_DESCRIPTION_VOCABULARY or a number
+    of at most two digits, with at most one such number (two could be a day and a month); else None.
+    """
+    words = [word.upper() for word in re.split(r"[^0-9A-Za-z]+", str(value or "")) if word]
+    numbers = [word for word in words if word.isdigit()]
+    if not words or len(numbers) > 1 or any(len(number) > 2 for number in numbers):
+        return None
+    if not all(word.isdigit() or word in SERIES_DESCRIPTION_VOCABULARY for word in words):
+        return None
+    cleaned = " ".join(words)
+    return cleaned if len(cleaned) <= SERIES_DESCRIPTION_MAX else None
+
+
+def _code(value: str, meaning: str) -> Dataset:
+    code = Dataset()
+    code.CodeValue = value
+    code.CodingSchemeDesignator = "DCM"
+    code.CodeMeaning = meaning
+    return code
 
 
 def burned_in_annotation(dataset) -> bool:
@@ -103,6 +148,8 @@ class DeidReport:
     removed: list[str] = field(default_factory=list)
     blanked: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    # Removed by the profile, then put back by the Clean Descriptors Option (SeriesDescription).
+    cleaned: list[str] = field(default_factory=list)
     private_tags_removed: int = 0
     overlay_elements_removed: int = 0
     burned_in_annotation: bool = False
@@ -114,6 +161,7 @@ class DeidReport:
             "removed": sorted(set(self.removed)),
             "blanked": sorted(set(self.blanked)),
             "replaced": sorted(set(self.replaced)),
+            "cleaned": sorted(set(self.cleaned)),
             "private_tags_removed": self.private_tags_removed,
             "overlay_elements_removed": self.overlay_elements_removed,
             "burned_in_annotation": self.burned_in_annotation,
@@ -123,6 +171,8 @@ class DeidReport:
 def deidentify(dataset, uid_key: bytes) -> DeidReport:
     """Apply the basic profile in place; UIDs are remapped with ``uid_key`` (see case_uid_key)."""
     report = DeidReport(burned_in_annotation=burned_in_annotation(dataset))
+    # Captured before the recipe removes it (a top-level SeriesDescription only; never logged).
+    description = clean_series_description(dataset.get("SeriesDescription"))
     before = _snapshot(dataset)
     report.private_tags_removed = sum(1 for _, e in _walk(dataset) if e.tag.is_private)
     report.overlay_elements_removed = sum(
@@ -144,11 +194,12 @@ def deidentify(dataset, uid_key: bytes) -> DeidReport:
 
     dataset.PatientIdentityRemoved = "YES"
     dataset.DeidentificationMethod = DEIDENTIFICATION_METHOD
-    code = Dataset()
-    code.CodeValue = "113100"
-    code.CodingSchemeDesignator = "DCM"
-    code.CodeMeaning = "Basic Application Confidentiality Profile"
-    dataset.DeidentificationMethodCodeSequence = Sequence([code])
+    codes = [_code("113100", "Basic Application Confidentiality Profile")]
+    if description:
+        dataset.SeriesDescription = description
+        codes.append(_code(*CLEAN_DESCRIPTORS_CODE))
+        report.cleaned.append("SeriesDescription")
+    dataset.DeidentificationMethodCodeSequence = Sequence(codes)
     # The 128-byte preamble and the file meta group can carry anything: rebuild both.
     dataset.preamble = b"\0" * 128
     meta = FileMetaDataset()
@@ -159,6 +210,8 @@ def deidentify(dataset, uid_key: bytes) -> DeidReport:
 
     after = _snapshot(dataset)
     for path, (keyword, vr, value) in before.items():
+        if keyword in report.cleaned and path in after:
+            continue  # reported as cleaned
         if 0x5000 <= int(path[1:5], 16) <= 0x60FF and keyword != "PixelData":
             continue  # counted as overlay/curve elements
         if path not in after:

@@ -149,6 +149,15 @@ class Scan(models.Model):
         return self.status in (self.Status.QUEUED, self.Status.PROCESSING)
 
     @property
+    def series_description(self) -> str:
+        """A DICOM slice's SeriesDescription where de-identification kept it (cases.acquisition),
+        checked again as it is shown: a row stored before the check cannot show a name."""
+        from .deidentification import clean_series_description
+
+        stored = (self.acquisition or {}).get("attributes", {}).get("SeriesDescription")
+        return clean_series_description(stored) or "" if stored else ""
+
+    @property
     def latest_prediction(self):
         predictions = list(self.predictions.all())
         return max(predictions, key=lambda p: p.created_at) if predictions else None

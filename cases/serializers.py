@@ -10,7 +10,7 @@ from inference.models import Review
 from ml import tasks
 from ml.labels import CLASSES
 
-from . import api_examples
+from . import acquisition, api_examples
 from .access import teams_of
 from .models import Case, Scan, Team, retraction_reason
 
@@ -76,6 +76,43 @@ class RetractionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# One optional string per allow-listed keyword (cases.acquisition), so the schema names every
+# attribute that can appear; each is present only where the slice had it (so none is "required":
+# spectacular marks a read-only field required). Output only, like the serializer that holds it.
+AcquisitionAttributesSerializer = type(
+    "AcquisitionAttributesSerializer",
+    (serializers.Serializer,),
+    {
+        keyword: serializers.CharField(required=False, help_text=label)
+        for keyword, label in acquisition.ALLOWED_ATTRIBUTES.items()
+    },
+)
+
+
+class WindowSerializer(serializers.Serializer):
+    center = serializers.CharField(read_only=True, help_text="WindowCenter, modality units")
+    width = serializers.CharField(read_only=True, help_text="WindowWidth, modality units")
+    preview_center = serializers.FloatField(read_only=True, help_text="The window on the 8-bit preview")
+    preview_width = serializers.FloatField(read_only=True)
+
+
+class AcquisitionSerializer(serializers.Serializer):
+    """How a DICOM slice was acquired: no attribute de-identification removes (the series
+    description only where the Clean Descriptors Option kept it), and the slice's own window."""
+
+    attributes = AcquisitionAttributesSerializer(read_only=True)
+    window = WindowSerializer(read_only=True, allow_null=True)
+
+    def to_representation(self, stored):
+        shown = {
+            key: value
+            for key, value in stored.get("attributes", {}).items()
+            if key in acquisition.ALLOWED_ATTRIBUTES
+            and (key not in acquisition.RETAINED_WHEN_CLEAN or acquisition.RETAINED_WHEN_CLEAN[key](value))
+        }
+        return {"attributes": shown, "window": stored.get("window")}
+
+
 @extend_schema_serializer(examples=api_examples.SCAN_EXAMPLES)
 class ScanSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:scan-detail")
@@ -95,6 +132,7 @@ class ScanSerializer(serializers.ModelSerializer):
         read_only=True,
         help_text="The question the scan is run under: its case's, or the one it was re-run under.",
     )
+    acquisition = serializers.SerializerMethodField()
 
     class Meta:
         model = Scan
@@ -112,6 +150,7 @@ class ScanSerializer(serializers.ModelSerializer):
             "series",
             "width",
             "height",
+            "acquisition",
             "uploaded_at",
             "image_url",
             "explanation_url",
@@ -119,6 +158,11 @@ class ScanSerializer(serializers.ModelSerializer):
             "review",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(AcquisitionSerializer(allow_null=True))
+    def get_acquisition(self, scan):
+        # DICOM slices only (a JPEG/PNG is re-encoded from its pixels: it has none).
+        return AcquisitionSerializer(scan.acquisition).data if scan.acquisition else None
 
     @extend_schema_field(PredictionSerializer(allow_null=True))
     def get_prediction(self, scan):

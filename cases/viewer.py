@@ -7,7 +7,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from .access import scans_visible_to
-from .acquisition import ALLOWED_ATTRIBUTES, estimated_weighting
+from .acquisition import ALLOWED_ATTRIBUTES, RETAINED_WHEN_CLEAN, estimated_weighting
 from .models import AuditEvent
 from .studies import SLICE_ORDER
 
@@ -40,11 +40,21 @@ def presets_for(scan) -> list[dict]:
 
 def acquisition_rows(scan) -> list[tuple[str, str]]:
     stored = (scan.acquisition or {}).get("attributes", {})
-    # Labels come from the allow-list, so a stored key outside it (an older row) is never shown.
-    rows = [(label, stored[key]) for key, label in ALLOWED_ATTRIBUTES.items() if key in stored]
+    # Labels come from the allow-list, so a stored key outside it (an older row) is never shown; a
+    # series description is checked again (one stored before the Clean Descriptors check, say).
+    shown = {
+        key: stored[key]
+        for key in ALLOWED_ATTRIBUTES
+        if key in stored and (key not in RETAINED_WHEN_CLEAN or RETAINED_WHEN_CLEAN[key](stored[key]))
+    }
+    rows = [(ALLOWED_ATTRIBUTES[key], value) for key, value in shown.items()]
     weighting = estimated_weighting(stored)
     if weighting:
-        rows.insert(1, ("Weighting (estimated from TR/TE/TI)", weighting))
+        # After Modality and the series description (when it was clean enough to keep).
+        rows.insert(
+            len({"Modality", "SeriesDescription"} & set(shown)),
+            ("Weighting (estimated from TR/TE/TI)", weighting),
+        )
     return rows
 
 

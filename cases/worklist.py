@@ -154,6 +154,13 @@ def _age(since, now) -> str:
     return timesince(since, now).split(",")[0] if now - since >= MINUTE else "just now"
 
 
+def ai_flag_display(case, state) -> str:
+    """The AI's flag as shown: "Tumour suspected – review" asks for a review, so once every scan
+    is reviewed it reads as the AI's opinion beside the verdict ("Tumour suspected"), not a task."""
+    shown = case.get_flag_display()
+    return shown.split(" – ")[0] if state == ReviewState.ALL and case.flag != case.Flag.NONE else shown
+
+
 def row(case, verdict, now) -> dict:
     """Everything a worklist row shows: the template caches the rows' HTML under these values."""
     state = review_state(case)
@@ -166,7 +173,7 @@ def row(case, verdict, now) -> dict:
         "task": case.task,
         "task_label": case.get_task_display(),
         "flag": case.flag,
-        "flag_display": case.get_flag_display(),
+        "flag_display": ai_flag_display(case, state),
         "scans": f"{case.scans_done}/{case.scans_total}",
         "review_state": state,
         "reviewed": f"{case.scans_reviewed}/{case.scans_to_review}",

@@ -251,6 +251,33 @@ def test_scan_result_carries_prediction_review_and_file_links(owner_api, owner, 
     assert event.detail == {"decision": "corrected", "label": "meningioma", "case": classified.scan.case_id}
 
 
+def test_scan_result_carries_the_acquisition_attributes_read_only(owner_api, case):
+    attributes = {"Modality": "MR", "SeriesDescription": "AX T2 FLAIR", "EchoTime": "93.5"}
+    window = {"center": "1100", "width": "1800", "preview_center": 142.5, "preview_width": 284.9}
+    # A key outside the allow-list, or a description that is not clean, never leaves the server.
+    stored = attributes | {"ProtocolName": "Quarrington protocol"}
+    dicom = ScanFactory(
+        case=case, modality=Scan.Modality.DICOM, acquisition={"attributes": stored, "window": window}
+    )
+    unclean = ScanFactory(
+        case=case,
+        modality=Scan.Modality.DICOM,
+        acquisition={"attributes": {"SeriesDescription": "Ax T2 Quarrington"}},
+    )
+    image = ScanFactory(case=case)
+    body = owner_api.get(f"/api/v1/scans/{dicom.pk}/").json()
+    assert body["acquisition"] == {"attributes": attributes, "window": window}
+    assert owner_api.get(f"/api/v1/scans/{unclean.pk}/").json()["acquisition"] == {
+        "attributes": {},
+        "window": None,
+    }
+    assert owner_api.get(f"/api/v1/scans/{image.pk}/").json()["acquisition"] is None
+    # Read-only: the scan resource takes no writes.
+    assert (
+        owner_api.patch(f"/api/v1/scans/{dicom.pk}/", {"acquisition": {}}, format="json").status_code == 405
+    )
+
+
 def test_review_refuses_unknown_labels_and_scans_without_prediction(owner_api, owner, case, classified):
     bad = owner_api.post(f"/api/v1/scans/{classified.scan_id}/review/", {"label": "cat"}, format="json")
     assert bad.status_code == 400 and "label" in bad.json()["errors"]

@@ -32,6 +32,11 @@ CANVAS_FINGERPRINT = """() => {
 }"""
 
 
+# A function, not an expression: Playwright compiles a polled expression in the page with eval,
+# which the Content-Security-Policy refuses (an EvalError whenever the first check was false).
+ZOOMED_PAST = "before => Number(document.getElementById('viewer').dataset.zoom) > before"
+
+
 def shot(page, name: str, folder: Path = SCREENSHOTS) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
@@ -54,6 +59,11 @@ def settled(page):
 
 def open_viewer(page, base_url: str, scan_pk: int) -> dict:
     page.goto(f"{base_url}/cases/scans/{scan_pk}/viewer/")
+    return viewer_ready(page)
+
+
+def viewer_ready(page) -> dict:
+    """Wait until the viewer has drawn its scan (and its overlay, if it has one); its state."""
     page.wait_for_selector("#viewer[data-state=ready]")
     if page.get_attribute("#viewer", "data-overlay-url"):
         page.wait_for_selector("#viewer[data-overlay-ready=true]")
@@ -64,7 +74,7 @@ def open_viewer(page, base_url: str, scan_pk: int) -> dict:
 def zoom_with_button(page) -> tuple[float, float]:
     before = float(viewer_state(page)["zoom"])
     page.click("#zoom-in")
-    page.wait_for_function(f"Number(document.getElementById('viewer').dataset.zoom) > {before}")
+    page.wait_for_function(ZOOMED_PAST, arg=before)
     settled(page)
     return before, float(viewer_state(page)["zoom"])
 
@@ -75,7 +85,7 @@ def zoom_with_wheel(page, notches: int = 3) -> tuple[float, float]:
     page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4)
     for _ in range(notches):
         page.mouse.wheel(0, -100)
-    page.wait_for_function(f"Number(document.getElementById('viewer').dataset.zoom) > {before}")
+    page.wait_for_function(ZOOMED_PAST, arg=before)
     settled(page)
     return before, float(viewer_state(page)["zoom"])
 

@@ -43,7 +43,9 @@ def slice_path():
 def test_allow_list_holds_no_attribute_the_profile_removes_blanks_or_replaces():
     removed = profile_keywords()
     assert {"SeriesDescription", "ProtocolName", "PatientID", "InstitutionName"} <= removed  # parsed
-    assert removed.isdisjoint(acquisition.ALLOWED_ATTRIBUTES)
+    # The one exception: SeriesDescription, retained only when clean (Clean Descriptors Option).
+    assert removed & set(acquisition.ALLOWED_ATTRIBUTES) == {"SeriesDescription"}
+    assert set(acquisition.RETAINED_WHEN_CLEAN) == {"SeriesDescription"}
     for keyword in acquisition.ALLOWED_ATTRIBUTES:
         assert dictionary_VR(keyword) not in PROFILE_VRS, keyword
 
@@ -64,6 +66,7 @@ def test_no_removed_attribute_or_identifying_value_is_stored(case, owner_client,
     upload(owner_client, case, "slice.dcm", mri_dicom(slice_path))
     scan = Scan.objects.get(case=case)
     text = json.dumps(scan.acquisition)
+    # "Ax T2 Quarrington" has a name in it: removed, not cleaned.
     assert profile_keywords().isdisjoint(scan.acquisition["attributes"])
     for keyword, value in IDENTIFYING.items():
         assert keyword not in text
@@ -137,3 +140,52 @@ def test_stored_pixels_are_the_helpers_scale(slice_path):
 )
 def test_weighting_is_estimated_only_where_the_timings_decide(timings, expected):
     assert acquisition.estimated_weighting(timings) == expected
+
+
+@pytest.mark.parametrize(
+    ("description", "kept"),
+    [
+        ("AX T2 FLAIR", "AX T2 FLAIR"),
+        ("T1 post Gd 3D", "T1 POST GD 3D"),
+        ("sag_t1_mprage", "SAG T1 MPRAGE"),
+        ("DWI b 1000", None),  # a four-digit number
+        ("Ax T2 Quarrington", None),  # a name
+        ("Ax T1 Kowalczyk follow-up", None),
+        ("T2 20240301", None),  # a date
+        ("T2 01.03.24", None),  # a date in parts
+        ("ACC77120955", None),  # an accession-like number
+        ("T1 4417209", None),
+        ("", None),
+        ("---", None),
+    ],
+)
+def test_series_description_is_kept_only_when_every_word_is_a_sequence_term(description, kept):
+    assert deidentification.clean_series_description(description) == kept
+
+
+def test_a_clean_series_description_is_stored_coded_and_reported_by_keyword(case, owner_client, slice_path):
+    upload(owner_client, case, "slice.dcm", mri_dicom(slice_path, SeriesDescription="Ax T2 flair"))
+    scan = Scan.objects.get(case=case)
+    assert scan.acquisition["attributes"]["SeriesDescription"] == "AX T2 FLAIR"
+    assert scan.series_description == "AX T2 FLAIR"
+    dataset = pydicom.dcmread(scan.image.open("rb"))
+    assert dataset.SeriesDescription == "AX T2 FLAIR"
+    codes = [item.CodeValue for item in dataset.DeidentificationMethodCodeSequence]
+    assert codes == ["113100", "113105"]
+    report = scan.anonymisation_report.files[0]
+    assert report["cleaned"] == ["SeriesDescription"]
+    assert "SeriesDescription" not in report["removed"] + report["replaced"] + report["blanked"]
+    assert "flair" not in json.dumps(report).lower()  # keyword only, never the value
+    page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
+    assert '<span class="series-description">AX T2 FLAIR</span>' in page
+
+
+def test_a_series_description_with_a_name_is_removed_and_reported_so(case, owner_client, slice_path):
+    upload(owner_client, case, "slice.dcm", mri_dicom(slice_path))  # "Ax T2 Quarrington"
+    scan = Scan.objects.get(case=case)
+    dataset = pydicom.dcmread(scan.image.open("rb"))
+    assert "SeriesDescription" not in dataset
+    assert [item.CodeValue for item in dataset.DeidentificationMethodCodeSequence] == ["113100"]
+    report = scan.anonymisation_report.files[0]
+    assert "SeriesDescription" in report["removed"] and report["cleaned"] == []
+    assert scan.series_description == ""

@@ -69,8 +69,8 @@ def test_by_script_the_answer_carries_the_scan_and_the_flag_line_with_the_verdic
     flag = _text(
         re.search(r'<p class="case-flag" id="case-flag-line">.*?</p>', body["scans_html"], re.S).group(0)
     )
-    assert "Reviewed: tumour (meningioma) · AI flag: Tumour suspected – review" in flag
-    assert "1 of 1 scan with a prediction reviewed" in flag
+    assert "Reviewed: tumour (meningioma) · AI flag: Tumour suspected 1 of 1" in flag
+    assert "1 of 1 scan with a prediction reviewed" in flag and "– review" not in flag
 
 
 def test_a_refused_review_by_script_answers_the_reason(owner_client, case, prediction):
@@ -93,7 +93,7 @@ def test_case_page_shows_the_verdict_only_once_every_scan_is_reviewed(owner_clie
     assert "Reviewed:" not in page
     ReviewFactory(prediction=other, label="notumor")
     page = _text(owner_client.get(reverse("cases:scans_fragment", args=[case.pk])).content.decode())
-    assert "Reviewed: tumour (glioma) · AI flag: Tumour suspected – review" in page
+    assert "Reviewed: tumour (glioma) · AI flag: Tumour suspected 2 of 2" in page
 
 
 def test_a_second_review_by_its_author_amends_the_first_which_stays_as_history(
@@ -120,3 +120,19 @@ def test_a_second_review_by_its_author_amends_the_first_which_stays_as_history(
     assert "You corrected pituitary. A new review amends yours" in _text(page)
     # The verdict follows the latest review of the scan: the owner's amendment.
     assert "Reviewed: tumour (pituitary)" in _text(page)
+
+
+def test_case_page_queries_do_not_grow_with_its_scans(owner_client, case, prediction):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            assert owner_client.get(reverse("cases:detail", args=[case.pk])).status_code == 200
+        return len(captured)
+
+    ReviewFactory(prediction=prediction)
+    few = queries()
+    for _ in range(5):  # each with its own uploader and a review: no query per scan for either
+        ReviewFactory(prediction=PredictionFactory(scan=_done_scan(case)))
+    assert queries() == few

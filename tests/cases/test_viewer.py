@@ -91,6 +91,7 @@ def test_dicom_scan_shows_its_attributes_and_opens_at_its_own_window(owner_clien
                 "RepetitionTime": "5000",
                 "EchoTime": "93.5",
                 "SeriesDescription": "stored by an old bug",
+                "ProtocolName": "Quarrington protocol",
             },
             "window": {"center": "1100", "width": "1800", "preview_center": 142.5, "preview_width": 284.9},
         },
@@ -99,12 +100,22 @@ def test_dicom_scan_shows_its_attributes_and_opens_at_its_own_window(owner_clien
     assert "<dt>TE (ms)</dt><dd>93.5</dd>" in html
     assert "<dt>Modality</dt><dd>MR</dd>" in html
     assert "<dt>Weighting (estimated from TR/TE/TI)</dt><dd>T2</dd>" in html
-    # Only allow-listed keys are ever shown, whatever a row holds.
-    assert "stored by an old bug" not in html
+    # Only allow-listed keys are ever shown, whatever a row holds, and a description only when clean.
+    assert "stored by an old bug" not in html and "Quarrington" not in html
     first_preset = html.index('class="wl-preset"')
     assert html.index('data-preset="dicom"', first_preset) < html.index('data-preset="default"')
     assert 'data-center="142.5" data-width="284.9" aria-pressed="true"' in html
     assert 'id="wl-center" min="0" max="255" step="0.5" value="142.5"' in html
+
+
+def test_dicom_scan_shows_its_clean_series_description_before_the_estimate(owner_client, case):
+    attributes = {"Modality": "MR", "SeriesDescription": "AX T2 FLAIR", "ScanningSequence": "SE"}
+    attributes |= {"RepetitionTime": "5000", "EchoTime": "93.5"}
+    scan = ScanFactory(case=case, modality=Scan.Modality.DICOM, acquisition={"attributes": attributes})
+    html = owner_client.get(viewer_url(scan)).content.decode()
+    assert '<span class="series-description">AX T2 FLAIR</span>' in html
+    described = html.index("<dt>Series description</dt><dd>AX T2 FLAIR</dd>")
+    assert html.index("<dt>Modality</dt>") < described < html.index("<dt>Weighting (estimated")
 
 
 def test_image_scan_opens_at_the_default_preset(owner_client, scans):

@@ -92,7 +92,8 @@ def test_a_fully_reviewed_case_shows_the_clinicians_verdict_beside_the_ai_flag(o
 
     rows = {pk: _row_text(row) for pk, row in _rows(owner_client)}
     assert "Reviewed: tumour (glioma)" in rows[str(tumour.pk)]
-    assert "Tumour suspected – review" in rows[str(tumour.pk)]  # the AI's flag stays beside it
+    # The AI's flag stays beside it, no longer asking for a review.
+    assert "Tumour suspected" in rows[str(tumour.pk)] and "– review" not in rows[str(tumour.pk)]
     assert "Reviewed: no tumour" in rows[str(clear.pk)]
     assert "Reviewed:" not in rows[str(half.pk)] and "Some (1/2)" in rows[str(half.pk)]
 
