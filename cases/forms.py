@@ -76,25 +76,23 @@ class CaseFilterForm(forms.Form):
     created_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     created_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
+    # Field -> the lookup it filters on; an empty field filters nothing.
+    LOOKUPS = {
+        "patient": "patient_ref_hash",
+        "status": "status",
+        "flag": "flag",
+        "task": "task",
+        "created_from": "created_at__date__gte",
+        "created_to": "created_at__date__lte",
+    }
+
     def filter(self, queryset):
         if not self.is_valid():
             return queryset.none()
         data = self.cleaned_data
         if data["q"]:
             queryset = queryset.filter(pseudonym__icontains=data["q"].strip())
-        if data["patient"]:
-            queryset = queryset.filter(patient_ref_hash=data["patient"])
-        if data["status"]:
-            queryset = queryset.filter(status=data["status"])
-        if data["flag"]:
-            queryset = queryset.filter(flag=data["flag"])
-        if data["task"]:
-            queryset = queryset.filter(task=data["task"])
-        if data["created_from"]:
-            queryset = queryset.filter(created_at__date__gte=data["created_from"])
-        if data["created_to"]:
-            queryset = queryset.filter(created_at__date__lte=data["created_to"])
-        return queryset
+        return queryset.filter(**{lookup: data[name] for name, lookup in self.LOOKUPS.items() if data[name]})
 
 
 class WorklistFilterForm(CaseFilterForm):
