@@ -13,9 +13,8 @@ from django.conf import settings
 from analytics.importer import import_folder, import_reviewed_scans
 from analytics.stats import compute_dataset_stats
 from cases.models import Consent
-from tests.analytics.conftest import FOLDERS, PER_CLASS
+from tests.analytics.conftest import link_small_folder
 from tests.browser.viewer_steps import log_in
-from tests.conftest import TUMOUR_TRAINING
 from tests.factories import CaseFactory, ModelVersionFactory, PredictionFactory, ReviewFactory, ScanFactory
 
 pytestmark = pytest.mark.browser
@@ -71,14 +70,7 @@ def browser_context(chromium):
 
 @pytest.fixture
 def analytics_data(tmp_path, team, owner, steward):
-    if not TUMOUR_TRAINING.is_dir():
-        pytest.skip(f"real MRI images not found at {TUMOUR_TRAINING}")
-    root = tmp_path / "Training"
-    for folder, label in FOLDERS.items():
-        (root / folder).mkdir(parents=True)
-        for source in sorted((TUMOUR_TRAINING / label).glob("*.jpg"))[:PER_CLASS]:
-            (root / folder / source.name).symlink_to(source)
-    dataset = import_folder(root, "Brain tumour MRI").dataset
+    dataset = import_folder(link_small_folder(tmp_path / "Training"), "Brain tumour MRI").dataset
     compute_dataset_stats(dataset.pk)
     empty = import_reviewed_scans("Reviewed scans").dataset  # before any scan is reviewed
     compute_dataset_stats(empty.pk)

@@ -6,9 +6,8 @@ from django.core.files.base import ContentFile
 
 from analytics.importer import import_folder
 from analytics.stats import compute_dataset_stats
-from tests.analytics.conftest import FOLDERS, PER_CLASS, model_card
+from tests.analytics.conftest import link_small_folder, model_card
 from tests.browser.viewer_steps import log_in
-from tests.conftest import TUMOUR_TRAINING
 from tests.factories import ModelVersionFactory, PredictionFactory, ScanFactory, png_bytes
 
 pytestmark = pytest.mark.browser
@@ -35,14 +34,7 @@ def pages_to_visit(case, tmp_path):
     scan = ScanFactory(case=case, status="done", outcome="classified")
     prediction = PredictionFactory(scan=scan, model_version=ModelVersionFactory(card=model_card()))
     prediction.explanation.save("heat.png", ContentFile(png_bytes(colour=200)))
-    if not TUMOUR_TRAINING.is_dir():
-        pytest.skip(f"real MRI images not found at {TUMOUR_TRAINING}")
-    root = tmp_path / "data"
-    for folder, label in FOLDERS.items():
-        (root / folder).mkdir(parents=True)
-        for source in sorted((TUMOUR_TRAINING / label).glob("*.jpg"))[:PER_CLASS]:
-            (root / folder / source.name).symlink_to(source)
-    dataset = import_folder(root, "Reference").dataset
+    dataset = import_folder(link_small_folder(tmp_path / "data"), "Reference").dataset
     compute_dataset_stats(dataset.pk)
     return {"case": case, "scan": scan, "dataset": dataset, "version": prediction.model_version}
 
