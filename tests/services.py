@@ -225,6 +225,16 @@ def standalone_env(var_dir: Path, **extra) -> dict:
     return env | extra
 
 
+def terminate(process: subprocess.Popen, timeout: float):
+    """SIGTERM, then SIGKILL if the process has not ended within timeout seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _process_state(pid):
     """The state letter of a process (R, S, Z...), or None once it is gone."""
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.services import free_port, standalone_env
+from tests.services import free_port, standalone_env, terminate
 from tests.waiting import wait_for
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -37,12 +37,7 @@ def web_server(tmp_path):
         wait_for(lambda: _get(port, "/api/v1/cases/", timeout=5), timeout=60, message="gunicorn to answer")
         yield port
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        terminate(server, timeout=40)
 
 
 def _start_slow_upload(port):

@@ -6,7 +6,7 @@ import sys
 import uuid
 
 from tests.conftest import REPO_ROOT
-from tests.services import children_of, standalone_env
+from tests.services import children_of, standalone_env, terminate
 from tests.waiting import wait_for
 
 
@@ -30,9 +30,4 @@ def test_prefork_worker_processes_run_niced_below_the_main_process(tmp_path):
         )
         assert os.getpriority(os.PRIO_PROCESS, worker.pid) == main_nice
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        terminate(worker, timeout=30)
