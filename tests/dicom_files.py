@@ -1,5 +1,6 @@
 """A real MRI slice (from ../shared) as DICOM Part 10 bytes, with acquisition attributes, a window
-and identifying values, for the tests of what an upload keeps and what the viewer shows."""
+and identifying values, for the tests of what an upload keeps and what the viewer shows; and the
+pixel module and Part 10 writing that every hand-built test DICOM shares."""
 
 import io
 
@@ -48,22 +49,36 @@ def mri_dicom(image_path, *, window=(1100, 1800), photometric="MONOCHROME2", **e
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.BurnedInAnnotation = "NO"
+    set_pixels(ds, pixels, photometric=photometric, bits_stored=12, window=window)
+    return part10_bytes(ds)
+
+
+def set_pixels(ds, pixels, *, photometric="MONOCHROME2", bits_stored=None, slope=1, intercept=0, window=None):
+    """The image pixel module of one unsigned greyscale frame (bits allocated from pixels' dtype)."""
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
+    ds.BitsAllocated = pixels.dtype.itemsize * 8
+    ds.BitsStored = bits_stored or ds.BitsAllocated
+    ds.HighBit = ds.BitsStored - 1
     ds.PixelRepresentation = 0
-    ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
     if window:
         ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = pixels.tobytes()
+
+
+def part10_bytes(ds, *, preamble=None, **meta_fields) -> bytes:
+    """ds as DICOM Part 10 bytes (explicit VR little endian); meta_fields go in its file meta."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    for keyword, value in meta_fields.items():
+        setattr(meta, keyword, value)
     ds.file_meta = meta
+    if preamble is not None:
+        ds.preamble = preamble
     out = io.BytesIO()
     pydicom.dcmwrite(out, ds, enforce_file_format=True)
     return out.getvalue()

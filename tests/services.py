@@ -209,6 +209,32 @@ def child_env(broker_url: str, **extra) -> dict:
     return env | extra
 
 
+def standalone_env(var_dir: Path, **extra) -> dict:
+    """Environment for a process on the production settings with its own SQLite database and
+    file-system broker under var_dir (no Redis), as `make run` starts one on a laptop."""
+    env = os.environ | {
+        "DJANGO_SETTINGS_MODULE": "brainscan.settings.base",
+        "SECRET_KEY": "test-only",
+        "PATIENT_REF_KEY": "test-only",
+        "BRAINSCAN_VAR_DIR": str(var_dir),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'db.sqlite3'}",
+        "CELERY_BROKER_DIR": str(var_dir / "broker"),
+    }
+    env.pop("REDIS_URL", None)
+    env.pop("CELERY_BROKER_URL", None)
+    return env | extra
+
+
+def terminate(process: subprocess.Popen, timeout: float):
+    """SIGTERM, then SIGKILL if the process has not ended within timeout seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def _process_state(pid):
     """The state letter of a process (R, S, Z...), or None once it is gone."""
     try:

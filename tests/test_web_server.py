@@ -1,7 +1,6 @@
 """The web server as `make run` and docker-compose start it (brainscan/gunicorn.conf.py): uploads in
 progress hold a thread each, never the whole server, so the pages keep answering."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -11,15 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.services import free_port, standalone_env, terminate
 from tests.waiting import wait_for
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _get(port, path, timeout):
@@ -34,17 +28,8 @@ def _get(port, path, timeout):
 
 @pytest.fixture
 def web_server(tmp_path):
-    port = _free_port()
-    env = os.environ | {
-        "DJANGO_SETTINGS_MODULE": "brainscan.settings.base",
-        "SECRET_KEY": "test-only",
-        "PATIENT_REF_KEY": "test-only",
-        "BRAINSCAN_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "CELERY_BROKER_DIR": str(tmp_path / "broker"),
-    }
-    env.pop("REDIS_URL", None)
-    env.pop("CELERY_BROKER_URL", None)
+    port = free_port()
+    env = standalone_env(tmp_path)
     command = [str(GUNICORN), "-c", "brainscan/gunicorn.conf.py", "brainscan.wsgi"]
     command += ["--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null"]
     server = subprocess.Popen(command, cwd=REPO_ROOT, env=env)  # noqa: S603
@@ -52,12 +37,7 @@ def web_server(tmp_path):
         wait_for(lambda: _get(port, "/api/v1/cases/", timeout=5), timeout=60, message="gunicorn to answer")
         yield port
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        terminate(server, timeout=40)
 
 
 def _start_slow_upload(port):

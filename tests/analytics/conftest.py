@@ -29,17 +29,22 @@ def shown_grey(name) -> np.ndarray:
 GREY_LEVEL = 0.5 / 255 + 1e-6
 
 
-@pytest.fixture
-def small_folder(tmp_path):
-    """tmp_path/data/<class folder>/*.jpg: the first PER_CLASS images of each class, as symlinks."""
+def link_small_folder(root):
+    """root/<class folder>/*.jpg: the first PER_CLASS real images of each class, as symlinks (the
+    test is skipped where the images are missing)."""
     if not TUMOUR_TRAINING.is_dir():
         pytest.skip(f"real MRI images not found at {TUMOUR_TRAINING}")
-    root = tmp_path / "data"
     for folder, label in FOLDERS.items():
         (root / folder).mkdir(parents=True)
         for source in sorted((TUMOUR_TRAINING / label).glob("*.jpg"))[:PER_CLASS]:
             (root / folder / source.name).symlink_to(source)
     return root
+
+
+@pytest.fixture
+def small_folder(tmp_path):
+    """tmp_path/data/<class folder>/*.jpg: the first PER_CLASS images of each class, as symlinks."""
+    return link_small_folder(tmp_path / "data")
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ With ANALYTICS_SCREENSHOTS=DIR the test also saves a full-page screenshot of eac
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,11 @@ from django.conf import settings
 from analytics.importer import import_folder, import_reviewed_scans
 from analytics.stats import compute_dataset_stats
 from cases.models import Consent
-from tests.analytics.conftest import FOLDERS, PER_CLASS
-from tests.conftest import TUMOUR_TRAINING
+from tests.analytics.conftest import link_small_folder
+from tests.browser.viewer_steps import log_in
 from tests.factories import CaseFactory, ModelVersionFactory, PredictionFactory, ReviewFactory, ScanFactory
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 RECORD_PROBLEMS = """
 window.__problems = [];
@@ -64,31 +61,16 @@ def shipped_card():
 
 
 @pytest.fixture
-def browser_context(monkeypatch, close_thread_connections):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.add_init_script(RECORD_PROBLEMS)
-        context.set_default_timeout(20_000)
-        yield context
-        browser.close()
+def browser_context(chromium):
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(RECORD_PROBLEMS)
+    context.set_default_timeout(20_000)
+    return context
 
 
 @pytest.fixture
 def analytics_data(tmp_path, team, owner, steward):
-    if not TUMOUR_TRAINING.is_dir():
-        pytest.skip(f"real MRI images not found at {TUMOUR_TRAINING}")
-    root = tmp_path / "Training"
-    for folder, label in FOLDERS.items():
-        (root / folder).mkdir(parents=True)
-        for source in sorted((TUMOUR_TRAINING / label).glob("*.jpg"))[:PER_CLASS]:
-            (root / folder / source.name).symlink_to(source)
-    dataset = import_folder(root, "Brain tumour MRI").dataset
+    dataset = import_folder(link_small_folder(tmp_path / "Training"), "Brain tumour MRI").dataset
     compute_dataset_stats(dataset.pk)
     empty = import_reviewed_scans("Reviewed scans").dataset  # before any scan is reviewed
     compute_dataset_stats(empty.pk)
@@ -105,18 +87,10 @@ def analytics_data(tmp_path, team, owner, steward):
     return {"dataset": dataset, "version": version, "empty": empty}
 
 
-def _log_in(page, url, username):
-    page.goto(f"{url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct-horse-battery-staple")
-    page.click("button:has-text('Log in')")
-    page.wait_for_selector("h1:has-text('Cases')")
-
-
 def test_analytics_pages_draw_every_chart(browser_context, live_server, analytics_data):
     shots = os.environ.get("ANALYTICS_SCREENSHOTS")
     page = browser_context.new_page()
-    _log_in(page, live_server.url, "owner")
+    log_in(page, live_server.url, "owner")
     dataset, version = analytics_data["dataset"].pk, analytics_data["version"].pk
     problems = {}
     for name, path in [

@@ -1,21 +1,16 @@
 """Every page works in headless Chromium under the site's Content-Security-Policy: no script, style
 or image is refused, the charts and the API docs draw, the explanation overlay still fades."""
 
-import os
-import shutil
-
 import pytest
 from django.core.files.base import ContentFile
 
 from analytics.importer import import_folder
 from analytics.stats import compute_dataset_stats
-from tests.analytics.conftest import FOLDERS, PER_CLASS, model_card
-from tests.conftest import TUMOUR_TRAINING
+from tests.analytics.conftest import link_small_folder, model_card
+from tests.browser.viewer_steps import log_in
 from tests.factories import ModelVersionFactory, PredictionFactory, ScanFactory, png_bytes
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 # Every refusal the browser reports, from the first script on (before the page's own).
 RECORD_VIOLATIONS = """
@@ -27,19 +22,11 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 
 @pytest.fixture
-def browser_context(monkeypatch, close_thread_connections):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context()
-        context.add_init_script(RECORD_VIOLATIONS)
-        context.set_default_timeout(20_000)
-        yield context
-        browser.close()
+def browser_context(chromium):
+    context = chromium.new_context()
+    context.add_init_script(RECORD_VIOLATIONS)
+    context.set_default_timeout(20_000)
+    return context
 
 
 @pytest.fixture
@@ -47,24 +34,9 @@ def pages_to_visit(case, tmp_path):
     scan = ScanFactory(case=case, status="done", outcome="classified")
     prediction = PredictionFactory(scan=scan, model_version=ModelVersionFactory(card=model_card()))
     prediction.explanation.save("heat.png", ContentFile(png_bytes(colour=200)))
-    if not TUMOUR_TRAINING.is_dir():
-        pytest.skip(f"real MRI images not found at {TUMOUR_TRAINING}")
-    root = tmp_path / "data"
-    for folder, label in FOLDERS.items():
-        (root / folder).mkdir(parents=True)
-        for source in sorted((TUMOUR_TRAINING / label).glob("*.jpg"))[:PER_CLASS]:
-            (root / folder / source.name).symlink_to(source)
-    dataset = import_folder(root, "Reference").dataset
+    dataset = import_folder(link_small_folder(tmp_path / "data"), "Reference").dataset
     compute_dataset_stats(dataset.pk)
     return {"case": case, "scan": scan, "dataset": dataset, "version": prediction.model_version}
-
-
-def _log_in(page, url, username):
-    page.goto(f"{url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "correct-horse-battery-staple")
-    page.click("button:has-text('Log in')")
-    page.wait_for_selector("h1:has-text('Cases')")
 
 
 def _visit(page, url, ready=None):
@@ -81,7 +53,7 @@ def test_every_page_works_under_the_content_security_policy(
     base = live_server.url
     objects = pages_to_visit
     page = browser_context.new_page()
-    _log_in(page, base, "owner")
+    log_in(page, base, "owner")
     visited = {}
 
     response = _visit(page, f"{base}/cases/")
@@ -119,7 +91,7 @@ def test_every_page_works_under_the_content_security_policy(
     assert page.evaluate("getComputedStyle(document.body).margin") == "0px"
 
     page.context.clear_cookies()
-    _log_in(page, base, "steward")
+    log_in(page, base, "steward")
     for name, path in [
         ("admin", "/admin/"),
         ("admin cases", "/admin/cases/case/"),

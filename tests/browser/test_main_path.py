@@ -3,9 +3,7 @@ result appear without reloading, export the CSV, find the patient's cases again.
 
 import csv
 import io
-import os
 import re
-import shutil
 
 import pytest
 
@@ -14,25 +12,6 @@ from tests.conftest import model_available, real_mri_images
 from tests.factories import CaseFactory
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-@pytest.fixture
-def page(monkeypatch, close_thread_connections):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls here are plain sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context(accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
 
 
 def test_log_in_create_case_upload_see_result_export_find_patient(

@@ -14,7 +14,6 @@ from django.utils import timezone
 from cases.models import Case
 from inference.models import Review
 from tests.browser import viewer_steps
-from tests.browser.test_main_path import page  # noqa: F401  (the headless Chromium fixture)
 from tests.conftest import REPO_ROOT, real_mri_images
 from tests.factories import CaseFactory
 
@@ -196,7 +195,7 @@ class Steps:
 
 
 def test_worklist_upload_live_count_confirm_correct_and_back(
-    page,  # noqa: F811
+    page,
     live_server,
     classifying_worker,
     team,

@@ -5,13 +5,12 @@ import pytest
 from django.core.files.base import ContentFile
 
 from cases.models import Scan
-from tests.browser.test_main_path import page  # noqa: F401  (the headless Chromium fixture)
 from tests.factories import PredictionFactory, ScanFactory, png_bytes
 
 pytestmark = pytest.mark.browser
 
 
-def test_retract_a_wrong_upload_then_close_the_case(page, live_server, owner, case):  # noqa: F811
+def test_retract_a_wrong_upload_then_close_the_case(page, live_server, owner, case):
     kept = PredictionFactory(scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome="classified"))
     wrong = PredictionFactory(scan=ScanFactory(case=case, status=Scan.Status.DONE, outcome="classified"))
     kept.explanation.save("heat.png", ContentFile(png_bytes(colour=200)))

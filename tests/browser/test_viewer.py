@@ -4,9 +4,6 @@ back to the case; a DICOM slice at its own window with its acquisition attribute
 tests/browser/viewer_steps.py; each saves a screenshot under test-results/viewer/.
 """
 
-import os
-import shutil
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -36,24 +33,14 @@ from tests.dicom_files import IDENTIFYING, mri_dicom
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
 
 @pytest.fixture
-def page(monkeypatch, close_thread_connections):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1400, "height": 900}, has_touch=True)
-        context.add_init_script(RECORD_VIOLATIONS)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1400, "height": 900}, has_touch=True)
+    context.add_init_script(RECORD_VIOLATIONS)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    return page
 
 
 def test_read_a_scan_in_the_viewer(page, live_server, case, owner):

@@ -3,33 +3,18 @@ to the old layout, with a review in it, migrates forward and the review is there
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrating import migrate, migrate_to_latest, old_scan
 
 BEFORE = [("cases", "0009_audit_refused_verb"), ("inference", "0001_initial")]
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-def _latest():
-    return MigrationExecutor(connection).loader.graph.leaf_nodes()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_existing_review_survives_the_move_to_inference():
     try:
-        old = _migrate(BEFORE)
-        User = old.get_model("auth", "User")
-        user = User.objects.create(username="dr-a")
-        team = old.get_model("cases", "Team").objects.create(name="Neuro A")
-        case = old.get_model("cases", "Case").objects.create(pseudonym="C-1", team=team, created_by=user)
-        scan = old.get_model("cases", "Scan").objects.create(
-            case=case, sha256="0" * 64, width=1, height=1, uploaded_by=user
-        )
+        old = migrate(BEFORE)
+        scan = old_scan(old)
+        user = scan.uploaded_by
         version = old.get_model("inference", "ModelVersion").objects.create(
             name="brain-tumour", version="1", task="brain-tumour", path="brain-tumour/1"
         )
@@ -40,7 +25,7 @@ def test_an_existing_review_survives_the_move_to_inference():
             prediction=prediction, reviewer=user, decision="corrected", label="meningioma", comment="edge"
         )
 
-        new = _migrate(_latest())
+        new = migrate_to_latest()
 
         Review = new.get_model("inference", "Review")
         assert Review._meta.db_table == "inference_review"
@@ -52,4 +37,4 @@ def test_an_existing_review_survives_the_move_to_inference():
         added = Review.objects.create(prediction_id=prediction.pk, reviewer_id=user.pk, decision="confirmed")
         assert Review.objects.count() == 2 and added.pk > Review.objects.earliest("id").pk
     finally:
-        _migrate(_latest())
+        migrate_to_latest()

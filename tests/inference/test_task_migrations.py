@@ -2,42 +2,29 @@
 scans refused as "not_mri" read as wrong_modality."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrating import migrate, migrate_to_latest, old_scan
 
 BEFORE = [("cases", "0012_user_time_zone_preference"), ("inference", "0002_review_from_cases")]
-
-
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)
 def test_existing_versions_and_refused_scans_migrate_to_tasks():
     try:
-        old = _migrate(BEFORE)
-        User = old.get_model("auth", "User")
-        user = User.objects.create(username="dr-a")
-        team = old.get_model("cases", "Team").objects.create(name="Neuro A")
-        case = old.get_model("cases", "Case").objects.create(pseudonym="C-1", team=team, created_by=user)
-        scan = old.get_model("cases", "Scan").objects.create(
-            case=case, sha256="0" * 64, width=1, height=1, uploaded_by=user, outcome="not_mri"
-        )
+        old = migrate(BEFORE)
+        scan = old_scan(old, outcome="not_mri")
         versions = old.get_model("inference", "ModelVersion").objects
         versions.create(name="bt", version="1", task="brain-tumour", path="bt/1", is_active=True)
         versions.create(name="bt", version="2", task="brain-tumour", path="bt/2")
 
-        new = _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        new = migrate_to_latest()
 
         ModelVersion = new.get_model("inference", "ModelVersion")
         assert list(ModelVersion.objects.order_by("version").values_list("task", "is_active")) == [
             ("tumour-mri", True),
             ("tumour-mri", False),
         ]
-        migrated_case = new.get_model("cases", "Case").objects.get(pk=case.pk)
+        migrated_case = new.get_model("cases", "Case").objects.get(pk=scan.case_id)
         migrated_scan = new.get_model("cases", "Scan").objects.get(pk=scan.pk)
         assert (migrated_case.task, migrated_scan.outcome, migrated_scan.task) == (
             "tumour-mri",
@@ -45,4 +32,4 @@ def test_existing_versions_and_refused_scans_migrate_to_tasks():
             "",
         )
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()

@@ -1,12 +1,11 @@
 """Synthetic DICOM slices carrying identifying values in every attribute the basic profile covers."""
 
-import io
-
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
+from pydicom.uid import MRImageStorage
+
+from tests.dicom_files import part10_bytes, set_pixels
 
 # Every string here must be absent from whatever BrainScan stores, logs or shows afterwards.
 IDENTIFIERS = {
@@ -106,29 +105,10 @@ def dicom_slice(
     ds.add_new(0x60000022, "LO", OVERLAY_TEXT)
     ds.add_new(0x60003000, "OW", np.packbits(head.astype(np.uint8), bitorder="little").tobytes())
 
-    ds.Rows = ds.Columns = size
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = bits
-    ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    ds.RescaleSlope = slope
-    ds.RescaleIntercept = intercept
-    if window:
-        ds.WindowCenter, ds.WindowWidth = window
-    ds.PixelData = pixels.tobytes()
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.SourceApplicationEntityTitle = "WENDELINE"
-    ds.file_meta = meta
-    ds.preamble = b"Kowalczyk MRN8830417".ljust(128, b"\0")
-    out = io.BytesIO()
-    pydicom.dcmwrite(out, ds, enforce_file_format=True)
-    return out.getvalue()
+    set_pixels(ds, pixels, photometric=photometric, slope=slope, intercept=intercept, window=window)
+    return part10_bytes(
+        ds, preamble=b"Kowalczyk MRN8830417".ljust(128, b"\0"), SourceApplicationEntityTitle="WENDELINE"
+    )
 
 
 def corpus() -> dict[str, bytes]:
@@ -150,11 +130,4 @@ def no_image_dicom() -> bytes:
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
     ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.6666"
     ds.Modality = "SR"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta
-    out = io.BytesIO()
-    pydicom.dcmwrite(out, ds, enforce_file_format=True)
-    return out.getvalue()
+    return part10_bytes(ds)
