@@ -126,7 +126,7 @@ def _stored_picture(image) -> Image.Image:
     from ml.preprocess import decode, dicom_pixels
 
     # As the case page shows it (cases.dicompreview): rescaled, windowed, 8-bit.
-    grey, _ = decode(dicom_pixels(deidentification.to_bytes(image.dicom)))
+    grey, _ = decode(dicom_pixels(image.dicom))
     return Image.fromarray(grey)
 
 
@@ -139,7 +139,7 @@ def screen(image):
     """
     if image.held:
         return replace(image, hold_reason=HEADER_REASON)
-    if image.dicom is not None and str(image.dicom.get("BurnedInAnnotation", "")).strip().upper() == "NO":
+    if image.dicom is not None and not deidentification.burned_in_annotation(image.dicom):
         return replace(image, report={**image.report, "text_check": "not read: BurnedInAnnotation NO"})
     result = check(_stored_picture(image))
     check_ms = round(result.seconds * 1000, 1)

@@ -58,7 +58,7 @@ def is_dicom(head: bytes) -> bool:
 
 
 def dicom_pixels(dicom) -> np.ndarray:
-    """A DICOM slice's pixels (bytes, path or file object) as ``decode`` takes them: float64,
+    """A DICOM slice's pixels (a read dataset, bytes, path or file object) as ``decode`` takes them: float64,
     rescaled, windowed and upright.
 
     Rescale slope/intercept (modality LUT), then the window or VOI LUT in the header;
@@ -67,9 +67,12 @@ def dicom_pixels(dicom) -> np.ndarray:
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    if isinstance(dicom, (bytes, bytearray, memoryview)):
-        dicom = io.BytesIO(bytes(dicom))
-    dataset = pydicom.dcmread(dicom)
+    if isinstance(dicom, pydicom.Dataset):
+        dataset = dicom  # already read (the upload path): not written out and parsed again
+    else:
+        if isinstance(dicom, (bytes, bytearray, memoryview)):
+            dicom = io.BytesIO(bytes(dicom))
+        dataset = pydicom.dcmread(dicom)
     pixels = apply_modality_lut(dataset.pixel_array, dataset)
     if "WindowCenter" in dataset or "VOILUTSequence" in dataset:
         pixels = apply_voi_lut(pixels, dataset, prefer_lut=True)
