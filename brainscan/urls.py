@@ -28,7 +28,7 @@ api_urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     # Before the router, whose case-detail route would otherwise be tried first.
     path("cases/export.csv", CaseExportView.as_view(), name="case-export"),
-    path("cases/<str:pk>/pull/", CasePullView.as_view(), name="case-pull"),
+    path("cases/<str:id>/pull/", CasePullView.as_view(), name="case-pull"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Its script is a file of its own (?script), not inline: the CSP allows no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),

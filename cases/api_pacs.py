@@ -3,19 +3,67 @@
 each pull or push (``GET /api/v1/pulls/``, ``/pulls/{id}/``). The work is in cases/pacs_import.py.
 """
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_serializer,
+    extend_schema_view,
+)
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from brainscan.api import ErrorSerializer, StrictInput
 
-from . import pacs_import, pacs_pull
+from . import api_examples, pacs_import, pacs_pull
 from .access import cases_visible_to, study_imports_visible_to, teams_of
 from .models import CaseClosed, StudyImport, Team
 from .pacs import PacsUnavailable
 
+PULL = {
+    "id": 7,
+    "url": f"{api_examples.API}/pulls/7/",
+    "source": "pull",
+    "status": "done",
+    "status_label": "Done",
+    "reason": "Left out 1 series that are not MR or CT (SR).",
+    "attempts": 2,
+    "scan_count": 20,
+    "team": 1,
+    "case": api_examples.CASE_ID,
+    "requested_by": "alice",
+    "created_at": "2026-11-30T09:12:03.114201Z",
+    "updated_at": "2026-11-30T09:12:41.870112Z",
+}
+PULL_EXAMPLES = [
+    OpenApiExample("A pull that is done", value=PULL, status_codes=["200", "202"]),
+    OpenApiExample(
+        "A pull waiting for the PACS",
+        value=PULL
+        | {
+            "status": "queued",
+            "status_label": "Queued",
+            "reason": "PACS unavailable (refused): could not connect to http://orthanc:8042/dicom-web to "
+            "list the study's series. Trying again (attempt 1).",
+            "attempts": 1,
+            "scan_count": 0,
+            "case": None,
+        },
+        status_codes=["200", "202"],
+    ),
+]
+NOT_CONFIGURED_EXAMPLE = OpenApiExample(
+    "pacs_not_configured",
+    value={
+        "detail": "PACS unavailable (not_configured): no PACS is configured (PACS_URL)",
+        "code": "pacs_not_configured",
+    },
+)
 
+
+@extend_schema_serializer(examples=PULL_EXAMPLES)
 class StudyImportSerializer(serializers.ModelSerializer):
     url = serializers.HyperlinkedIdentityField(view_name="api:studyimport-detail")
     status_label = serializers.CharField(source="get_status_display", read_only=True)
@@ -41,9 +89,20 @@ class StudyImportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A study by its UID",
+            value={"study_uid": "1.2.840.113619.2.55.3.604688119.971.1"},
+            request_only=True,
+        )
+    ]
+)
 class PullRequestSerializer(StrictInput, serializers.Serializer):
-    study_uid = serializers.CharField(
-        max_length=64, help_text="The study's StudyInstanceUID in the PACS (kept only until it is fetched)."
+    study_uid = serializers.RegexField(
+        pacs_import.UID_PATTERN.pattern,
+        max_length=64,
+        help_text="The study's StudyInstanceUID in the PACS (kept only until it is fetched).",
     )
     team = serializers.PrimaryKeyRelatedField(
         queryset=Team.objects.none(),
@@ -53,7 +112,9 @@ class PullRequestSerializer(StrictInput, serializers.Serializer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = teams_of(self.context["request"].user)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["team"].queryset = teams_of(request.user)
 
     def validate_study_uid(self, value):
         try:
@@ -63,7 +124,8 @@ class PullRequestSerializer(StrictInput, serializers.Serializer):
 
 
 class PacsNotConfigured(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    # 409, not 503: no PACS is the deployment's state, not an outage that a retry would outlast.
+    status_code = status.HTTP_409_CONFLICT
     default_code = "pacs_not_configured"
 
 
@@ -89,7 +151,11 @@ def _queue(request, *, team, case=None):
 
 PULL_RESPONSES = {
     202: StudyImportSerializer,
-    503: OpenApiResponse(ErrorSerializer, description="No PACS is configured (`pacs_not_configured`)."),
+    409: OpenApiResponse(
+        ErrorSerializer,
+        description="No PACS is configured (`pacs_not_configured`), or the case is closed (`case_closed`).",
+        examples=[NOT_CONFIGURED_EXAMPLE, api_examples.CASE_CLOSED_EXAMPLE],
+    ),
 }
 
 
@@ -124,14 +190,12 @@ class StudyImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 class CasePullView(APIView):
     @extend_schema(
         summary="Pull a study from the PACS into this case",
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The case's id.")],
         request=PullRequestSerializer,
-        responses={
-            **PULL_RESPONSES,
-            409: OpenApiResponse(ErrorSerializer, description="The case is closed."),
-        },
+        responses=PULL_RESPONSES,
     )
-    def post(self, request, pk):
-        case = cases_visible_to(request.user).filter(pk=pk if str(pk).isdigit() else None).first()
+    def post(self, request, id):  # noqa: A002 - the path's name, as the router's routes have it
+        case = cases_visible_to(request.user).filter(pk=id if str(id).isdigit() else None).first()
         if case is None:
             raise exceptions.NotFound()
         return _queue(request, team=case.team, case=case)

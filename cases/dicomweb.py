@@ -11,6 +11,7 @@ refused ones with their reason; 400 for a body that is not multipart, 415 for an
 import re
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import BaseParser
@@ -134,6 +135,8 @@ def stow_answer(arrivals, failures: dict) -> dict:
     return answer
 
 
+# Not part of /api/v1/'s OpenAPI schema: PS3.18 defines it (multipart/related in, DICOM JSON out).
+@extend_schema(exclude=True)
 class StowView(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes = [IsAuthenticated]

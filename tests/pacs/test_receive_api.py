@@ -92,12 +92,12 @@ def test_a_closed_case_is_409(no_pacs, owner, case):
     assert not StudyImport.objects.exists()
 
 
-def test_without_a_pacs_a_pull_is_503_and_says_so(settings, owner, case):
+def test_without_a_pacs_a_pull_is_409_and_says_so(settings, owner, case):
     settings.PACS_URL = ""
 
     response = api(owner).post(f"/api/v1/cases/{case.pk}/pull/", {"study_uid": UID}, format="json")
 
-    assert response.status_code == 503
+    assert response.status_code == 409
     assert response.json()["code"] == "pacs_not_configured" and "PACS_URL" in response.json()["detail"]
     assert not StudyImport.objects.exists()
 
