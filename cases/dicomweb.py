@@ -157,13 +157,13 @@ class StowView(APIView):
         parts = request.data
         arrivals = [pacs_import.arrival(index, data) for index, data in enumerate(parts, start=1)]
         try:
-            batches = pacs_import.prepare(arrivals)
+            batches = pacs_import.prepare(arrivals, seconds=settings.UPLOAD_MAX_SECONDS)
             pacs_import.store_batches(batches, team=team, user=request.user)
         except pacs_import.ImportRejected as rejection:
             refused = {e.index: (e.failure, e.message) for e in rejection.errors}
             code = (
                 pacs_import.FAILURE_OUT_OF_RESOURCES
-                if rejection.status == 413
+                if rejection.status in (413, 503)
                 else pacs_import.FAILURE_PROCESSING
             )
             failures = {a.index: refused.get(a.index, (code, str(rejection))) for a in arrivals}
@@ -183,4 +183,5 @@ class StowView(APIView):
             objects=len(arrivals),
             refused=sum(1 for c, _ in failures.values() if c == pacs_import.FAILURE_REFUSED),
         )
-        return Response(stow_answer(arrivals, failures), status=answer_status)
+        headers = {"Retry-After": "60"} if answer_status == status.HTTP_503_SERVICE_UNAVAILABLE else None
+        return Response(stow_answer(arrivals, failures), status=answer_status, headers=headers)

@@ -14,6 +14,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass, field
+from time import monotonic
 
 import pydicom
 from django.conf import settings
@@ -131,12 +132,21 @@ def check_limits(arrivals: list[Arrival]):
         raise ImportRejected(str(refusal), code=refusal.code, status=refusal.status) from None
 
 
-def prepare(arrivals: list[Arrival]) -> list[StudyBatch]:
+def prepare(arrivals: list[Arrival], seconds: float | None = None) -> list[StudyBatch]:
     """Check and de-identify every object, grouped by study; ImportRejected (with one ObjectError
-    per bad object) if any object is refused."""
+    per bad object) if any object is refused. ``seconds``: a web request's budget, as an upload's
+    (UPLOAD_MAX_SECONDS); past it, ImportRejected with status 503."""
     check_limits(arrivals)
     batches, errors = {}, []
+    deadline = None if seconds is None else monotonic() + seconds
     for item in arrivals:
+        if deadline is not None and monotonic() > deadline:
+            raise ImportRejected(
+                f"The server is too busy to check these objects now (it took longer than {seconds:g} s). "
+                "Nothing was stored: send them again in a minute, or fewer at once.",
+                code="upload_timeout",
+                status=503,
+            )
         try:
             if not is_dicom(item.data[:132]):
                 raise UploadRejected("The part is not a DICOM (PS3.10) object.")

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from cases import uploads
+from cases import pacs_import, uploads
 from cases.models import AuditEvent, Case, Scan, StudyImport, hash_patient_reference
 from ml.dicomseries import IDENTIFYING_TAGS, build_series
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
@@ -246,3 +246,19 @@ def test_a_push_into_a_closed_case_is_refused(token, lgg_slices):
     failed = response.json()[FAILED]["Value"]
     assert "closed" in failed[0]["00000902"]["Value"][0]
     assert case.scans.count() == 1
+
+
+def test_a_push_that_takes_longer_than_the_upload_budget_is_503_and_stores_nothing(
+    token, settings, lgg_slices, monkeypatch
+):
+    settings.UPLOAD_MAX_SECONDS = 20
+    clock = iter(range(0, 1000, 15))  # each reading of the clock: 15 s later
+    monkeypatch.setattr(pacs_import, "monotonic", lambda: next(clock))
+
+    response = push([part10(ds) for ds in build_series(lgg_slices[:3])], token)
+
+    assert response.status_code == 503 and response["Retry-After"] == "60"
+    failed = response.json()[FAILED]["Value"]
+    assert {item[FAILURE_REASON]["Value"][0] for item in failed} == {0xA700}
+    assert "too busy" in failed[0]["00000902"]["Value"][0]
+    assert not Case.objects.exists() and not Scan.objects.exists()
