@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 
 from cases import pacs_import, uploads
 from cases.models import AuditEvent, Case, Scan, StudyImport, hash_patient_reference
-from ml.dicomseries import IDENTIFYING_TAGS, build_series
+from ml.dicomseries import IDENTIFYING_TAGS, build_multiframe, build_series
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 from .receiving import files_since, part10, rows_as_text, source_uids, stored_files, stow_body
@@ -262,3 +262,25 @@ def test_a_push_that_takes_longer_than_the_upload_budget_is_503_and_stores_nothi
     assert {item[FAILURE_REASON]["Value"][0] for item in failed} == {0xA700}
     assert "too busy" in failed[0]["00000902"]["Value"][0]
     assert not Case.objects.exists() and not Scan.objects.exists()
+
+
+def test_a_slice_that_declares_burned_in_text_is_held_for_a_steward(token, lgg_slices):
+    series = build_series(lgg_slices[:2])
+    series[1].BurnedInAnnotation = "YES"
+
+    assert push([part10(ds) for ds in series], token).status_code == 200
+
+    statuses = dict(Scan.objects.values_list("series_instance", "status"))
+    assert statuses == {lgg_slices[0].number: Scan.Status.QUEUED, lgg_slices[1].number: Scan.Status.HELD}
+    assert Scan.objects.get(status=Scan.Status.HELD).hold_reason
+
+
+def test_a_multi_frame_object_arrives_as_one_scan_per_frame(token, lgg_slices):
+    multiframe = build_multiframe(lgg_slices[:4])
+
+    response = push([part10(multiframe)], token)
+
+    assert response.status_code == 200
+    assert instances(response.json()[REFERENCED]) == [multiframe.SOPInstanceUID]
+    [case] = Case.objects.all()
+    assert case.scans.count() == 4 and case.series.count() == 1
