@@ -8,6 +8,8 @@ from rest_framework.routers import DefaultRouter
 
 from cases.api import CaseViewSet, ScanViewSet
 from cases.api_export import CaseExportView
+from cases.api_pacs import CasePullView, StudyImportViewSet
+from cases.dicomweb import StowView
 from inference.api import ModelVersionViewSet
 
 from .api import TokenView
@@ -20,11 +22,13 @@ router.include_root_view = False
 router.register("cases", CaseViewSet, basename="case")
 router.register("scans", ScanViewSet, basename="scan")
 router.register("models", ModelVersionViewSet, basename="modelversion")
+router.register("pulls", StudyImportViewSet, basename="studyimport")
 
 api_urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
     # Before the router, whose case-detail route would otherwise be tried first.
     path("cases/export.csv", CaseExportView.as_view(), name="case-export"),
+    path("cases/<str:id>/pull/", CasePullView.as_view(), name="case-pull"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # Its script is a file of its own (?script), not inline: the CSP allows no inline script.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
@@ -39,4 +43,6 @@ urlpatterns = [
     path("analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_urlpatterns, "api"))),
+    # DICOMweb STOW-RS: a PACS pushes studies here (token-authenticated service account).
+    path("dicomweb/studies", StowView.as_view(), name="stow"),
 ]

@@ -2,7 +2,7 @@
 
 from django.db.models import Exists, OuterRef
 
-from .models import Case, Membership, Scan, Team, predictions
+from .models import Case, Membership, Scan, StudyImport, Team, predictions
 from .roles import CLINICIAN_GROUP, STEWARD_GROUP, is_steward  # noqa: F401  (the access helpers' names)
 
 
@@ -31,3 +31,8 @@ def scans_visible_to(user):
 
 def predictions_visible_to(user):
     return predictions().filter(scan__case__in=cases_visible_to(user), scan__retracted_at=None)
+
+
+def study_imports_visible_to(user):
+    """Pulls and pushes of the user's teams (every team's for a steward)."""
+    return StudyImport.objects.filter(team__in=teams_of(user))

@@ -44,6 +44,8 @@ class AuditEvent(AppendOnly):
         USER_CREATE = "user_create", "Created user account"
         USER_CHANGE = "user_change", "Changed user account"
         REFUSED = "refused", "Refused an action"
+        PACS_PULL = "pacs_pull", "Asked the PACS for a study"
+        PACS_PUSH_REJECTED = "pacs_push_rejected", "Refused a study pushed by the PACS"
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"

@@ -27,6 +27,7 @@ from .scans import (
     scan_upload_path,
 )
 from .studies import Series, Study
+from .studyimports import StudyImport
 
 __all__ = [
     "AnonymisationReport",
@@ -45,6 +46,7 @@ __all__ = [
     "ScanBusy",
     "Series",
     "Study",
+    "StudyImport",
     "Team",
     "cases_with_consent",
     "delete_stored_files",

@@ -150,6 +150,13 @@ def clean_upload(uploaded_file, screen=True) -> CleanImage:
     )
 
 
+def clean_slices(uploaded_file) -> list[CleanImage]:
+    """One file as the slices it holds, each validated, de-identified and read for burnt-in text
+    (a frame of a multi-frame object is a slice); raises UploadRejected. Uploads and objects from
+    the PACS (cases.pacs_import) both go through it."""
+    return list(map(burnedin.screen, multiframe.frames(clean_upload(uploaded_file, screen=False))))
+
+
 def _declared_pixels(uploaded_file) -> int:
     """The pixels a file's header declares, read without decoding it; 0 for a file that its own
     checks refuse without decoding (empty, too large, not an image, unreadable header)."""
@@ -210,8 +217,7 @@ def validate_files(files) -> tuple[list[CleanImage], list[FileError]]:
                 retry_after=60,
             )
         try:
-            # A frame is a slice, read for burnt-in text as one.
-            cleaned.extend(map(burnedin.screen, multiframe.frames(clean_upload(uploaded, screen=False))))
+            cleaned.extend(clean_slices(uploaded))
         except UploadRejected as rejection:
             errors.append(FileError(index, uploaded.name or f"file {index}", str(rejection)))
         if len(cleaned) > settings.UPLOAD_MAX_SLICES:

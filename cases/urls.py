@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import viewer, views
+from . import viewer, views, views_pacs
 
 app_name = "cases"
 urlpatterns = [
@@ -15,6 +15,7 @@ urlpatterns = [
     path("<int:pk>/edit/", views.case_update, name="update"),
     path("<int:pk>/scans/", views.scan_upload, name="upload"),
     path("<int:pk>/scans/fragment/", views.case_scans_fragment, name="scans_fragment"),
+    path("<int:pk>/pull/", views_pacs.case_pull, name="pull"),
     path("scans/<int:pk>/image.png", views.scan_image, name="scan_image"),
     path("scans/<int:pk>/viewer/", viewer.scan_viewer, name="viewer"),
     path("scans/<int:pk>/retract/", views.scan_retract, name="retract"),

@@ -34,6 +34,7 @@ from .forms import (
     WorklistFilterForm,
 )
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
+from .pacs import pacs_configured
 from .preferences import Preference
 from .studies import group_by_series
 from .uploads import FileError, UploadRefused, accepted_formats, upload_scans
@@ -119,6 +120,7 @@ def case_detail(request, pk):
             "update_form": CaseUpdateForm(instance=case),
             "earlier_cases": earlier,
             "accepted_formats": accepted_formats(),
+            "pacs_configured": pacs_configured(),
         }
     )
     return render(request, "cases/case_detail.html", context)

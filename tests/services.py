@@ -109,6 +109,8 @@ class OrthancServer:
         self.user = "brainscan-test"
         self.password = secrets.token_urlsafe(16)
         self.process = None
+        # DICOMweb servers this Orthanc may send studies to (its STOW-RS client), by name.
+        self.dicomweb_servers = {}
 
     @property
     def url(self) -> str:
@@ -135,7 +137,12 @@ class OrthancServer:
             "WebDavEnabled": False,
             "HttpCompressionEnabled": False,
             "SaveJobs": False,
-            "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": False},
+            "DicomWeb": {
+                "Enable": True,
+                "Root": "/dicom-web/",
+                "EnableWado": False,
+                "Servers": self.dicomweb_servers,
+            },
         }
 
     def is_up(self) -> bool:

@@ -270,6 +270,9 @@ PACS_USER = env_str("PACS_USER", "")
 PACS_PASSWORD = env_secret("PACS_PASSWORD", None)
 PACS_TOKEN = env_secret("PACS_TOKEN", None)
 PACS_TIMEOUT = env_int("PACS_TIMEOUT_S", 30, minimum=1)
+# STOW-RS (POST /dicomweb/studies, cases/dicomweb.py): one request's body is read whole before its
+# objects are checked, like an upload's zip archives; its objects then meet the upload limits.
+STOW_MAX_BYTES = env_int("STOW_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
 if PACS_USER and not PACS_PASSWORD:
     raise ImproperlyConfigured("PACS_USER is set: set PACS_PASSWORD (or PACS_PASSWORD_FILE) too.")
 

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 
 from brainscan.wsgi import application
+from cases.models import StudyImport
 from tests.factories import png_bytes
 
 SCHEMA_PATH = "/api/v1/schema/"
@@ -51,17 +52,22 @@ def _point_at_real_objects(case, real):
             case.body["files"] = [png_bytes()]
     # Only a team id that is an integer: any other value is the negative part of the example.
     team = case.body.get("team") if isinstance(case.body, dict) else None
-    if case.operation.path == "/api/v1/cases/" and isinstance(team, int) and not isinstance(team, bool):
+    team_level = case.operation.path in ("/api/v1/cases/", "/api/v1/pulls/")
+    if team_level and isinstance(team, int) and not isinstance(team, bool):
         case.body["team"] = real["team"]
 
 
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_schema(case, live_app, owner_token, classified, team):
+def test_api_conforms_to_its_schema(case, live_app, owner_token, classified, team, owner):
+    pull = StudyImport.objects.create(
+        team=team, requested_by=owner, source="push", status="done", study_key="0" * 64
+    )
     real = {
         "cases": classified.scan.case_id,
         "scans": classified.scan_id,
         "models": classified.model_version_id,
+        "pulls": pull.pk,
     }
     _point_at_real_objects(case, real | {"team": team.pk})
     # Every check applies: a bare value as a multipart body is a 400 now (brainscan.parsers), not

@@ -1,0 +1,14 @@
+"""Celery tasks of cases: pulling a study from the PACS (the work is in cases/pacs_pull.py)."""
+
+from celery import shared_task
+
+from . import pacs_pull
+
+
+@shared_task(bind=True, max_retries=pacs_pull.PULL_ATTEMPTS - 1)
+def pull_study(self, import_id):
+    # Only a transient PACS failure (refused, timed out, 5xx/429) is tried again, with backoff.
+    try:
+        pacs_pull.run_pull(import_id, last_attempt=self.request.retries >= self.max_retries)
+    except pacs_pull.PullDeferred as deferred:
+        raise self.retry(countdown=pacs_pull.retry_wait(self.request.retries), exc=deferred) from None
