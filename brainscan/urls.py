@@ -8,6 +8,7 @@ from rest_framework.routers import DefaultRouter
 
 from cases.api import CaseViewSet, ScanViewSet
 from cases.api_export import CaseExportView
+from cases.api_series_review import SeriesViewSet
 from inference.api import ModelVersionViewSet
 
 from .api import TokenView
@@ -19,6 +20,7 @@ router = DefaultRouter()
 router.include_root_view = False
 router.register("cases", CaseViewSet, basename="case")
 router.register("scans", ScanViewSet, basename="scan")
+router.register("series", SeriesViewSet, basename="series")
 router.register("models", ModelVersionViewSet, basename="modelversion")
 
 api_urlpatterns = [

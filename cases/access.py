@@ -2,8 +2,9 @@
 
 from django.db.models import Exists, OuterRef
 
-from .models import Case, Membership, Scan, Team, predictions
+from .models import Case, Membership, Scan, Series, Team, predictions
 from .roles import CLINICIAN_GROUP, STEWARD_GROUP, is_steward  # noqa: F401  (the access helpers' names)
+from .studies import series_verdicts
 
 
 def teams_of(user):
@@ -31,3 +32,11 @@ def scans_visible_to(user):
 
 def predictions_visible_to(user):
     return predictions().filter(scan__case__in=cases_visible_to(user), scan__retracted_at=None)
+
+
+def series_visible_to(user):
+    return Series.objects.filter(case__in=cases_visible_to(user))
+
+
+def series_verdicts_visible_to(user):
+    return series_verdicts().filter(series__case__in=cases_visible_to(user))

@@ -270,6 +270,11 @@ PACS_USER = env_str("PACS_USER", "")
 PACS_PASSWORD = env_secret("PACS_PASSWORD", None)
 PACS_TOKEN = env_secret("PACS_TOKEN", None)
 PACS_TIMEOUT = env_int("PACS_TIMEOUT_S", 30, minimum=1)
+# Report each series verdict back to the PACS (inference/reportback.py): off unless asked for.
+PACS_REPORT_BACK = env_bool("PACS_REPORT_BACK", False)
+PACS_REPORT_ATTEMPTS = env_int("PACS_REPORT_ATTEMPTS", 4, minimum=1)
+PACS_REPORT_BACKOFF_S = env_int("PACS_REPORT_BACKOFF_S", 30, minimum=1)
+PACS_REPORT_MAX_BACKOFF_S = env_int("PACS_REPORT_MAX_BACKOFF_S", 600, minimum=1)
 if PACS_USER and not PACS_PASSWORD:
     raise ImproperlyConfigured("PACS_USER is set: set PACS_PASSWORD (or PACS_PASSWORD_FILE) too.")
 
