@@ -57,6 +57,21 @@ STUDY_EXAMPLE = {
 }
 
 
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A corrected series label",
+            value={
+                "id": 4,
+                "decision": "corrected",
+                "label": "meningioma",
+                "comment": "dural tail",
+                "reviewer": "dr.okafor",
+                "created_at": "2026-12-01T15:20:03Z",
+            },
+        )
+    ]
+)
 class SeriesReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.get_username", read_only=True)
 

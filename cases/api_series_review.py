@@ -12,10 +12,13 @@ from ml.labels import CLASSES
 
 from .access import series_visible_to
 from .api import CASE_CLOSED, Conflict
+from .api_examples import CASE_CLOSED_EXAMPLE
 from .api_series import SeriesReviewSerializer, SeriesSerializer
 from .forms_series import SeriesReviewForm
 from .models import Refusal
 
+NO_VERDICT = "The series has no verdict to review yet: not every slice is answered."
+NO_VERDICT_EXAMPLE = OpenApiExample("conflict", value={"detail": NO_VERDICT, "code": "conflict"})
 CORRECTION = OpenApiExample("Correct the series to meningioma", value={"label": "meningioma", "comment": ""})
 
 
@@ -38,6 +41,8 @@ class SeriesViewSet(viewsets.GenericViewSet):
     """Only the review: a case's series are read at /api/v1/cases/{id}/series/."""
 
     serializer_class = SeriesSerializer
+    # Any id reaches the view (and its authentication): "0.5" is a 401 or 404 there, not a routing miss.
+    lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
         return series_visible_to(self.request.user).select_related("case")
@@ -47,12 +52,12 @@ class SeriesViewSet(viewsets.GenericViewSet):
         request=SeriesReviewRequestSerializer,
         responses={
             201: SeriesReviewSerializer,
-            400: OpenApiResponse(ErrorSerializer, description="Not one of the model version's labels."),
             409: OpenApiResponse(
                 ErrorSerializer,
                 description="The series has no verdict yet or none to review (`conflict`: a model "
                 "without a series rule), no slice its question reads (`wrong_modality`), or its case "
                 "is closed (`case_closed`, " + (CASE_CLOSED.description or "") + ").",
+                examples=[NO_VERDICT_EXAMPLE, CASE_CLOSED_EXAMPLE],
             ),
         },
     )
@@ -61,7 +66,7 @@ class SeriesViewSet(viewsets.GenericViewSet):
         series = self.get_object()
         verdict = SeriesVerdict.current_for(series.pk)
         if verdict is None:
-            raise Conflict("The series has no verdict to review yet: not every slice is answered.")
+            raise Conflict(NO_VERDICT)
         body = SeriesReviewRequestSerializer(data=request.data, verdict=verdict)
         body.is_valid(raise_exception=True)
         verdict.series = series
