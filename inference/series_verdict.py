@@ -65,6 +65,9 @@ def refresh(series_id) -> list[SeriesVerdict]:
             stored.append(verdict)
             if changed:
                 _queue_report(verdict)
+        if stored:
+            # The case flag reads the series verdict in place of its slices' (Case.refresh_flag).
+            series.case.refresh_flag()
     return stored
 
 

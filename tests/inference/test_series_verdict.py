@@ -214,3 +214,23 @@ def test_the_shipped_model_judges_a_real_series(owner_client, case, shipped_mode
     assert verdict.tumour_suspected is True  # three glioma slices: the shipped rule finds them
     ranked = sorted(answered, reverse=True)
     assert [item["probability"] for item in verdict.most_suspicious] == pytest.approx(ranked, abs=1e-6)
+
+
+def test_the_case_flag_follows_the_series_verdict_not_its_single_slices(case, model, classify, tmp_path):
+    """Rule "2 consecutive at 0.5": one isolated slice over the threshold flags the slice, not
+    the series, so the case is not flagged; a run of two flags it."""
+    with_rule(tmp_path, model, {"kind": "consecutive", "k": 2, "threshold": 0.5})
+    series, scans = make_series(case, 3)
+    classify(scans[0], 0.9)
+    case.refresh_from_db()
+    assert case.flag == case.Flag.TUMOUR_SUSPECTED  # no verdict yet: the slice's own flag
+    classify(scans[1], 0.1)
+    classify(scans[2], 0.2)
+    case.refresh_from_db()
+    assert SeriesVerdict.objects.get(series=series).tumour_suspected is False
+    assert case.flag == case.Flag.NONE
+    later = ScanFactory(case=case, series=series, series_instance=4, status=Scan.Status.QUEUED)
+    scans[2].predictions.update(tumour_probability=0.7)
+    classify(later, 0.8)
+    case.refresh_from_db()
+    assert case.flag == case.Flag.TUMOUR_SUSPECTED
