@@ -57,12 +57,18 @@ class ErrorSerializer(serializers.Serializer):
 
 class StrictInput:
     """Serializer mixin for request bodies, so the API refuses what its schema refuses: a JSON
-    number is not text (DRF's CharField turns 0 into "0"), and an empty form field is not a
-    value for a number or a choice (DRF would read it as left out)."""
+    number is not text (DRF's CharField turns 0 into "0"), an empty form field is not a
+    value for a number or a choice (DRF would read it as left out), and a field the body may not
+    name is refused rather than ignored (`{"taks": "tumour-ct"}` would otherwise open a case for
+    the default question)."""
 
     def to_internal_value(self, data):
         if hasattr(data, "get"):
-            errors = {}
+            errors = {
+                str(name): [f"Unknown field: expected {', '.join(self._writable_names())}."]
+                for name in data
+                if name not in self.fields
+            }
             for name, field in self.fields.items():
                 if field.read_only or name not in data:
                     continue
@@ -75,6 +81,9 @@ class StrictInput:
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+    def _writable_names(self):
+        return [name for name, field in self.fields.items() if not field.read_only] or ["no fields"]
 
 
 def _flatten(detail):

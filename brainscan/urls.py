@@ -9,6 +9,7 @@ from rest_framework.routers import DefaultRouter
 from cases.api import CaseViewSet, ScanViewSet
 from cases.api_export import CaseExportView
 from cases.api_pacs import CasePullView, StudyImportViewSet
+from cases.api_series_review import SeriesViewSet
 from cases.dicomweb import StowView
 from inference.api import ModelVersionViewSet
 
@@ -21,6 +22,7 @@ router = DefaultRouter()
 router.include_root_view = False
 router.register("cases", CaseViewSet, basename="case")
 router.register("scans", ScanViewSet, basename="scan")
+router.register("series", SeriesViewSet, basename="series")
 router.register("models", ModelVersionViewSet, basename="modelversion")
 router.register("pulls", StudyImportViewSet, basename="studyimport")
 

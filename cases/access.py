@@ -2,8 +2,9 @@
 
 from django.db.models import Exists, OuterRef
 
-from .models import Case, Membership, Scan, StudyImport, Team, predictions
+from .models import Case, Membership, Scan, Series, StudyImport, Team, predictions
 from .roles import CLINICIAN_GROUP, STEWARD_GROUP, is_steward  # noqa: F401  (the access helpers' names)
+from .studies import series_verdicts
 
 
 def teams_of(user):
@@ -36,3 +37,11 @@ def predictions_visible_to(user):
 def study_imports_visible_to(user):
     """Pulls and pushes of the user's teams (every team's for a steward)."""
     return StudyImport.objects.filter(team__in=teams_of(user))
+
+
+def series_visible_to(user):
+    return Series.objects.filter(case__in=cases_visible_to(user))
+
+
+def series_verdicts_visible_to(user):
+    return series_verdicts().filter(series__case__in=cases_visible_to(user))

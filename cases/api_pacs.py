@@ -98,16 +98,29 @@ class StudyImportSerializer(serializers.ModelSerializer):
         )
     ]
 )
-class PullRequestSerializer(StrictInput, serializers.Serializer):
+class CasePullRequestSerializer(StrictInput, serializers.Serializer):
+    """A pull into a given case: the study's UID only (the case names the team)."""
+
     study_uid = serializers.RegexField(
         pacs_import.UID_PATTERN.pattern,
         max_length=64,
         help_text="The study's StudyInstanceUID in the PACS (kept only until it is fetched).",
     )
+
+    def validate_study_uid(self, value):
+        try:
+            return pacs_import.check_study_uid(value)
+        except ValueError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+class PullRequestSerializer(CasePullRequestSerializer):
+    """A team-level pull: the study's UID and, for a member of several teams, which team."""
+
     team = serializers.PrimaryKeyRelatedField(
         queryset=Team.objects.none(),
         required=False,
-        help_text="Team-level pulls only: one of your teams; may be left out when you belong to one.",
+        help_text="One of your teams; may be left out when you belong to one.",
     )
 
     def __init__(self, *args, **kwargs):
@@ -115,12 +128,6 @@ class PullRequestSerializer(StrictInput, serializers.Serializer):
         request = self.context.get("request")
         if request is not None:
             self.fields["team"].queryset = teams_of(request.user)
-
-    def validate_study_uid(self, value):
-        try:
-            return pacs_import.check_study_uid(value)
-        except ValueError as error:
-            raise serializers.ValidationError(str(error)) from None
 
 
 class PacsNotConfigured(exceptions.APIException):
@@ -134,9 +141,7 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def _queue(request, *, team, case=None):
-    body = PullRequestSerializer(data=request.data, context={"request": request})
-    body.is_valid(raise_exception=True)
+def _queue(request, body, *, team, case=None):
     try:
         record = pacs_pull.request_pull(
             body.validated_data["study_uid"], team=team, user=request.user, case=case
@@ -184,18 +189,20 @@ class StudyImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             if len(teams) != 1:
                 raise exceptions.ValidationError({"team": ["Choose one of your teams."]})
             team = teams[0]
-        return _queue(request, team=team)
+        return _queue(request, body, team=team)
 
 
 class CasePullView(APIView):
     @extend_schema(
         summary="Pull a study from the PACS into this case",
         parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The case's id.")],
-        request=PullRequestSerializer,
+        request=CasePullRequestSerializer,
         responses=PULL_RESPONSES,
     )
     def post(self, request, id):  # noqa: A002 - the path's name, as the router's routes have it
         case = cases_visible_to(request.user).filter(pk=id if str(id).isdigit() else None).first()
         if case is None:
             raise exceptions.NotFound()
-        return _queue(request, team=case.team, case=case)
+        body = CasePullRequestSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        return _queue(request, body, team=case.team, case=case)

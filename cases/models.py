@@ -26,7 +26,7 @@ from .scans import (
     reviews,
     scan_upload_path,
 )
-from .studies import Series, Study
+from .studies import Series, Study, series_verdicts
 from .studyimports import StudyImport
 
 __all__ = [
@@ -238,15 +238,25 @@ class Case(models.Model):
         self.patient_ref_hash = hash_patient_reference(reference) if reference.strip() else ""
 
     def refresh_flag(self):
-        """Recompute the case flag from each scan's latest prediction (the model card's thresholds)."""
+        """Recompute the case flag from each scan's latest prediction (the model card's thresholds),
+        a series with a verdict by its current one instead of its slices' (the series rule reads
+        them together: it may flag what no single slice does, or clear isolated slices)."""
+        judged = {}  # series id -> its current verdict's tumour_suspected
+        verdicts = series_verdicts().filter(series__case=self, has_rule=True)
+        ranked = verdicts.order_by("series_id", "-model_version__is_active", "-computed_at", "-id")
+        for series_id, suspected in ranked.values_list("series_id", "tumour_suspected"):
+            judged.setdefault(series_id, bool(suspected))
         latest = (
             predictions().filter(scan__case=self, scan__retracted_at=None).order_by("scan_id", "-created_at")
         )
-        seen, suspected = set(), False
-        for prediction in latest.only("scan_id", "tumour_suspected"):
-            if prediction.scan_id not in seen:
-                seen.add(prediction.scan_id)
-                suspected |= prediction.tumour_suspected
+        seen, suspected = set(), any(judged.values())
+        for scan_id, series_id, slice_suspected in latest.values_list(
+            "scan_id", "scan__series_id", "tumour_suspected"
+        ):
+            if scan_id not in seen:
+                seen.add(scan_id)
+                if series_id not in judged:
+                    suspected |= slice_suspected
         uncertain = self.scans.not_retracted().filter(outcome=Scan.Outcome.UNCERTAIN).exists()
         if suspected:
             flag = self.Flag.TUMOUR_SUSPECTED

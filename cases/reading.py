@@ -4,6 +4,8 @@ review, the case's flag line (the AI's flag and the clinicians' verdict) and the
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
+from inference.models import SeriesVerdict
+from inference.seriesmodels import pick_current
 from ml import tasks
 
 from . import questions, studies, worklist
@@ -20,8 +22,9 @@ def _retractable(scan, user) -> bool:
 
 
 def _review_history(prediction, user):
-    """The prediction's reviews, oldest first, each marked ``superseded_at`` when its author
-    amended it later (a new review by the same reviewer); the user's current review, if any."""
+    """The prediction's (or series verdict's) reviews, oldest first, each marked ``superseded_at``
+    when its author amended it later (a new review by the same reviewer); the user's current
+    review, if any."""
     reviews = list(prediction.reviews.all())
     latest_by = {}
     for review in reviews:
@@ -90,9 +93,33 @@ def scans_context(case, user):
     return {
         "case": case,
         "scans": scans,
-        "scan_groups": studies.group_by_series(scans),
+        "scan_groups": with_series_verdicts(studies.group_by_series(scans), user, rendered_options),
         "pending": any(s.is_pending for s in scans),
     } | flag_context(case)
+
+
+def with_series_verdicts(groups, user, rendered_options=None):
+    """``groups`` (cases.studies.group_by_series), each series given its current verdict
+    (``group.verdict``, None before its last slice is answered) with its review history: two
+    queries whatever the number of series."""
+    series_ids = [group.series.pk for group in groups if group.series]
+    found = {}
+    if series_ids:
+        verdicts = SeriesVerdict.objects.filter(series__in=series_ids).select_related("model_version")
+        for verdict in verdicts.prefetch_related("reviews__reviewer"):
+            found.setdefault(verdict.series_id, []).append(verdict)
+    rendered = {} if rendered_options is None else rendered_options
+    for group in groups:
+        group.verdict = pick_current(found.get(group.series.pk, [])) if group.series else None
+        if group.verdict is None:
+            continue
+        verdict = group.verdict
+        verdict.reviews_shown, verdict.my_review = _review_history(verdict, user)
+        # Judged over other slices than the series has now (one retracted, or more uploaded).
+        verdict.stale = set(verdict.scan_ids) != {scan.pk for scan in group.scans}
+        if verdict.reviewable:
+            verdict.label_options = label_options(verdict, rendered)
+    return groups
 
 
 def consent_context(case, user):

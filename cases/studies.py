@@ -83,6 +83,7 @@ def slice_key(scan):
 class SeriesGroup:
     series: "Series | None"  # None: the JPEG/PNG images (and DICOM slices without UIDs)
     scans: list = field(default_factory=list)
+    verdict: object = None  # the series' current SeriesVerdict, where the page reads it (cases.reading)
 
 
 def group_by_series(scans) -> list[SeriesGroup]:
@@ -164,3 +165,14 @@ def place(case, dataset) -> dict:
         "series_instance": _instance_number(dataset),
         "series_location": location(dataset),
     }
+
+
+def series_verdicts():
+    """Every series' verdicts, through the relation the inference app adds to Series
+    (``Series.verdicts``): cases reads them without importing inference."""
+    return Series.verdicts.rel.related_model.objects.all()
+
+
+def series_reviews():
+    """Every series verdict's reviews (``SeriesVerdict.reviews``), read the same way."""
+    return series_verdicts().model.reviews.rel.related_model.objects.all()

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import viewer, views, views_pacs
+from . import viewer, views, views_pacs, views_series
 
 app_name = "cases"
 urlpatterns = [
@@ -22,4 +22,5 @@ urlpatterns = [
     path("scans/<int:pk>/rerun/", views.scan_rerun, name="rerun"),
     path("predictions/<int:pk>/explanation.png", views.explanation_image, name="explanation_image"),
     path("predictions/<int:pk>/review/", views.review_create, name="review"),
+    path("series-verdicts/<int:pk>/review/", views_series.series_review_create, name="series_review"),
 ]

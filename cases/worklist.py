@@ -14,6 +14,7 @@ from ml import tasks
 from ml.labels import NOTUMOR
 
 from .models import Case, Scan, predictions, reviews
+from .studies import series_reviews
 
 ORDER_RULE = (
     "Unreviewed cases with a suspected tumour first, then unreviewed uncertain ones, then the rest; "
@@ -45,7 +46,11 @@ def annotate(cases):
     to_review = scans.filter(Exists(predictions().filter(scan=OuterRef("pk")))).exclude(
         outcome=Scan.Outcome.WRONG_MODALITY
     )
-    reviewed = to_review.filter(Exists(reviews().filter(prediction__scan=OuterRef("pk"))))
+    # Reviewed: the scan itself, or its series as a whole (a series review answers each slice).
+    reviewed = to_review.filter(
+        Exists(reviews().filter(prediction__scan=OuterRef("pk")))
+        | Exists(series_reviews().filter(verdict__series=OuterRef("series")))
+    )
     last_upload = Subquery(scans.order_by("-uploaded_at").values("uploaded_at")[:1])
     unreviewed = Q(scans_reviewed__lt=F("scans_to_review"))
     return (
@@ -111,28 +116,70 @@ class Verdict:
         return "Reviewed: " + "; ".join(parts)
 
 
+SERIES_REVIEW_RULE = (
+    "A series review answers for each slice of its series: for every slice, the later of its own "
+    "latest review and its series' latest review counts."
+)
+
+
 def verdicts(case_ids) -> dict[int, Verdict]:
-    """The verdict of each case whose scans have reviews, from the latest review of each scan (an
-    amendment supersedes its author's earlier review; field performance reads the latest too).
-    A label counts as a tumour when it is one of its model's question's tumour classes
-    (ml.tasks); a question without any (dementia staging) is named by its labels. Callers show
-    it only once every scan to review is reviewed (review_state ALL). One query."""
-    rows = (
+    """The verdict of each case whose scans or series have reviews, from the latest review of each
+    scan (an amendment supersedes its author's earlier review; field performance reads the latest
+    too) and of each series (SERIES_REVIEW_RULE). A label counts as a tumour when it is one of its
+    model's question's tumour classes (ml.tasks); a question without any (dementia staging) is
+    named by its labels. Callers show it only once every scan to review is reviewed
+    (review_state ALL). One query."""
+    case_ids = list(case_ids)
+    # One query: the slice reviews and the series reviews as rows of one shape (scan_ref last,
+    # None for a series review).
+    slice_rows = (
         reviews()
-        .filter(prediction__scan__case__in=list(case_ids), prediction__scan__retracted_at=None)
+        .filter(prediction__scan__case__in=case_ids, prediction__scan__retracted_at=None)
         .exclude(prediction__scan__outcome=Scan.Outcome.WRONG_MODALITY)
-        .order_by("prediction__scan_id", "created_at", "id")
+        .annotate(scan_ref=F("prediction__scan_id"))
+        .order_by()
         .values_list(
             "prediction__scan__case_id",
-            "prediction__scan_id",
             "label",
             "prediction__model_version__card__no_finding_class",
             "prediction__model_version__task",
+            "prediction__scan__series_id",
+            "created_at",
+            "id",
+            "scan_ref",
         )
     )
-    latest = {}
-    for case_id, scan_id, label, no_finding, task in rows:
-        latest[scan_id] = (case_id, label, no_finding or NOTUMOR, task)
+    series_rows = (
+        series_reviews()
+        .filter(verdict__series__case__in=case_ids)
+        .annotate(scan_ref=Value(None, output_field=IntegerField()))
+        .order_by()
+        .values_list(
+            "verdict__series__case_id",
+            "label",
+            "verdict__model_version__card__no_finding_class",
+            "verdict__model_version__task",
+            "verdict__series_id",
+            "created_at",
+            "id",
+            "scan_ref",
+        )
+    )
+    latest, series_latest = {}, {}
+    rows = sorted(slice_rows.union(series_rows, all=True), key=lambda row: (row[5], row[7] is None, row[6]))
+    for case_id, label, no_finding, task, series_id, created_at, _, scan_id in rows:
+        entry = (case_id, label, no_finding or NOTUMOR, task, series_id, created_at)
+        if scan_id is None:
+            series_latest[series_id] = entry
+        else:
+            latest[scan_id] = entry
+    # A slice review older than its series' latest review is answered by that one.
+    latest = {
+        scan_id: row[:4]
+        for scan_id, row in latest.items()
+        if row[4] not in series_latest or row[5] > series_latest[row[4]][5]
+    }
+    latest |= {("series", series_id): row[:4] for series_id, row in series_latest.items()}
     found: dict[int, tuple[set[str], set[str], list[bool]]] = {}
     for case_id, label, no_finding, task in latest.values():
         tumours, graded, asked = found.setdefault(case_id, (set(), set(), [False]))

@@ -159,3 +159,9 @@ class Review(models.Model):
 
     def __str__(self):
         return f"{self.get_decision_display()} {self.label} by {self.reviewer}"
+
+
+# The series verdicts and their reviews, in a module of their own; importable from here as Django expects.
+from .seriesmodels import SeriesReview, SeriesVerdict  # noqa: E402
+
+__all__ = ["ModelVersion", "Prediction", "Review", "SeriesReview", "SeriesVerdict"]

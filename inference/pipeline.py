@@ -75,6 +75,7 @@ def _set_status(scan_id, status, expected=Scan.Status.PROCESSING, **fields):
 def fail(scan_id, reason):
     logger.warning("Scan %s failed: %s", scan_id, reason)
     _set_status(scan_id, Scan.Status.FAILED, failure_reason=reason[:500])
+    _series_verdict(scan_id)
 
 
 def classify_scan(scan_id, claim_token="", worker="") -> str | None:
@@ -154,6 +155,7 @@ def _answer_nothing(scan, outcome, reason, claim_token=""):
         )
         case.refresh_flag()
     logger.info("Scan %s not classified (%s): %s", scan.pk, outcome, reason)
+    _series_verdict(scan.pk)
     return Scan.Status.DONE
 
 
@@ -191,7 +193,16 @@ def _record(scan, model_version, result, claim_token="") -> bool:
             failure_reason="",
         )
         case.refresh_flag()
+    _series_verdict(scan.pk)
     return True
+
+
+def _series_verdict(scan_id):
+    """The end of a scan's classification: its series' verdict, once its last slice is answered
+    (inference/series_verdict.py; it never fails the scan)."""
+    from .series_verdict import after_scan
+
+    after_scan(scan_id)
 
 
 def sweep_stuck_scans(now=None) -> list[int]:

@@ -4,8 +4,11 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_process_init, worker_ready
+from django.conf import settings
 
-from . import pipeline
+from cases.pacs import PacsUnavailable
+
+from . import pipeline, reportback
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +26,23 @@ def classify_scan(self, scan_id):
     return pipeline.classify_scan(
         scan_id, claim_token=self.request.id or "", worker=self.request.hostname or ""
     )
+
+
+@shared_task(bind=True, name=reportback.TASK_NAME)
+def report_series(self, verdict_id):
+    """Send a series verdict to the PACS; a transient failure (refused, timeout, 5xx) is tried
+    again with backoff and jitter, PACS_REPORT_ATTEMPTS times in all, each attempt recorded."""
+    allowed = settings.PACS_REPORT_ATTEMPTS
+    final = self.request.retries + 1 >= allowed
+    try:
+        return reportback.send(verdict_id, final=final, attempts_allowed=allowed)
+    except reportback.NothingToReport:
+        return []
+    except PacsUnavailable as error:
+        if final or not error.transient:
+            return []
+        countdown = reportback.backoff_s(self.request.retries)
+        raise self.retry(exc=error, countdown=countdown, max_retries=allowed - 1)
 
 
 @shared_task

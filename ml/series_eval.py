@@ -289,7 +289,11 @@ def write_rule(model_dir: Path, result: dict) -> Path:
         "command": "python -m ml.series_eval --write-rule (docs/MODEL.md, Series-level verdict)",
     }
     path = Path(model_dir) / RULE_FILE
-    path.write_text(json.dumps(document, indent=1) + "\n")
+    # Written beside it, then renamed: a model directory of symlinks to the shipped files (a
+    # test's copy) gets a file of its own instead of writing through the link into the shipped one.
+    partial = path.with_name(f".{RULE_FILE}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(document, indent=1) + "\n")
+    os.replace(partial, path)
     return path
 
 

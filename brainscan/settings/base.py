@@ -273,6 +273,11 @@ PACS_TIMEOUT = env_int("PACS_TIMEOUT_S", 30, minimum=1)
 # STOW-RS (POST /dicomweb/studies, cases/dicomweb.py): one request's body is read whole before its
 # objects are checked, like an upload's zip archives; its objects then meet the upload limits.
 STOW_MAX_BYTES = env_int("STOW_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
+# Report each series verdict back to the PACS (inference/reportback.py): off unless asked for.
+PACS_REPORT_BACK = env_bool("PACS_REPORT_BACK", False)
+PACS_REPORT_ATTEMPTS = env_int("PACS_REPORT_ATTEMPTS", 4, minimum=1)
+PACS_REPORT_BACKOFF_S = env_int("PACS_REPORT_BACKOFF_S", 30, minimum=1)
+PACS_REPORT_MAX_BACKOFF_S = env_int("PACS_REPORT_MAX_BACKOFF_S", 600, minimum=1)
 if PACS_USER and not PACS_PASSWORD:
     raise ImproperlyConfigured("PACS_USER is set: set PACS_PASSWORD (or PACS_PASSWORD_FILE) too.")
 
@@ -313,6 +318,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Enums as components (drf-spectacular's default), and request bodies that refuse unknown fields.
+    "POSTPROCESSING_HOOKS": ["brainscan.schema.postprocess"],
     # Swagger UI's assets come from this server (drf-spectacular-sidecar), never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

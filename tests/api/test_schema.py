@@ -57,6 +57,22 @@ def _point_at_real_objects(case, real):
         case.body["team"] = real["team"]
 
 
+def _series_with_verdict(prediction):
+    """The classified scan as a one-slice series with its verdict, for the series review."""
+    from cases.models import Series, Study
+    from inference.models import SeriesVerdict
+
+    scan = prediction.scan
+    study, _ = Study.objects.get_or_create(case=scan.case, study_uid="2.25.1")
+    series, _ = Series.objects.get_or_create(case=scan.case, series_uid="2.25.2", defaults={"study": study})
+    type(scan).objects.filter(pk=scan.pk).update(series=series, series_instance=1)
+    verdict = {"tumour_suspected": True, "score": 0.98, "label": "glioma", "probability": 0.91}
+    verdict["rule"] = {"kind": "max", "k": 1, "threshold": 0.0693}
+    version = prediction.model_version
+    SeriesVerdict.objects.get_or_create(series=series, model_version=version, defaults=verdict)
+    return series
+
+
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case, live_app, owner_token, classified, team, owner):
@@ -68,6 +84,7 @@ def test_api_conforms_to_its_schema(case, live_app, owner_token, classified, tea
         "scans": classified.scan_id,
         "models": classified.model_version_id,
         "pulls": pull.pk,
+        "series": _series_with_verdict(classified).pk,
     }
     _point_at_real_objects(case, real | {"team": team.pk})
     # Every check applies: a bare value as a multipart body is a 400 now (brainscan.parsers), not
