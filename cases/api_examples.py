@@ -192,7 +192,8 @@ IMAGE_RESPONSES = {
 }
 REVIEW_EXAMPLES = [OpenApiExample("A confirmed label", value=REVIEW)]
 REVIEW_REQUEST_EXAMPLES = [
-    OpenApiExample("Confirm glioma", value={"label": "glioma", "comment": "enhancing rim, agree"})
+    OpenApiExample("Confirm glioma", value={"label": "glioma", "comment": "enhancing rim, agree"}),
+    OpenApiExample("Correct a dementia grade (dementia-mri)", value={"label": "MildDemented"}),
 ]
 NO_PREDICTION_EXAMPLE = OpenApiExample(
     "conflict", value={"detail": "The scan has no prediction to review yet.", "code": "conflict"}
