@@ -167,7 +167,8 @@ def screen_stored(data: bytes, is_dicom: bool) -> Screening:
 
 def settle(scan_id: int, claim_token: str, screening: Screening) -> bool:
     """Record the verdict on a scan this worker attempt claimed while CHECKING: held for a steward,
-    or queued for classification (its attempts count again from 0: the check's were the check's).
+    or queued for classification (either way its attempts count again from 0: the check's were the
+    check's, and a steward's release starts classification afresh).
     False, recording nothing, when the claim is no longer this attempt's (the sweep handed it on,
     or it was retracted or erased)."""
     now = timezone.now()
@@ -182,7 +183,7 @@ def settle(scan_id: int, claim_token: str, screening: Screening) -> bool:
         )
         if screening.held:
             moved = mine.update(
-                status=Scan.Status.HELD, hold_reason=screening.reason[:200], status_changed_at=now
+                status=Scan.Status.HELD, hold_reason=screening.reason[:200], status_changed_at=now, attempts=0
             )
         else:
             moved = mine.update(status=Scan.Status.QUEUED, status_changed_at=now, attempts=0)

@@ -78,6 +78,7 @@ def test_a_scan_showing_text_is_held_by_the_worker_and_never_classified(case, mo
     assert pipeline.classify_scan(scan.pk, "task-1") == Scan.Status.HELD
     scan.refresh_from_db()
     assert (scan.status, scan.hold_reason) == (Scan.Status.HELD, "text found in the picture (4 words)")
+    assert scan.attempts == 0  # a steward's release starts classification afresh
     assert model_calls == [] and text_found == [(64, 64)]
     assert AnonymisationReport.objects.get().files[0] == {
         "scan": scan.pk,
