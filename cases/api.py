@@ -22,6 +22,7 @@ from .access import cases_visible_to, scans_visible_to
 from .api_series import StudySerializer, studies_of
 from .forms import CaseFilterForm, ReviewForm
 from .models import Case, CaseClosed, NotAllowed, Refusal, Scan
+from .scans import PIXELS_HELD, PIXELS_HIDDEN
 from .serializers import (
     CaseSerializer,
     CaseUpdateSerializer,
@@ -350,9 +351,7 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             ScanSerializer(scan, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
         )
 
-    @extend_schema(
-        summary="The stored (de-identified) image", responses={(200, "image/png"): OpenApiTypes.BINARY}
-    )
+    @extend_schema(summary="The stored (de-identified) image", responses=api_examples.IMAGE_RESPONSES)
     @action(
         detail=True,
         methods=["get"],
@@ -361,6 +360,10 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     )
     def image(self, request, pk=None):
         scan = self.get_object()
+        if scan.pixels_hidden_from(request.user):
+            if scan.status == scan.Status.HELD:
+                raise Conflict(PIXELS_HELD, code="held_for_steward")
+            raise Conflict(PIXELS_HIDDEN, code="awaiting_text_check")
         # DICOM slices are rendered from their de-identified pixels; erased scans have no file.
         try:
             png = scan.preview_png()

@@ -1,8 +1,10 @@
 """Example bodies for the API schema (/api/v1/docs/): real-looking values of each answer, so the
 docs show a case, a scan and its result as a client will receive them."""
 
-from drf_spectacular.utils import OpenApiExample
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
+from brainscan.api import ErrorSerializer
 from ml.card import refer_reason
 
 API = "http://127.0.0.1:8000/api/v1"
@@ -95,6 +97,8 @@ NOT_MRI_SCAN = _SCAN | {
     },
 }
 QUEUED_SCAN = _SCAN | {"status": "queued", "outcome": None, "explanation_url": None, "prediction": None}
+# Stored, not yet read for burned-in text by the worker: its image_url answers 409 until then.
+CHECKING_SCAN = QUEUED_SCAN | {"status": "checking"}
 # Text burnt into the pixels (cases.burnedin): classified only once a data steward releases it.
 HELD_SCAN = QUEUED_SCAN | {"status": "held", "hold_reason": "text found in the picture (7 words)"}
 DICOM_SCAN = CLASSIFIED_SCAN | {
@@ -145,17 +149,18 @@ SCAN_EXAMPLES = [
         "Uncertain", summary="Uncertain: refer (tumour suspected, most likely notumor)", value=UNCERTAIN_SCAN
     ),
     OpenApiExample("Not a brain MRI", value=NOT_MRI_SCAN),
+    OpenApiExample("Being checked for burned-in text", value=CHECKING_SCAN),
     OpenApiExample("Queued", value=QUEUED_SCAN),
     OpenApiExample("Held for a data steward", value=HELD_SCAN),
     OpenApiExample("DICOM slice", summary="A DICOM slice with its acquisition attributes", value=DICOM_SCAN),
 ]
 UPLOAD_EXAMPLES = [
     OpenApiExample(
-        "Two slices queued",
+        "Two slices stored, to be checked for burned-in text",
         value={
             "scans": [
-                QUEUED_SCAN,
-                QUEUED_SCAN
+                CHECKING_SCAN,
+                CHECKING_SCAN
                 | {
                     "id": SCAN_ID + 1,
                     "url": f"{API}/scans/{SCAN_ID + 1}/",
@@ -165,15 +170,32 @@ UPLOAD_EXAMPLES = [
         },
         status_codes=["202"],
     ),
-    OpenApiExample(
-        "A slice with text in its pixels, held",
-        value={"scans": [HELD_SCAN]},
-        status_codes=["202"],
-    ),
 ]
+# GET scans/{id}/image/: the PNG, or 409 while the worker has not read the scan for burned-in text.
+IMAGE_RESPONSES = {
+    (200, "image/png"): OpenApiTypes.BINARY,
+    409: OpenApiResponse(
+        ErrorSerializer,
+        description="`awaiting_text_check`: the scan (status `checking`) is being read for burned-in "
+        "text; `held_for_steward`: text was found (or could not be ruled out) and the scan (status "
+        "`held`) waits for a data steward. Either way its pixels are shown to no one but data "
+        "stewards until the check passes it or a steward releases it.",
+        examples=[
+            OpenApiExample(
+                "awaiting_text_check",
+                value={
+                    "detail": "This scan is being checked for burned-in text (a name in its pixels): its "
+                    "image is shown once the check has passed it.",
+                    "code": "awaiting_text_check",
+                },
+            )
+        ],
+    ),
+}
 REVIEW_EXAMPLES = [OpenApiExample("A confirmed label", value=REVIEW)]
 REVIEW_REQUEST_EXAMPLES = [
-    OpenApiExample("Confirm glioma", value={"label": "glioma", "comment": "enhancing rim, agree"})
+    OpenApiExample("Confirm glioma", value={"label": "glioma", "comment": "enhancing rim, agree"}),
+    OpenApiExample("Correct a dementia grade (dementia-mri)", value={"label": "MildDemented"}),
 ]
 NO_PREDICTION_EXAMPLE = OpenApiExample(
     "conflict", value={"detail": "The scan has no prediction to review yet.", "code": "conflict"}

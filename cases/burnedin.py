@@ -1,22 +1,27 @@
 """Text burnt into a scan's pixels (a hospital's or patient's name on a CT slice), found by OCR.
 
-Re-encoding drops metadata, not pixels. Every uploaded picture whose header does not rule text out
-is read by Debian's tesseract (through pytesseract) before it is stored; a picture that shows
-words is held for a data steward, as a DICOM slice whose header declares burned-in annotation is.
+Re-encoding drops metadata, not pixels. An upload stores its scans as CHECKING (cases.uploads:
+reading a 50-slice series takes longer than a request may); the worker's first step reads each
+(``screen_stored``): a DICOM header that says BurnedInAnnotation YES holds it unread, NO is taken
+at its word, and every other picture is read by Debian's tesseract (through pytesseract). A scan
+that shows words is held for a data steward; the others go on to classification (``settle``).
 Only counts leave this module, never the text read: it may be a patient's name.
 """
 
 import io
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from time import monotonic
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 from PIL import Image, ImageOps
 
 from . import deidentification
+from .scans import AnonymisationReport, Scan
 
 # Tesseract splits one picture over all cores through OpenMP; a web server checks many uploads at
 # once, and on small pictures the threads cost more than they save.
@@ -44,6 +49,11 @@ WORDLIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:/,()\-]*")
 
 HEADER_REASON = "the DICOM header declares burned-in annotation"
 UNAVAILABLE_REASON = "text check unavailable"
+
+
+def gave_up_reason(attempts: int) -> str:
+    """A scan whose check never finished (it killed its worker each time) is held, never passed."""
+    return f"{UNAVAILABLE_REASON} (gave up after {attempts} attempts)"
 
 
 @dataclass(frozen=True)
@@ -120,28 +130,75 @@ def check(picture: Image.Image, timeout: float | None = None) -> TextCheck:
     return TextCheck(False, "", words, seconds)
 
 
-def _stored_picture(image) -> Image.Image:
-    if image.dicom is None:
-        return Image.open(io.BytesIO(image.content))  # the re-encoded PNG, as stored
-    from ml.preprocess import decode, dicom_pixels
+@dataclass(frozen=True)
+class Screening:
+    """The worker's verdict on one stored scan, and what the anonymisation report keeps of it."""
 
-    # As the case page shows it (cases.dicompreview): rescaled, windowed, 8-bit.
-    grey, _ = decode(dicom_pixels(image.dicom))
-    return Image.fromarray(grey)
+    held: bool
+    reason: str
+    report: dict | str  # the report entry's "text_check": counts and milliseconds, or why not read
 
 
-def screen(image):
-    """``image`` (an uploads.CleanImage) as it must be stored: held, with its reason, when its
-    DICOM header declares burned-in annotation or its pixels show words.
+def screen_stored(data: bytes, is_dicom: bool) -> Screening:
+    """Read a stored (de-identified) scan for burned-in text, as the case page would show it.
 
-    A DICOM header that says BurnedInAnnotation NO is taken at its word; one that says nothing is
-    not. The anonymisation report gains the count of words found, never the words.
+    A DICOM header that says BurnedInAnnotation YES holds it unread; one that says NO is taken at
+    its word; one that says nothing (or something else) is not, and its pixels are read.
     """
-    if image.held:
-        return replace(image, hold_reason=HEADER_REASON)
-    if image.dicom is not None and not deidentification.burned_in_annotation(image.dicom):
-        return replace(image, report={**image.report, "text_check": "not read: BurnedInAnnotation NO"})
-    result = check(_stored_picture(image))
-    check_ms = round(result.seconds * 1000, 1)
-    report = {**image.report, "text_check": {"words": result.words, "held": result.held, "ms": check_ms}}
-    return replace(image, held=result.held, hold_reason=result.reason, report=report)
+    if is_dicom:
+        import pydicom
+
+        from ml.preprocess import decode, dicom_pixels
+
+        dataset = pydicom.dcmread(io.BytesIO(data))
+        if deidentification.declares_burned_in_text(dataset):
+            return Screening(True, HEADER_REASON, "not read: BurnedInAnnotation YES")
+        if not deidentification.burned_in_annotation(dataset):
+            return Screening(False, "", "not read: BurnedInAnnotation NO")
+        # As the case page shows it (cases.dicompreview): rescaled, windowed, 8-bit.
+        grey, _ = decode(dicom_pixels(dataset))
+        picture = Image.fromarray(grey)
+    else:
+        picture = Image.open(io.BytesIO(data))  # the re-encoded PNG, as stored
+    result = check(picture)
+    report = {"words": result.words, "held": result.held, "ms": round(result.seconds * 1000, 1)}
+    return Screening(result.held, result.reason, report)
+
+
+def settle(scan_id: int, claim_token: str, screening: Screening) -> bool:
+    """Record the verdict on a scan this worker attempt claimed while CHECKING: held for a steward,
+    or queued for classification (either way its attempts count again from 0: the check's were the
+    check's, and a steward's release starts classification afresh).
+    False, recording nothing, when the claim is no longer this attempt's (the sweep handed it on,
+    or it was retracted or erased)."""
+    now = timezone.now()
+    with transaction.atomic():
+        # The sweep or a retraction may change the scan meanwhile: only the row still ours moves.
+        mine = Scan.objects.filter(
+            pk=scan_id,
+            status=Scan.Status.CHECKING,
+            claim_token=claim_token,
+            retracted_at=None,
+            erased_at=None,
+        )
+        if screening.held:
+            moved = mine.update(
+                status=Scan.Status.HELD, hold_reason=screening.reason[:200], status_changed_at=now, attempts=0
+            )
+        else:
+            moved = mine.update(status=Scan.Status.QUEUED, status_changed_at=now, attempts=0)
+        if moved:
+            _report(scan_id, screening)
+    return bool(moved)
+
+
+def _report(scan_id: int, screening: Screening) -> None:
+    report_id = Scan.objects.filter(pk=scan_id).values_list("anonymisation_report", flat=True).first()
+    if report_id is None:
+        return
+    # The scans of one upload finish their checks together: one read-modify-write at a time.
+    report = AnonymisationReport.objects.select_for_update().get(pk=report_id)
+    for entry in report.files:
+        if entry.get("scan") == scan_id:
+            entry.update(held=screening.held, text_check=screening.report)
+    report.save(update_fields=["files"])

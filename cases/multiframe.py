@@ -106,8 +106,8 @@ def split(dataset) -> list[Dataset]:
 
 
 def frames(image) -> list:
-    """An upload's cleaned image as one per slice: a multi-frame DICOM one per frame (same report
-    and hold), anything else as is. ``image`` is a cases.uploads.CleanImage."""
+    """An upload's cleaned image as one per slice: a multi-frame DICOM one per frame (same report),
+    anything else as is. ``image`` is a cases.uploads.CleanImage."""
     if image.dicom is None:
         return [image]
     slices = split(image.dicom)

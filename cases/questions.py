@@ -3,6 +3,7 @@ can move its whole case to another clinical question, or be re-run alone under a
 Both put the scan back in the queue; the worker runs it by that question's active model."""
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ml import tasks
@@ -66,6 +67,35 @@ def _requeue(scan_ids, now):
     if queued:
         announce_ready(Scan, list(scan_ids))
     return queued
+
+
+def run_when_a_model_arrives(task: str, user=None, model="") -> list[int]:
+    """A model for ``task`` became active (``model``, its name): run again every scan that was left
+    without one (no_model) under that question, in open cases; audited once per case. Returns the
+    ids re-queued. Idempotent: an answered scan is done with another outcome and stays as it is."""
+    waiting = (
+        Scan.objects.not_retracted()
+        .filter(status=Scan.Status.DONE, outcome=Scan.Outcome.NO_MODEL, erased_at=None)
+        .filter(Q(task=task) | Q(task="", case__task=task))
+        .exclude(case__status="closed")
+    )
+    by_case = {}
+    for scan in waiting.select_related("case"):
+        by_case.setdefault(scan.case, []).append(scan.pk)
+    requeued, now = [], timezone.now()
+    for case, scan_ids in by_case.items():
+        # A clinician re-running one of them at the same moment: _requeue moves only scans still done.
+        if _requeue(scan_ids, now):
+            requeued += scan_ids
+            AuditEvent.record(
+                user,
+                AuditEvent.Verb.SCAN_RERUN,
+                case,
+                scans=scan_ids,
+                task={"to": task},
+                model_activated=model,
+            )
+    return requeued
 
 
 def rerun_under(scan, user, task: str):

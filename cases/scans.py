@@ -18,6 +18,16 @@ from .signals import announce_ready
 
 logger = logging.getLogger(__name__)
 
+# Why a scan's image is not shown yet (Scan.pixels_hidden_from): page, viewer and API say it alike.
+PIXELS_HIDDEN = (
+    "This scan is being checked for burned-in text (a name in its pixels): its image is shown once "
+    "the check has passed it."
+)
+PIXELS_HELD = (
+    "This scan is held for a data steward (its pixels may show burned-in text such as a name): its "
+    "image is shown once a steward has released it."
+)
+
 
 def scan_upload_path(scan, filename):
     # Never the client's file name: it often carries a patient name or hospital number.
@@ -57,6 +67,9 @@ class ScanQuerySet(models.QuerySet):
 
 class Scan(models.Model):
     class Status(models.TextChoices):
+        # Stored, not yet read for burned-in text (cases.burnedin, the worker's first step): its
+        # pixels are shown to no one but stewards until the check passes it on to QUEUED's path.
+        CHECKING = "checking", "Checking for burned-in text"
         QUEUED = "queued", "Queued"
         PROCESSING = "processing", "Processing"
         DONE = "done", "Done"
@@ -146,7 +159,13 @@ class Scan(models.Model):
 
     @property
     def is_pending(self):
-        return self.status in (self.Status.QUEUED, self.Status.PROCESSING)
+        return self.status in (self.Status.CHECKING, self.Status.QUEUED, self.Status.PROCESSING)
+
+    def pixels_hidden_from(self, user) -> bool:
+        """True while this scan's pixels may show a name: not read for burned-in text yet, or held
+        because text was found (or could not be ruled out) and no steward has released it. The one
+        rule of preview, viewer, API image and exports; stewards see them (they decide on held scans)."""
+        return self.status in (Scan.Status.CHECKING, Scan.Status.HELD) and not is_steward(user)
 
     @property
     def series_description(self) -> str:
@@ -229,8 +248,8 @@ class Scan(models.Model):
                 names += [p.explanation.name for p in explained if p.explanation]
                 scan.predictions.filter(pk__in=[p.pk for p in explained]).update(explanation="")
                 fields = {"image": "", "retracted_at": now, "retracted_by": user, "retraction_reason": reason}
-                if scan.status in (Scan.Status.QUEUED, Scan.Status.HELD):
-                    # The worker claims only queued scans (and stewards release only held ones).
+                if scan.status in (Scan.Status.CHECKING, Scan.Status.QUEUED, Scan.Status.HELD):
+                    # The worker claims only checking and queued scans (stewards release only held ones).
                     fields |= {
                         "status": Scan.Status.FAILED,
                         "status_changed_at": now,
@@ -296,7 +315,8 @@ def erase_case_images(case, user) -> list[int]:
         ids = [scan.pk for scan in scans]
         Scan.objects.filter(pk__in=ids).update(image="", erased_at=now, erased_by=user)
         Scan.objects.filter(
-            pk__in=ids, status__in=[Scan.Status.QUEUED, Scan.Status.PROCESSING, Scan.Status.HELD]
+            pk__in=ids,
+            status__in=[Scan.Status.CHECKING, Scan.Status.QUEUED, Scan.Status.PROCESSING, Scan.Status.HELD],
         ).update(
             status=Scan.Status.FAILED,
             status_changed_at=now,

@@ -8,7 +8,6 @@ from brainscan.api import StrictInput
 from inference.api import PredictionSerializer
 from inference.models import Review
 from ml import tasks
-from ml.labels import CLASSES
 
 from . import acquisition, api_examples
 from .access import teams_of
@@ -25,14 +24,27 @@ class ReviewSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def _review_label_choices() -> list[tuple[str, str]]:
+    """Every task's classes, each shown with the questions it belongs to (the schema's enum)."""
+    owners: dict[str, list[str]] = {}
+    for task in tasks.TASKS.values():
+        for label in task.classes:
+            owners.setdefault(label, []).append(f"{task.label}, `{task.name}`")
+    return [(label, f"a class of {' and '.join(names)}") for label, names in owners.items()]
+
+
 @extend_schema_serializer(examples=api_examples.REVIEW_REQUEST_EXAMPLES)
 class ReviewRequestSerializer(StrictInput, serializers.Serializer):
-    # The schema lists the brain-tumour classes; a request is checked against the classes of the
+    # The schema lists every task's classes; a request is checked against the classes of the
     # prediction's own model version (Prediction.review_labels, as the page's form is).
     label = serializers.ChoiceField(
-        choices=CLASSES,
+        choices=_review_label_choices(),
         help_text="The label the reviewer confirms or sets: one of the `classes` of the prediction's "
-        "model version (listed here for the brain-tumour task).",
+        "model version, so one of its case's (or re-run scan's) clinical question: "
+        + "; ".join(
+            f"{task.label} (`{task.name}`): {', '.join(task.classes)}" for task in tasks.TASKS.values()
+        )
+        + ". A label of another question is refused (400).",
     )
     comment = serializers.CharField(required=False, allow_blank=True)
 

@@ -23,6 +23,7 @@ from .models import AuditEvent, Consent, Scan, cases_with_consent, reviews
 SKIPPED = [
     ("retracted", Q(retracted_at__isnull=False)),
     ("image erased", Q(erased_at__isnull=False) | Q(image="")),
+    ("not yet checked for burned-in text", Q(status=Scan.Status.CHECKING)),
     ("held for a steward's check", Q(status=Scan.Status.HELD)),
     # A picture the gate refused is no brain MRI, whatever label it was given: never training data.
     ("refused as not a brain MRI", Q(outcome=Scan.Outcome.WRONG_MODALITY)),

@@ -4,7 +4,9 @@ Every file is identified by its content (never its name or declared type), size-
 pixel-capped, decoded completely, then de-identified: JPEG/PNG are re-encoded from their
 pixels alone as PNG (cases/raster.py), so no metadata (EXIF, GPS, ICC, XMP, text chunks) survives; DICOM
 slices are checked (cases/dicomread.py) and de-identified per the PS3.15 basic profile
-(cases/deidentification.py). The client's file name is never kept, nor logged. Formats
+(cases/deidentification.py). The client's file name is never kept, nor logged. Scans are
+stored as CHECKING: the worker reads them for burned-in text first (cases.burnedin), as reading a
+whole series takes longer than a request may. Formats
 register a sniffer, a header reader and a cleaner in FORMATS. One upload's work is bounded:
 its files' headers are summed against a pixel budget before anything is decoded, and checking
 stops with a 503 once it runs past its time budget.
@@ -22,7 +24,7 @@ from django.db import transaction
 
 from ml.preprocess import is_dicom
 
-from . import acquisition, archives, burnedin, deidentification, dicomread, multiframe, studies
+from . import acquisition, archives, deidentification, dicomread, multiframe, studies
 from .models import AnonymisationReport, AuditEvent, CaseClosed, Scan
 from .raster import decode_raster, header_pixels, metadata_found, pixels_only
 from .refusals import UploadRefused, UploadRejected
@@ -43,11 +45,6 @@ class CleanImage:
     modality: str
     # What de-identification removed: attribute/metadata names and counts, never values.
     report: dict = field(default_factory=dict)
-    # BurnedInAnnotation YES, or text found in the pixels (cases.burnedin reads every picture whose
-    # header does not say NO): stored, but not classified until a steward releases it. The reason
-    # says which, with counts only.
-    held: bool = False
-    hold_reason: str = ""
     # The de-identified DICOM dataset; its UIDs are remapped per case when stored.
     dicom: object = None
 
@@ -94,8 +91,6 @@ def _clean_dicom(data: bytes) -> CleanImage:
         height=int(dataset.Rows),
         modality=Scan.Modality.DICOM,
         report=report.as_dict(),
-        # YES: held unread. Absent or unknown: cases.burnedin reads the pixels. NO: taken at its word.
-        held=deidentification.declares_burned_in_text(dataset),
         dicom=dataset,
     )
 
@@ -129,9 +124,8 @@ def accepted_formats() -> str:
     return ", ".join(fmt.label for fmt in FORMATS)
 
 
-def clean_upload(uploaded_file, screen=True) -> CleanImage:
-    """Validate one uploaded file and return its de-identified form, or raise UploadRejected;
-    ``screen``: read for burnt-in text (cases.burnedin) too."""
+def clean_upload(uploaded_file) -> CleanImage:
+    """Validate one uploaded file and return its de-identified form, or raise UploadRejected."""
     cap = settings.UPLOAD_MAX_BYTES
     size = uploaded_file.size or 0
     if size == 0:
@@ -144,17 +138,17 @@ def clean_upload(uploaded_file, screen=True) -> CleanImage:
         raise UploadRejected(f"The file is larger than the limit of {_megabytes(cap)}.")
     for fmt in FORMATS:
         if fmt.accepts(data[:132]):
-            return burnedin.screen(fmt.clean(data)) if screen else fmt.clean(data)
+            return fmt.clean(data)
     raise UploadRejected(
         f"The content is not a supported image ({accepted_formats()}), whatever its name says."
     )
 
 
 def clean_slices(uploaded_file) -> list[CleanImage]:
-    """One file as the slices it holds, each validated, de-identified and read for burnt-in text
-    (a frame of a multi-frame object is a slice); raises UploadRejected. Uploads and objects from
-    the PACS (cases.pacs_import) both go through it."""
-    return list(map(burnedin.screen, multiframe.frames(clean_upload(uploaded_file, screen=False))))
+    """One file as the slices it holds, each validated and de-identified (a frame of a multi-frame
+    object is a slice, stored and read for burnt-in text by the worker as one); raises
+    UploadRejected. Uploads and objects from the PACS (cases.pacs_import) both go through it."""
+    return list(multiframe.frames(clean_upload(uploaded_file)))
 
 
 def _declared_pixels(uploaded_file) -> int:
@@ -242,9 +236,9 @@ def _finish(case, image: CleanImage) -> tuple[bytes, str]:
 def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     """Create the scans and their anonymisation report in one transaction; enqueue once committed.
 
-    DICOM scans whose header says BurnedInAnnotation=YES, and scans whose pixels show text
-    (cases.burnedin reads every picture whose header does not say NO), are stored as held: a
-    steward releases them (Scan.release) before they are classified. Raises CaseClosed, storing
+    Every scan is stored as CHECKING: no one but a steward sees its pixels until the worker has
+    read it for burned-in text (cases.burnedin), holding it for a steward or passing it on to
+    classification. Raises CaseClosed, storing
     nothing, if the case is closed (by now: a teammate may have closed it during the checks).
     A failure after the commit (the broker is down, the request times out while publishing)
     leaves the scans and their files as committed: a scan that was not published stays queued,
@@ -273,20 +267,20 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                     **studies.place(case, image.dicom),  # its study and series, by the remapped UIDs
                     uploaded_by=user,
                     anonymisation_report=report,
-                    status=Scan.Status.HELD if image.held else Scan.Status.QUEUED,
-                    hold_reason=image.hold_reason,
+                    status=Scan.Status.CHECKING,
                 )
                 name = "scan.dcm" if image.modality == Scan.Modality.DICOM else "scan.png"
                 scan.image.save(name, ContentFile(content), save=False)
                 stored_names.append(scan.image.name)
                 scan.save()
                 scans.append(scan)
-                report.files.append({"scan": scan.pk, "held": image.held, **image.report})
+                # "held" and "text_check" follow from the worker's check (cases.burnedin.settle).
+                report.files.append({"scan": scan.pk, **image.report, "text_check": "pending"})
             report.save(update_fields=["files"])
             AuditEvent.record(user, AuditEvent.Verb.UPLOAD, case, scans=[s.pk for s in scans])
             # Commit hooks run in order: the mark is set before anything is published.
             transaction.on_commit(mark_committed)
-            announce_ready(Scan, [scan.pk for scan in scans if scan.status == Scan.Status.QUEUED])
+            announce_ready(Scan, [scan.pk for scan in scans])
     except BaseException:
         if not committed:
             # The rows are rolled back; the files are not part of the transaction, so remove them.
@@ -295,12 +289,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                 storage.delete(name)
         raise
     # Ids and counts only: never a file name or a header value.
-    logger.info(
-        "Stored %d scan(s) for case %s (%d held for review)",
-        len(scans),
-        case.pk,
-        sum(s.status == Scan.Status.HELD for s in scans),
-    )
+    logger.info("Stored %d scan(s) for case %s, to be checked for burned-in text", len(scans), case.pk)
     return scans
 
 

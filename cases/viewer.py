@@ -3,12 +3,14 @@ stepping through its series in slice order (or the case's single images). Drawin
 static/js/viewer.js."""
 
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from .access import scans_visible_to
 from .acquisition import ALLOWED_ATTRIBUTES, RETAINED_WHEN_CLEAN, estimated_weighting
 from .models import AuditEvent
+from .scans import PIXELS_HIDDEN
 from .studies import SLICE_ORDER
 
 # Window/level presets on the 8-bit preview (centre, width): JPEG/PNG scans and DICOM renders
@@ -67,6 +69,8 @@ def scan_viewer(request, pk):
         .prefetch_related("predictions__model_version"),
         pk=pk,
     )
+    if scan.pixels_hidden_from(request.user):
+        raise Http404(PIXELS_HIDDEN)
     # Reading a scan is reading its case: audited as the retract page's view of a scan is.
     AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, scan.case, scan=scan.pk)
     # Next/previous step through the scan's series in slice order, or through the single images.

@@ -36,6 +36,7 @@ from .forms import (
 from .models import AuditEvent, CaseClosed, Refusal, Scan, hash_patient_reference
 from .pacs import pacs_configured
 from .preferences import Preference
+from .scans import PIXELS_HIDDEN
 from .studies import group_by_series
 from .uploads import FileError, UploadRefused, accepted_formats, upload_scans
 
@@ -186,15 +187,11 @@ def scan_upload(request, pk):
     if _wants_json(request):
         body = {"scans": [{"id": s.pk, "status": s.status, "hold_reason": s.hold_reason} for s in scans]}
         return JsonResponse(body, status=201)
-    held = [s for s in scans if s.status == Scan.Status.HELD]
-    if held:
-        messages.warning(
-            request,
-            f"{len(scans)} scan(s) uploaded; {len(held)} held for a data steward's check before "
-            f"classification ({'; '.join(sorted({s.hold_reason for s in held}))}).",
-        )
-    else:
-        messages.success(request, f"{len(scans)} scan(s) uploaded and queued for classification.")
+    messages.success(
+        request,
+        f"{len(scans)} scan(s) uploaded: checking for burned-in text, then classification. A scan "
+        "that shows text is held for a data steward.",
+    )
     return redirect("cases:detail", pk=case.pk)
 
 
@@ -202,6 +199,8 @@ def scan_upload(request, pk):
 @require_GET
 def scan_image(request, pk):
     scan = get_object_or_404(scans_visible_to(request.user), pk=pk)
+    if scan.pixels_hidden_from(request.user):
+        raise Http404(PIXELS_HIDDEN)
     try:
         if scan.modality == Scan.Modality.DICOM:
             png = scan.preview_png()

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 
+from cases.questions import run_when_a_model_arrives
 from ml import tasks
 from ml.card import percents, refer_reason
 from ml.labels import NOTUMOR
@@ -51,7 +52,10 @@ class ModelVersion(models.Model):
     def active_for(cls, task):
         return cls.objects.filter(task=tasks.LEGACY_NAMES.get(task, task), is_active=True).first()
 
-    def activate(self):
+    def activate(self, user=None) -> list[int]:
+        """Make this the task's one active version (``user``: the steward, None for the registry's
+        sync) and run again, audited, the task's scans left without a model (cases.questions).
+        Returns the ids of the scans re-queued; an activation again re-queues nothing answered."""
         # Two stewards switching at once: lock the task's rows so one switch wins cleanly.
         with transaction.atomic():
             list(ModelVersion.objects.select_for_update().filter(task=self.task).values_list("pk", flat=True))
@@ -59,7 +63,9 @@ class ModelVersion(models.Model):
                 is_active=False
             )
             ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+            requeued = run_when_a_model_arrives(self.task, user, model=str(self))
         self.is_active = True
+        return requeued
 
 
 class Prediction(models.Model):

@@ -9,6 +9,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, transacti
 from django.db.models import F, Q
 from django.utils import timezone
 
+from cases import burnedin
 from cases.models import Case, Scan
 from cases.signals import announce_ready
 from ml.preprocess import dicom_pixels
@@ -30,40 +31,56 @@ def _gave_up(attempts):
     return f"Gave up after {attempts} attempts (worker lost or timed out)."
 
 
-def claim(scan_id, token="", worker="") -> bool:
+def claim(scan_id, token="", worker="", text_check=False) -> bool:
     """Move the scan to processing for this task message (``token``, its Celery task id) run by
-    ``worker``; False when the scan is not this message's to classify.
+    ``worker``; False when the scan is not this message's to classify. With ``text_check``: claim
+    a scan awaiting its burned-in text check instead (check_text).
 
     A queued scan goes to the first claimer. A scan in processing is taken over only by a
     redelivery of the message that claimed it: the broker redelivers a message only when the
     worker running it died before acknowledging it, so that attempt is over.
+
+    A scan awaiting its text check (CHECKING) stays CHECKING while claimed, so that its pixels stay
+    hidden until the check passes it (cases.burnedin.settle queues it): its claim token says
+    whether an attempt holds it (none: the upload, or the sweep, handed it out).
     """
     row = Scan.objects.filter(pk=scan_id).values("status", "claim_token", "attempts").first()
     if row is None:
         return False
-    redelivered = bool(token) and row["status"] == Scan.Status.PROCESSING and row["claim_token"] == token
-    if row["status"] != Scan.Status.QUEUED and not redelivered:
+    checking = row["status"] == Scan.Status.CHECKING
+    if checking != text_check:
+        return False
+    busy = Scan.Status.CHECKING if checking else Scan.Status.PROCESSING
+    held_by = row["claim_token"] if row["status"] == busy else ""
+    redelivered = bool(token) and bool(held_by) and held_by == token
+    claimable = row["status"] == Scan.Status.QUEUED or (checking and not held_by)
+    if not claimable and not redelivered:
         return False
     # Two deliveries may claim at once (redelivery, sweep): only the update of the row as read wins.
-    same_row = Scan.objects.filter(pk=scan_id, status=row["status"], attempts=row["attempts"])
+    same_row = Scan.objects.filter(
+        pk=scan_id, status=row["status"], attempts=row["attempts"], claim_token=row["claim_token"]
+    )
     if redelivered and row["attempts"] >= settings.SCAN_MAX_ATTEMPTS:
-        # A scan that kills its worker every time must not be redelivered forever.
-        same_row.update(
-            status=Scan.Status.FAILED,
-            status_changed_at=timezone.now(),
-            failure_reason=_gave_up(row["attempts"]),
-        )
-        logger.warning("Scan %s failed: %s", scan_id, _gave_up(row["attempts"]))
+        # A scan that kills its worker every time must not be redelivered forever; one never
+        # checked for text is held for a steward, not failed (a failed scan shows its pixels).
+        same_row.update(status_changed_at=timezone.now(), **_given_up(checking, row["attempts"]))
+        logger.warning("Scan %s given up: %s", scan_id, _gave_up(row["attempts"]))
         return False
     return bool(
         same_row.update(
-            status=Scan.Status.PROCESSING,
+            status=busy,
             status_changed_at=timezone.now(),
             attempts=F("attempts") + 1,
             claim_token=token,
             claimed_by=worker,
         )
     )
+
+
+def _given_up(checking, attempts) -> dict:
+    if checking:
+        return {"status": Scan.Status.HELD, "hold_reason": burnedin.gave_up_reason(attempts)}
+    return {"status": Scan.Status.FAILED, "failure_reason": _gave_up(attempts)}
 
 
 def _set_status(scan_id, status, expected=Scan.Status.PROCESSING, **fields):
@@ -78,8 +95,44 @@ def fail(scan_id, reason):
     _series_verdict(scan_id)
 
 
+def check_text(scan_id, claim_token="", worker="") -> str | None:
+    """The worker's first step on a scan stored CHECKING: read it for burned-in text (cases.burnedin)
+    and hold it for a steward (HELD) or queue it for classification (QUEUED, under this claim).
+    None if it was not this message's to check. Fails safe: a check that fails holds the scan."""
+    if not claim(scan_id, claim_token, worker, text_check=True):
+        return None
+    try:
+        scan = Scan.objects.get(pk=scan_id)
+        with scan.image.open("rb") as stored:
+            data = stored.read()
+        screening = burnedin.screen_stored(data, scan.modality == Scan.Modality.DICOM)
+        if not burnedin.settle(scan_id, claim_token, screening):
+            return None
+        logger.info("Scan %s text check: %s", scan_id, "held" if screening.held else "passed")
+        return Scan.Status.HELD if screening.held else Scan.Status.QUEUED
+    except TRANSIENT_ERRORS as error:
+        try:  # unclaimed again, for the retry or the sweep
+            _set_status(scan_id, Scan.Status.CHECKING, expected=Scan.Status.CHECKING, claim_token="")
+        except DatabaseError:
+            logger.exception("Could not hand scan %s back; the sweep will.", scan_id)
+        raise TransientScanError(f"{type(error).__name__}: {error}") from error
+    except Scan.DoesNotExist:
+        return None
+    except Exception as error:
+        logger.exception("Scan %s: text check failed unexpectedly", scan_id)
+        # Held, never failed or passed: a failed scan's pixels are shown.
+        reason = f"{burnedin.UNAVAILABLE_REASON} (the check failed: {type(error).__name__})"
+        _set_status(scan_id, Scan.Status.HELD, expected=Scan.Status.CHECKING, hold_reason=reason[:200])
+        return Scan.Status.HELD
+
+
 def classify_scan(scan_id, claim_token="", worker="") -> str | None:
-    """Claim, classify and record one scan. Returns the scan's new status, or None if not claimed."""
+    """Read for burned-in text when not yet read (check_text), then claim, classify and record one
+    scan. Returns the scan's new status (HELD when the text check holds it), or None if not claimed."""
+    if Scan.objects.filter(pk=scan_id, status=Scan.Status.CHECKING).exists():
+        checked = check_text(scan_id, claim_token, worker)
+        if checked != Scan.Status.QUEUED:
+            return checked
     if not claim(scan_id, claim_token, worker):
         return None
     try:
@@ -214,9 +267,12 @@ def sweep_stuck_scans(now=None) -> list[int]:
     now = now or timezone.now()
     queued_cutoff = now - settings.SCAN_QUEUED_TIMEOUT
     processing_cutoff = now - settings.SCAN_PROCESSING_TIMEOUT
+    unclaimed_check = Q(status=Scan.Status.CHECKING, claim_token="")
     stuck = Scan.objects.filter(
         Q(status=Scan.Status.QUEUED, status_changed_at__lt=queued_cutoff)
         | Q(status=Scan.Status.PROCESSING, status_changed_at__lt=processing_cutoff)
+        | (unclaimed_check & Q(status_changed_at__lt=queued_cutoff))
+        | (Q(status=Scan.Status.CHECKING, status_changed_at__lt=processing_cutoff) & ~unclaimed_check)
     )
     requeued = _requeue(stuck, now)
     if requeued:
@@ -230,7 +286,8 @@ def requeue_claims_of(worker, now=None) -> list[int]:
     crashed) left unfinished, and they need not wait for the sweep's processing timeout."""
     if not worker:
         return []
-    requeued = _requeue(Scan.objects.filter(status=Scan.Status.PROCESSING, claimed_by=worker), now)
+    claimed = Q(status=Scan.Status.PROCESSING) | (Q(status=Scan.Status.CHECKING) & ~Q(claim_token=""))
+    requeued = _requeue(Scan.objects.filter(claimed, claimed_by=worker), now)
     if requeued:
         logger.info(
             "Worker %s re-enqueued %d scan(s) of its previous run: %s", worker, len(requeued), requeued
@@ -240,8 +297,8 @@ def requeue_claims_of(worker, now=None) -> list[int]:
 
 def _requeue(stuck, now=None) -> list[int]:
     """Put these scans back in the queue and announce them ready (inference publishes them after
-    the commit); fail the ones out of
-    attempts. Returns the ids re-enqueued."""
+    the commit); fail the ones out of attempts. A scan not yet checked for text goes back to
+    CHECKING unclaimed, or is held when out of attempts. Returns the ids re-enqueued."""
     now = now or timezone.now()
     requeued = []
     for scan_id, status, changed_at, attempts in stuck.values_list(
@@ -249,11 +306,13 @@ def _requeue(stuck, now=None) -> list[int]:
     ):
         # Conditional on the row being unchanged: a worker may finish it meanwhile.
         same_row = Scan.objects.filter(pk=scan_id, status=status, status_changed_at=changed_at)
+        checking = status == Scan.Status.CHECKING
         if attempts >= settings.SCAN_MAX_ATTEMPTS:
-            same_row.update(
-                status=Scan.Status.FAILED, status_changed_at=now, failure_reason=_gave_up(attempts)
-            )
-        elif same_row.update(status=Scan.Status.QUEUED, status_changed_at=now):
+            same_row.update(status_changed_at=now, **_given_up(checking, attempts))
+            continue
+        # A lost check stays CHECKING (its pixels hidden), unclaimed; anything else is queued.
+        handed_out = {"claim_token": ""} if checking else {"status": Scan.Status.QUEUED}
+        if same_row.update(status_changed_at=now, **handed_out):
             requeued.append(scan_id)
     if requeued:
         announce_ready(Scan, requeued)

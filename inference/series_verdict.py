@@ -22,7 +22,7 @@ from .models import ModelVersion, Prediction, SeriesVerdict
 logger = logging.getLogger(__name__)
 
 # Slices whose answer is still to come: the series is not classified yet.
-UNFINISHED = (Scan.Status.QUEUED, Scan.Status.PROCESSING, Scan.Status.HELD)
+UNFINISHED = (Scan.Status.CHECKING, Scan.Status.QUEUED, Scan.Status.PROCESSING, Scan.Status.HELD)
 MOST_SUSPICIOUS_KEPT = 5
 
 

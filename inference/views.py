@@ -37,7 +37,7 @@ def model_activate(request, pk):
             messages.info(request, f"{version} is already the active model for {version.task_label}.")
             return redirect("inference:list")
         return render(request, "inference/model_activate.html", {"version": version, "previous": previous})
-    version.activate()
+    requeued = version.activate(request.user)
     AuditEvent.record(
         request.user,
         AuditEvent.Verb.MODEL_SWITCH,
@@ -45,6 +45,8 @@ def model_activate(request, pk):
         task=version.task,
         previous=str(previous) if previous else "",
         active=str(version),
+        requeued=len(requeued),
     )
-    messages.success(request, f"{version} is now the active model for {version.task_label}.")
+    waiting = f" {len(requeued)} scan(s) left without a model are queued for it." if requeued else ""
+    messages.success(request, f"{version} is now the active model for {version.task_label}.{waiting}")
     return redirect("inference:list")

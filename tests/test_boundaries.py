@@ -94,7 +94,7 @@ WORKER_PROCESS = textwrap.dedent(
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         [scan] = store_scans(case, user, [upload])
         deadline = time.monotonic() + 240
-        while Scan.objects.get(pk=scan.pk).status in (Scan.Status.QUEUED, Scan.Status.PROCESSING):
+        while Scan.objects.get(pk=scan.pk).is_pending:
             assert time.monotonic() < deadline, "the worker did not classify the scan"
             time.sleep(0.05)
     scan = Scan.objects.get(pk=scan.pk)

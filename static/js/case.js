@@ -1,5 +1,5 @@
 // Case page: upload with a progress bar per request (XHR), then "n of m classified" while the
-// server-rendered scans panel refreshes every 2 s until no scan is queued or processing. Reviews
+// server-rendered scans panel refreshes every 2 s until no scan is checking, queued or processing. Reviews
 // are saved with fetch: only the scan and the flag line are re-rendered, the reader stays where
 // they were and focus moves to the next unreviewed scan. Keys: j/n next, k/p previous, c confirm.
 // Without JavaScript every form posts normally and the server redirects back to #scan-N.
@@ -70,17 +70,22 @@
 
   function countClassified() {
     watched = watched.filter((upload) => {
-      let done = 0, failed = 0;
+      let done = 0, failed = 0, held = 0, checking = 0;
       upload.ids.forEach((id) => {
         const scan = document.getElementById("scan-" + id);
         const status = scan ? scan.dataset.status : "gone";
         if (status === "done") done += 1;
         else if (status === "failed" || status === "gone") failed += 1;
+        else if (status === "held") held += 1;
+        else if (status === "checking") checking += 1;
       });
       const total = upload.ids.length;
-      upload.status.textContent = done + " of " + total + " classified" + (failed ? ", " + failed + " failed (see the scans below)" : "") + ".";
+      // The worker reads each scan for burned-in text first: that count leads while it runs.
+      upload.status.textContent = (checking ? (total - checking) + " of " + total + " checked for burned-in text; " : "") +
+        done + " of " + total + " classified" + (held ? ", " + held + " held for a data steward's check" : "") +
+        (failed ? ", " + failed + " failed (see the scans below)" : "") + ".";
       upload.status.dataset.classified = done;
-      return done + failed < total;
+      return done + failed + held < total;
     });
   }
 

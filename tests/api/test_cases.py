@@ -107,7 +107,7 @@ def test_upload_answers_202_with_each_scan_and_enqueues_once_committed(
         response = owner_api.post(f"/api/v1/cases/{case.pk}/scans/", {"files": files}, format="multipart")
     assert response.status_code == 202, response.content
     scans = response.json()["scans"]
-    assert [s["status"] for s in scans] == ["queued", "queued"]
+    assert [s["status"] for s in scans] == ["checking", "checking"]
     assert sorted(enqueued) == sorted(s["id"] for s in scans)
     assert all(s["url"].endswith(f"/api/v1/scans/{s['id']}/") for s in scans)
     assert all(s["image_url"].endswith(f"/api/v1/scans/{s['id']}/image/") for s in scans)
@@ -282,7 +282,7 @@ def test_review_refuses_unknown_labels_and_scans_without_prediction(owner_api, o
     bad = owner_api.post(f"/api/v1/scans/{classified.scan_id}/review/", {"label": "cat"}, format="json")
     assert bad.status_code == 400 and "label" in bad.json()["errors"]
     owner_api.post(f"/api/v1/cases/{case.pk}/scans/", {"files": [SimpleUploadedFile("a.png", png_bytes())]})
-    pending = Scan.objects.filter(status=Scan.Status.QUEUED).get()
+    pending = Scan.objects.filter(status=Scan.Status.CHECKING).get()
     response = owner_api.post(f"/api/v1/scans/{pending.pk}/review/", {"label": "glioma"}, format="json")
     assert response.status_code == 409 and response.json()["code"] == "conflict"
     assert owner_api.get(f"/api/v1/scans/{pending.pk}/explanation/").status_code == 404

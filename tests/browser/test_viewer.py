@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from cases.models import Scan
 from cases.uploads import clean_upload, store_scans
+from inference import pipeline
 from tests.browser.test_csp import RECORD_VIOLATIONS
 from tests.browser.viewer_steps import (
     canvas_fingerprint,
@@ -141,6 +142,7 @@ def test_dicom_slice_opens_at_its_own_window_with_its_attributes(page, live_serv
     monkeypatch.setattr("inference.tasks.enqueue_classification", lambda pk: None)
     data = mri_dicom(real_mri_images(1, classes=("meningioma",))[0], window=(900, 1400))
     (scan,) = store_scans(case, owner, [clean_upload(SimpleUploadedFile("slice.dcm", data))])
+    assert pipeline.check_text(scan.pk) == Scan.Status.QUEUED  # the worker's first step: shown once read
     window = Scan.objects.get(pk=scan.pk).acquisition["window"]
     log_in(page, live_server.url)
 

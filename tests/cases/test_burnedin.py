@@ -107,16 +107,27 @@ def test_a_check_past_its_time_limit_holds_the_picture():
     assert result.reason == "text check unavailable (it took too long)"
 
 
-def test_an_uploaded_ct_slice_with_text_is_stored_held_with_its_reason(owner_client, case, steward, caplog):
+def check_text(scan_id):
+    """The worker's first step on a stored scan (no model is active: a clean one ends no_model)."""
+    from inference import pipeline
+
+    pipeline.classify_scan(scan_id)
+    return Scan.objects.get(pk=scan_id)
+
+
+def test_an_uploaded_ct_slice_with_text_is_held_by_the_worker_with_its_reason(
+    owner_client, case, steward, caplog
+):
     data = ct_slice(CT_WITH_NAMES[0]).read_bytes()
     with caplog.at_level(logging.DEBUG):
         response = upload(owner_client, case, "ct.jpg", data)
         text_upload = upload(owner_client, case, "text.png", png(picture_with_text()))
-    assert response.status_code == text_upload.status_code == 201
-    body = response.json()["scans"][0]
-    assert body["status"] == "held" and body["hold_reason"].startswith("text found in the picture (")
-    scan = Scan.objects.get(pk=body["id"])
-    assert scan.status == Scan.Status.HELD and scan.hold_reason == body["hold_reason"]
+        assert response.status_code == text_upload.status_code == 201
+        body = response.json()["scans"][0]
+        # Stored unread: the request does not wait for OCR.
+        assert body["status"] == "checking" and body["hold_reason"] == ""
+        scan = check_text(body["id"])
+    assert scan.status == Scan.Status.HELD and scan.hold_reason.startswith("text found in the picture (")
     entry = AnonymisationReport.objects.filter(scans=scan).get().files[0]
     assert entry["held"] is True and entry["text_check"]["words"] >= 3
     # Counts only: the words read (a patient's name) are stored and logged nowhere.
@@ -131,16 +142,22 @@ def test_an_uploaded_ct_slice_with_text_is_stored_held_with_its_reason(owner_cli
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.SCAN_RELEASE).count() == 1
 
 
-def test_the_page_says_how_many_scans_are_held(owner_client, case):
+def test_the_page_says_scans_are_checked_for_text_then_how_many_are_held(owner_client, case):
     response = owner_client.post(
         reverse("cases:upload", args=[case.pk]),
         {"files": [SimpleUploadedFile("text.png", png(picture_with_text()))]},
         follow=True,
     )
-    assert "1 held for a data steward&#x27;s check" in response.content.decode()
+    page = response.content.decode()
+    assert "checking for burned-in text, then classification" in page
+    assert "Checking for burned-in text…" in page and 'data-pending="true"' in page
+    assert "Held:" not in page
+    check_text(Scan.objects.get().pk)
+    page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
+    assert "Held: text found in the picture (" in page and 'data-pending="false"' in page
 
 
-def test_the_api_says_the_scan_is_held_and_why(owner, case):
+def test_the_api_says_the_scan_is_checked_then_held_and_why(owner, case):
     from rest_framework.test import APIClient
 
     api = APIClient()
@@ -151,9 +168,55 @@ def test_the_api_says_the_scan_is_held_and_why(owner, case):
     ]
     response = api.post(f"/api/v1/cases/{case.pk}/scans/", {"files": files}, format="multipart")
     assert response.status_code == 202
-    held, clean = response.json()["scans"]
+    assert [scan["status"] for scan in response.json()["scans"]] == ["checking", "checking"]
+    held, clean = (check_text(scan["id"]) for scan in response.json()["scans"])
+    held = api.get(f"/api/v1/scans/{held.pk}/").json()
+    clean = api.get(f"/api/v1/scans/{clean.pk}/").json()
     assert held["status"] == "held" and held["hold_reason"].startswith("text found in the picture (")
-    assert clean["status"] == "queued" and clean["hold_reason"] == ""
+    assert clean["status"] == "done" and clean["hold_reason"] == ""
+
+
+def test_nobody_but_a_steward_sees_the_pixels_of_a_scan_not_yet_checked(
+    owner_client, case, steward, client_for
+):
+    from rest_framework.test import APIClient
+
+    body = upload(owner_client, case, "text.png", png(picture_with_text())).json()["scans"][0]
+    scan = Scan.objects.get(pk=body["id"])
+    assert scan.status == Scan.Status.CHECKING
+    page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
+    assert reverse("cases:scan_image", args=[scan.pk]) not in page
+    assert reverse("cases:viewer", args=[scan.pk]) not in page
+    assert owner_client.get(reverse("cases:scan_image", args=[scan.pk])).status_code == 404
+    assert owner_client.get(reverse("cases:viewer", args=[scan.pk])).status_code == 404
+    api = APIClient()
+    api.force_authenticate(case.created_by)
+    refused = api.get(f"/api/v1/scans/{scan.pk}/image/")
+    assert refused.status_code == 409 and refused.json()["code"] == "awaiting_text_check"
+    # A steward decides on such scans: they see them.
+    assert client_for(steward).get(reverse("cases:scan_image", args=[scan.pk])).status_code == 200
+
+
+def test_a_held_scan_is_shown_to_stewards_only_until_released(owner_client, case, steward, client_for):
+    """Text found in the pixels (a name, perhaps): held, and hidden from clinicians until a
+    steward has looked and released it."""
+    from rest_framework.test import APIClient
+
+    body = upload(owner_client, case, "text.png", png(picture_with_text())).json()["scans"][0]
+    scan = check_text(body["id"])
+    assert scan.status == Scan.Status.HELD
+    page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
+    assert reverse("cases:scan_image", args=[scan.pk]) not in page
+    assert "Image shown once a data steward releases it" in page
+    assert owner_client.get(reverse("cases:scan_image", args=[scan.pk])).status_code == 404
+    assert owner_client.get(reverse("cases:viewer", args=[scan.pk])).status_code == 404
+    api = APIClient()
+    api.force_authenticate(case.created_by)
+    refused = api.get(f"/api/v1/scans/{scan.pk}/image/")
+    assert refused.status_code == 409 and refused.json()["code"] == "held_for_steward"
+    assert client_for(steward).get(reverse("cases:scan_image", args=[scan.pk])).status_code == 200
+    scan.release(steward)
+    assert owner_client.get(reverse("cases:scan_image", args=[scan.pk])).status_code == 200
 
 
 def test_dicom_text_check_follows_the_header(owner_client, case, monkeypatch):
@@ -168,15 +231,17 @@ def test_dicom_text_check_follows_the_header(owner_client, case, monkeypatch):
         ("no.dcm", dicom_slice(instance=2)),
     ]:
         assert upload(owner_client, case, name, data).status_code == 201
+    yes, no = (check_text(scan.pk) for scan in Scan.objects.filter(case=case).order_by("id"))
     assert read == []
-    yes, no = Scan.objects.filter(case=case).order_by("id")
     assert yes.status == Scan.Status.HELD and yes.hold_reason == burnedin.HEADER_REASON
-    assert no.status == Scan.Status.QUEUED and no.hold_reason == ""
+    assert no.status == Scan.Status.DONE and no.hold_reason == ""
 
     silent = _without_burned_in_annotation(dicom_slice(instance=3))
     assert upload(owner_client, case, "silent.dcm", silent).status_code == 201
+    assert read == []  # not in the request
+    last = check_text(Scan.objects.filter(case=case).order_by("id").last().pk)
     assert read == [(64, 64)]
-    assert Scan.objects.filter(case=case).order_by("id").last().status == Scan.Status.QUEUED
+    assert last.status == Scan.Status.DONE
 
 
 def _without_burned_in_annotation(data):

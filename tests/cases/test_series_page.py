@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from cases.models import Scan, Series
+from inference import pipeline
 from ml.dicomseries import build_series
 from tests.conftest import real_mri_images
 
@@ -31,6 +32,8 @@ def case_with_series(owner_client, case, lgg_slices):
     random.Random(7).shuffle(shuffled)
     upload(owner_client, case, [(f"{i}.dcm", as_file(ds)) for i, ds in shuffled])
     upload(owner_client, case, [("b.jpg", images[1].read_bytes())])
+    for scan in Scan.objects.filter(case=case):
+        pipeline.check_text(scan.pk)  # the worker's first step: the viewer shows checked scans only
     return case
 
 

@@ -200,7 +200,7 @@ def test_several_files_become_scans_enqueued_on_commit(
     scans = list(Scan.objects.order_by("pk"))
     assert [s["id"] for s in response.json()["scans"]] == [s.pk for s in scans]
     assert len(callbacks) == 2 and enqueued == [s.pk for s in scans]
-    assert all(s.status == Scan.Status.QUEUED and s.image.name.endswith(".png") for s in scans)
+    assert all(s.status == Scan.Status.CHECKING and s.image.name.endswith(".png") for s in scans)
     assert AuditEvent.objects.get(verb=AuditEvent.Verb.UPLOAD).detail == {"scans": [s.pk for s in scans]}
 
 

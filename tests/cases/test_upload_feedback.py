@@ -43,4 +43,4 @@ def test_a_stored_upload_answers_each_scan_for_the_live_count(owner_client, case
     assert ids == list(Scan.objects.order_by("id").values_list("id", flat=True))
     fragment = owner_client.get(reverse("cases:scans_fragment", args=[case.pk])).content.decode()
     # The script counts "n of m classified" from each scan's status in the polled fragment.
-    assert all(f'id="scan-{pk}" tabindex="-1" data-status="queued"' in fragment for pk in ids)
+    assert all(f'id="scan-{pk}" tabindex="-1" data-status="checking"' in fragment for pk in ids)

@@ -44,7 +44,7 @@ def test_a_failure_after_the_commit_keeps_the_stored_files(transactional_db, cas
 
     scans = list(Scan.objects.filter(case=case))
     assert len(scans) == 3
-    assert all(scan.status == Scan.Status.QUEUED for scan in scans)
+    assert all(scan.status == Scan.Status.CHECKING for scan in scans)
     assert all(stored(scan) for scan in scans)
 
 
@@ -154,7 +154,7 @@ def test_a_web_upload_during_a_broker_outage_keeps_every_image_and_answers_succe
     assert response.status_code == 201, (response.status_code, response.text[:500])
     ids = [scan["id"] for scan in response.json()["scans"]]
     scans = list(Scan.objects.filter(pk__in=ids))
-    assert len(scans) == 50 and all(scan.status == Scan.Status.QUEUED for scan in scans)
+    assert len(scans) == 50 and all(scan.status == Scan.Status.CHECKING for scan in scans)
     assert all(stored(scan) for scan in scans)
     image = session.get(f"{base}{reverse('cases:scan_image', args=[ids[0]])}", timeout=30)
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")

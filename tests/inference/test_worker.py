@@ -29,7 +29,11 @@ def test_worker_on_the_broker_answers_a_scan_clearly_when_no_model_is_active(run
 
 
 def scan_finished(pk):
-    return Scan.objects.filter(pk=pk).exclude(status__in=[Scan.Status.QUEUED, Scan.Status.PROCESSING]).first()
+    return (
+        Scan.objects.filter(pk=pk)
+        .exclude(status__in=[Scan.Status.CHECKING, Scan.Status.QUEUED, Scan.Status.PROCESSING])
+        .first()
+    )
 
 
 def test_uploaded_mri_is_classified_by_the_worker(classifying_worker, owner_client, case):

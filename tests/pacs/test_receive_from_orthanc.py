@@ -55,4 +55,4 @@ def test_orthanc_pushes_a_study_and_it_arrives_in_a_case(orthanc_to_brainscan, l
     [case] = Case.objects.all()
     assert case.team == team
     assert sorted(case.scans.values_list("series_instance", flat=True)) == [s.number for s in lgg_slices[:4]]
-    assert set(case.scans.values_list("status", flat=True)) == {Scan.Status.QUEUED}
+    assert set(case.scans.values_list("status", flat=True)) == {Scan.Status.CHECKING}

@@ -68,7 +68,8 @@ def test_a_study_in_orthanc_is_pulled_into_a_new_case_with_its_series_queued(
     )
     scans = list(received.slices())
     assert [scan.series_instance for scan in scans] == [item.number for item in lgg_slices]
-    assert {scan.status for scan in scans} == {Scan.Status.QUEUED}
+    # Queued for the worker, whose first step reads each slice for burned-in text.
+    assert {scan.status for scan in scans} == {Scan.Status.CHECKING}
     assert record.scan_count == len(scans) == len(lgg_slices)
     assert sorted(announced) == sorted(scan.pk for scan in scans)
 

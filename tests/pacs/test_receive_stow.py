@@ -9,6 +9,7 @@ from rest_framework.authtoken.models import Token
 
 from cases import pacs_import, uploads
 from cases.models import AuditEvent, Case, Scan, StudyImport, hash_patient_reference
+from inference.pipeline import check_text
 from ml.dicomseries import IDENTIFYING_TAGS, build_multiframe, build_series
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
@@ -67,7 +68,8 @@ def test_a_pushed_series_opens_a_case_in_the_accounts_team_with_its_scans_queued
     [received] = case.series.all()
     assert received.description == "FLAIR"
     assert [s.series_instance for s in received.slices()] == [item.number for item in lgg_slices[:5]]
-    assert {s.status for s in case.scans.all()} == {Scan.Status.QUEUED}
+    # Queued for the worker, whose first step reads each slice for burned-in text.
+    assert {s.status for s in case.scans.all()} == {Scan.Status.CHECKING}
     [record] = StudyImport.objects.all()
     assert (record.source, record.status, record.case, record.scan_count) == ("push", "done", case, 5)
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.UPLOAD, object_id=str(case.pk)).exists()
@@ -270,6 +272,10 @@ def test_a_slice_that_declares_burned_in_text_is_held_for_a_steward(token, lgg_s
 
     assert push([part10(ds) for ds in series], token).status_code == 200
 
+    # Stored for the worker's text check, which holds the slice unread on its header's word.
+    assert set(Scan.objects.values_list("status", flat=True)) == {Scan.Status.CHECKING}
+    for scan in Scan.objects.all():
+        check_text(scan.pk)
     statuses = dict(Scan.objects.values_list("series_instance", "status"))
     assert statuses == {lgg_slices[0].number: Scan.Status.QUEUED, lgg_slices[1].number: Scan.Status.HELD}
     assert Scan.objects.get(status=Scan.Status.HELD).hold_reason

@@ -47,7 +47,8 @@ def upload_series(client, case, slices):
 
 
 def classify(series):
-    for scan in series.slices().filter(status=Scan.Status.QUEUED):
+    # The worker reads each slice for burned-in text, then classifies it, in one task.
+    for scan in series.slices().filter(status__in=[Scan.Status.CHECKING, Scan.Status.QUEUED]):
         assert pipeline.classify_scan(scan.pk) == Scan.Status.DONE
 
 

@@ -71,6 +71,9 @@ def uploaded(case, owner_client, caplog, capfd, django_capture_on_commit_callbac
     files = [(CLIENT_NAME.format(name), data) for name, data in corpus().items()]
     with django_capture_on_commit_callbacks(execute=True):
         response = upload(owner_client, case, files)
+    # The worker's first step, its log captured too: each scan is read for burned-in text.
+    checked = [pipeline.check_text(scan.pk) for scan in Scan.objects.filter(case=case)]
+    assert None not in checked
     out, err = capfd.readouterr()
     scans = list(Scan.objects.filter(case=case).order_by("id"))
     return response, scans, caplog.text + out + err, enqueued
@@ -195,14 +198,19 @@ def test_burned_in_annotation_holds_the_scan_until_a_steward_releases_it(
             owner_client, case, [("x.dcm", dicom_slice(burned_in=True)), ("y.dcm", dicom_slice(instance=2))]
         )
     held, clean = Scan.objects.filter(case=case).order_by("id")
-    assert held.status == Scan.Status.HELD and clean.status == Scan.Status.QUEUED
-    assert enqueued == [clean.pk]
+    # Both stored unread, for the worker's text check: its first step holds the YES one.
+    assert held.status == clean.status == Scan.Status.CHECKING
+    assert enqueued == [held.pk, clean.pk]
+    assert pipeline.classify_scan(held.pk) == Scan.Status.HELD
+    held.refresh_from_db()
+    assert held.status == Scan.Status.HELD
     assert pipeline.classify_scan(held.pk) is None  # the worker cannot claim a held scan
     assert AnonymisationReport.objects.get().files[0]["held"] is True
+    enqueued.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
         assert held.release(steward) is True
-    assert enqueued == [clean.pk, held.pk]
+    assert enqueued == [held.pk]
     assert held.release(steward) is False  # released once only
 
 
@@ -221,8 +229,11 @@ def test_a_slice_is_held_on_yes_read_for_text_unless_it_says_no(
     with django_capture_on_commit_callbacks(execute=True):
         upload(owner_client, case, [("x.dcm", dicom_slice(burned_in=header))])
     scan = Scan.objects.get(case=case)
-    assert scan.status == (Scan.Status.HELD if held else Scan.Status.QUEUED)
-    assert enqueued == ([] if held else [scan.pk])
+    assert scan.status == Scan.Status.CHECKING and enqueued == [scan.pk]
+    assert AnonymisationReport.objects.get().files[0]["text_check"] == "pending"
+    pipeline.classify_scan(scan.pk)  # the worker's first step
+    scan.refresh_from_db()
+    assert scan.status == (Scan.Status.HELD if held else Scan.Status.DONE)
     entry = AnonymisationReport.objects.get().files[0]
     assert entry["burned_in_annotation"] is (header is not False) and bool(entry.get("held")) is held
     assert isinstance(entry.get("text_check"), dict) is read
@@ -300,6 +311,8 @@ def test_api_serves_dicom_scans_as_png_rendered_from_pixels(case, owner, monkeyp
     )
     assert response.status_code == 202, response.content
     scan_id = response.json()["scans"][0]["id"]
+    assert client.get(f"/api/v1/scans/{scan_id}/image/").status_code == 409  # not yet read for text
+    assert pipeline.check_text(scan_id) == Scan.Status.QUEUED
     image = client.get(f"/api/v1/scans/{scan_id}/image/")
     assert image.status_code == 200 and image["Content-Type"] == "image/png"
     png = Image.open(io.BytesIO(image.content))

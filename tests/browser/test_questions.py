@@ -1,0 +1,93 @@
+"""One case per clinical question in headless Chromium: upload a slice of the question's modality
+and one of the other, let the real worker read them (text check, modality check, the question's
+active model), and read on the page an answer from that question's classes for the first and
+"this looks like a CT slice; this case asks for ..." for the second.
+
+The dementia-mri and tumour-ct models are trained apart from the code: the newest version under
+ml/models/<task>/ is registered and activated; a question without one is skipped."""
+
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from cases.models import Scan
+from inference.models import ModelVersion
+from inference.registry import sync_registry
+from ml import tasks
+from tests.browser.viewer_steps import log_in
+from tests.conftest import SHARED_DATASETS
+from tests.factories import CaseFactory
+
+pytestmark = pytest.mark.browser
+
+MRI_TUMOUR = SHARED_DATASETS / "brain-tumor-mri" / "Training" / "glioma" / "Tr-gl_0010.jpg"
+MRI_DEMENTIA = SHARED_DATASETS / "alzheimer-mri" / "train" / "MildDemented"
+# A CT slice without burned-in text (cases.burnedin passes it): the worker must not hold it.
+CT_SLICE = SHARED_DATASETS / "brain-ct" / "train" / "tumor" / "ct_tumor_1001.jpg"
+# The model directory of each question under ml/models/ (the tumour-MRI cards keep their old name).
+MODEL_DIRS = {
+    tasks.TUMOUR_MRI: "brain-tumour",
+    tasks.DEMENTIA_MRI: "dementia-mri",
+    tasks.TUMOUR_CT: "tumour-ct",
+}
+
+
+def _first(path: Path) -> Path:
+    if path.is_dir():
+        path = next(iter(sorted(path.glob("*.jpg"))), path)
+    if not path.is_file():
+        pytest.skip(f"real slices not found at {path}")
+    return path
+
+
+def _slices(task: tasks.Task) -> tuple[Path, Path]:
+    """(a slice the question reads, one of the other modality)."""
+    mri = _first(MRI_DEMENTIA if task.name == tasks.DEMENTIA_MRI else MRI_TUMOUR)
+    ct = _first(CT_SLICE)
+    return (ct, mri) if task.modality == "CT" else (mri, ct)
+
+
+@pytest.fixture
+def model_dir(task_name) -> Path:
+    """The newest version directory of the question's model; the test is skipped (before any
+    browser or worker starts) while none is shipped."""
+    root = Path(settings.ML_MODELS_ROOT) / MODEL_DIRS[task_name]
+    versions = sorted(d for d in root.glob("*") if (d / "model.json").is_file())
+    if not versions:
+        pytest.skip(f"no {task_name} model shipped yet")
+    return versions[-1]
+
+
+def _activate(model_dir: Path) -> ModelVersion:
+    """Registered from its card and made the question's active version, as the tumour model is."""
+    sync_registry()
+    version = ModelVersion.objects.get(path=f"{model_dir.parent.name}/{model_dir.name}", is_available=True)
+    version.activate()
+    return version
+
+
+@pytest.mark.parametrize("task_name", list(tasks.TASKS))
+def test_each_question_answers_its_modality_and_refuses_the_other(
+    task_name, model_dir, page, live_server, running_worker, team, owner
+):
+    task = tasks.get(task_name)
+    model = _activate(model_dir)
+    right, wrong = _slices(task)
+    case = CaseFactory(team=team, created_by=owner, task=task.name)
+
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/cases/{case.pk}/")
+    page.set_input_files("#upload-files", [str(right), str(wrong)])
+    page.click("#upload-form button[type=submit]")
+    page.wait_for_selector("#uploads .upload.stored", timeout=30_000)
+    page.wait_for_selector("#scans [data-pending='false']", timeout=60_000)
+
+    answered, refused = Scan.objects.filter(case=case).order_by("id")  # stored in the files' order
+    assert answered.status == refused.status == Scan.Status.DONE, (answered.hold_reason, refused.hold_reason)
+    label = page.text_content(f"#scan-{answered.pk} .type-answer .label").strip()
+    assert label in task.classes and label in model.classes, (task.name, label)
+    reason = page.text_content(f"#scan-{refused.pk} .result strong").strip().lower()
+    other = "an MRI" if task.modality == "CT" else "a CT"
+    assert f"this looks like {other} slice; this case asks for {task.label}".lower() in reason
+    assert page.locator(f"#scan-{refused.pk} .type-answer").count() == 0
