@@ -81,7 +81,14 @@ def test_each_question_answers_its_modality_and_refuses_the_other(
     page.set_input_files("#upload-files", [str(right), str(wrong)])
     page.click("#upload-form button[type=submit]")
     page.wait_for_selector("#uploads .upload.stored", timeout=30_000)
-    page.wait_for_selector("#scans [data-pending='false']", timeout=60_000)
+    # The panel before the upload (no scans) also reads "not pending": wait for both scans, settled.
+    page.wait_for_function(
+        "() => { const panel = document.querySelector('#scans [data-pending]');"
+        " return panel && panel.dataset.pending === 'false'"
+        " && document.querySelectorAll('#scans .scan').length === 2; }",
+        polling=200,
+        timeout=120_000,
+    )
 
     answered, refused = Scan.objects.filter(case=case).order_by("id")  # stored in the files' order
     assert answered.status == refused.status == Scan.Status.DONE, (answered.hold_reason, refused.hold_reason)
