@@ -111,6 +111,7 @@ def test_a_series_goes_from_orthanc_to_a_case_verdict_and_back(
     stored = files_since(before)
     assert len(stored) >= len(source)
     rows, sent = rows_as_text(), [sr, sc]
+    assert f"Stored {len(source)} scan(s) for case {case.pk}" in caplog.text  # the worker's log is read
     for value in identifying:
         assert value not in rows, value
         assert value not in caplog.text, value
