@@ -71,6 +71,10 @@ def test_a_series_goes_from_orthanc_to_a_case_verdict_and_back(
     # Every slice was text-checked and classified by the shipped model.
     scans = case.scans.all()
     assert {scan.status for scan in scans} == {Scan.Status.DONE}, [s.outcome_reason for s in scans]
+    checked = [entry for report in case.anonymisation_reports.all() for entry in report.files]
+    assert len(checked) == len(source) and all(
+        e["text_check"] != "pending" and not e["held"] for e in checked
+    )
     active = ModelVersion.active_for("tumour-mri")
     assert (active.name, active.version) == ("brain-tumour", "2026.11.24")
     assert verdict.model_version == active and verdict.answered == verdict.slices == len(source)
