@@ -1,6 +1,6 @@
 """Django admin for stewards: cases (consent, erasure), scans (held scans, release), anonymisation
 reports and the audit log (filters, CSV export). User accounts and teams are in
-admin_accounts.py, registered from here."""
+admin_accounts.py, studies received from the PACS in admin_pacs.py, registered from here."""
 
 import json
 from collections import defaultdict
@@ -17,6 +17,7 @@ from django.utils.html import format_html, format_html_join
 
 from . import (
     admin_accounts,  # noqa: F401 -- registers the user account and team admins
+    admin_pacs,  # noqa: F401 -- registers the studies received from the PACS
     export,
 )
 from .access import is_steward

@@ -26,7 +26,7 @@ from .scans import (
     reviews,
     scan_upload_path,
 )
-from .studies import Series, Study, series_verdicts
+from .studies import Series, Study, series_reviews, series_verdicts
 from .studyimports import StudyImport
 
 __all__ = [
@@ -201,7 +201,9 @@ class Case(models.Model):
         """Raise QuestionSettled once a scan of the case is reviewed: that review answered the
         question asked, and asking another would leave it standing under the wrong one."""
         reviewed = reviews().filter(prediction__scan__case=self, prediction__scan__retracted_at=None)
-        if reviewed.exists():
+        # A series review answers for its slices (worklist.SERIES_REVIEW_RULE): it settles them too.
+        series_reviewed = series_reviews().filter(verdict__series__case=self)
+        if reviewed.exists() or series_reviewed.exists():
             raise QuestionSettled(
                 f"Case {self.pseudonym} stays a {self.question.label} case: a clinician has reviewed "
                 "one of its scans under that question. Open a new case to ask another."

@@ -5,7 +5,8 @@ Every object takes the upload path (cases.uploads.clean_slices, store_scans): th
 checks, de-identification, burnt-in text hold and per-case UID remapping. One call stores all of
 its objects or none. A study that arrives without a case opens one, one case per study, its
 patient reference kept as the keyed hash only; more of a study the team already holds (another
-series, the same push again) joins that study's case, and objects it already has are skipped.
+series, the same push again, a study first uploaded) joins that study's case, and objects it
+already has are skipped.
 """
 
 import copy
@@ -24,8 +25,8 @@ from django.db import transaction
 
 from ml.preprocess import is_dicom
 
-from . import deidentification, uploads
-from .models import Case, Membership, Scan, Team
+from . import deidentification, studies, uploads
+from .models import Case, Membership, Scan, Study, Team
 from .pacs import Pacs
 from .refusals import UploadRefused, UploadRejected
 from .roles import ensure_groups
@@ -186,11 +187,21 @@ def service_account(team) -> "object":
     return user
 
 
-def case_of_study(team, key: str):
-    """The case of ``team`` that already holds the study with this key, or None."""
+def case_of_study(team, key: str, joined: str = ""):
+    """The case of ``team`` that already holds the study: pulled or pushed before (its StudyImport
+    ``key``), or uploaded (its Study's ``joined``, studies.join_key); None if none."""
     done = StudyImport.objects.filter(team=team, study_key=key, status=StudyImport.Status.DONE)
     case_id = done.exclude(case=None).order_by("-created_at").values_list("case", flat=True).first()
+    if case_id is None and joined:
+        uploaded = Study.objects.filter(case__team=team, join_key=joined).order_by("-created_at")
+        case_id = uploaded.values_list("case", flat=True).first()
     return Case.objects.filter(pk=case_id).first() if case_id else None
+
+
+def _join_key(batch) -> str:
+    """The batch's studies.join_key, from its cleaned images (not yet remapped for a case)."""
+    uids = {str(image.dicom.StudyInstanceUID) for image in batch.images if image.dicom is not None}
+    return studies.join_key(uids.pop()) if len(uids) == 1 else ""
 
 
 def _not_yet_stored(case, images):
@@ -222,7 +233,7 @@ def store_batches(batches, *, team, user, case=None, source=StudyImport.Source.P
             Team.objects.select_for_update().filter(pk=team.pk).first()
             for batch in batches:
                 key = study_key(batch.study_uid)
-                target = case or case_of_study(team, key)
+                target = case or case_of_study(team, key, _join_key(batch))
                 if target is None:
                     target = Case.open(user, team, patient_reference=batch.patient_id)
                 images = _not_yet_stored(target, batch.images)

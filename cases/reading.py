@@ -86,6 +86,7 @@ def flag_context(case):
 def scans_context(case, user):
     scans = (
         case.scans.not_retracted()
+        .with_series_reviewed()
         .select_related("series", "uploaded_by")
         .prefetch_related("predictions__model_version", "predictions__reviews__reviewer")
     )

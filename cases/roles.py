@@ -29,7 +29,10 @@ STEWARD_PERMISSIONS = [
     ("cases", "scan", ("view", "change")),
     ("cases", "anonymisationreport", ("view",)),
     ("cases", "auditevent", ("view",)),
+    ("cases", "studyimport", ("view",)),
     ("inference", "modelversion", ("view",)),
+    ("inference", "seriesverdict", ("view",)),
+    ("inference", "seriesreview", ("view",)),
 ]
 
 

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models, transaction
+from django.db.models import OuterRef
 from django.utils import timezone
 
 from ml import tasks
@@ -15,6 +16,7 @@ from .auditlog import AuditEvent
 from .refusals import NotAllowed, NotReviewable, Refusal, ScanBusy
 from .roles import is_steward
 from .signals import announce_ready
+from .studies import series_reviews
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,12 @@ class ScanQuerySet(models.QuerySet):
     def not_retracted(self):
         """The scans that belong to their case: a retracted scan's row stays only as a tombstone."""
         return self.filter(retracted_at=None)
+
+    def with_series_reviewed(self):
+        """Each scan annotated ``series_reviewed`` (its series' verdict has a review) in the same
+        query, so a page of scans reads ``Scan.is_reviewed`` without a query per scan."""
+        reviewed = series_reviews().filter(verdict__series=OuterRef("series"))
+        return self.annotate(series_reviewed=models.Exists(reviewed))
 
 
 class Scan(models.Model):
@@ -196,7 +204,15 @@ class Scan(models.Model):
 
     @property
     def is_reviewed(self):
-        return any(prediction.reviews.all() for prediction in self.predictions.all())
+        """Reviewed on its own or through its series: a series review answers for each slice of it
+        (cases.worklist.SERIES_REVIEW_RULE), so it settles the slice as a slice review does."""
+        if any(prediction.reviews.all() for prediction in self.predictions.all()):
+            return True
+        if self.series_id is None:
+            return False
+        if "series_reviewed" in self.__dict__:  # ScanQuerySet.with_series_reviewed
+            return self.series_reviewed
+        return series_reviews().filter(verdict__series=self.series_id).exists()
 
     def check_retractable(self, user, *, audit=False):
         """Raise a Refusal if ``user`` may not retract this scan now: the rule of page and API.

@@ -2,9 +2,12 @@
 non-identifying description a reader needs (modality, series description, orientation), and
 where each DICOM scan sits in its series. JPEG/PNG scans belong to none."""
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 from django.db import models
 from django.db.models import F
 
@@ -16,11 +19,18 @@ class Study(models.Model):
     case = models.ForeignKey("cases.Case", on_delete=models.CASCADE, related_name="studies")
     # The remapped StudyInstanceUID (cases.deidentification.remap_uids), never the source one.
     study_uid = models.CharField(max_length=64)
+    # join_key(): how a later pull or push of the same study finds this case; blank for a study
+    # stored before it was kept.
+    join_key = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [models.UniqueConstraint(fields=["case", "study_uid"], name="study_case_uid_unique")]
+        indexes = [
+            # "Which case of this team already holds this study" (cases.pacs_import.case_of_study).
+            models.Index(fields=["join_key"], name="study_join_key_idx"),
+        ]
 
     def __str__(self):
         return f"Study {self.pk} of {self.case_id}"
@@ -143,13 +153,27 @@ def _instance_number(dataset) -> int | None:
     return number if number >= 0 else None
 
 
-def place(case, dataset) -> dict:
+def join_key(cleaned_study_uid: str) -> str:
+    """Keyed hash (PATIENT_REF_KEY) of a StudyInstanceUID as de-identification first leaves it,
+    before the per-case remap (cases.deidentification: remapped without a key, the same for every
+    arrival of the study): an upload, a pull and a push of one study share it, so a later pull or
+    push joins the case that holds the study, however it first arrived."""
+    message = f"study-join:{cleaned_study_uid.strip()}".encode()
+    return hmac.new(settings.PATIENT_REF_KEY.encode(), message, hashlib.sha256).hexdigest()
+
+
+def place(case, dataset, joined: str = "") -> dict:
     """The Scan fields that put a de-identified, UID-remapped DICOM slice in its case's study and
     series, creating them on first sight; {} for a JPEG/PNG image (``dataset`` None) or a slice
-    without UIDs. Called inside the upload's transaction, with the case row locked."""
+    without UIDs. ``joined``: the study's join_key(), read before the remap. Called inside the
+    upload's transaction, with the case row locked."""
     if dataset is None or not dataset.get("StudyInstanceUID") or not dataset.get("SeriesInstanceUID"):
         return {}
-    study, _ = Study.objects.get_or_create(case=case, study_uid=str(dataset.StudyInstanceUID))
+    study, _ = Study.objects.get_or_create(
+        case=case, study_uid=str(dataset.StudyInstanceUID), defaults={"join_key": joined}
+    )
+    if joined and not study.join_key:  # a study stored before join keys were kept
+        Study.objects.filter(pk=study.pk).update(join_key=joined)
     series, _ = Series.objects.get_or_create(
         case=case,
         series_uid=str(dataset.SeriesInstanceUID),

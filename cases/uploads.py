@@ -233,6 +233,10 @@ def _finish(case, image: CleanImage) -> tuple[bytes, str]:
     return content, hashlib.sha256(content).hexdigest()
 
 
+def _has_study(image: CleanImage) -> bool:
+    return image.dicom is not None and bool(image.dicom.get("StudyInstanceUID"))
+
+
 def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
     """Create the scans and their anonymisation report in one transaction; enqueue once committed.
 
@@ -256,6 +260,8 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
             case.lock().check_open("upload scans")
             report = AnonymisationReport.objects.create(case=case, uploaded_by=user)
             for image in images:
+                # Read before _finish remaps the UIDs for the case: how a later pull finds it.
+                joined = studies.join_key(str(image.dicom.StudyInstanceUID)) if _has_study(image) else ""
                 content, sha256 = _finish(case, image)
                 scan = Scan(
                     case=case,
@@ -264,7 +270,7 @@ def store_scans(case, user, images: list[CleanImage]) -> list[Scan]:
                     width=image.width,
                     height=image.height,
                     acquisition=acquisition.describe(image.dicom) if image.dicom is not None else {},
-                    **studies.place(case, image.dicom),  # its study and series, by the remapped UIDs
+                    **studies.place(case, image.dicom, joined),  # its study and series, by the remapped UIDs
                     uploaded_by=user,
                     anonymisation_report=report,
                     status=Scan.Status.CHECKING,

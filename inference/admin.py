@@ -1,5 +1,5 @@
 """Django admin: read-only model versions, predictions (images linked through the access-checked
-views) and reviews."""
+views), reviews, series verdicts and their reviews."""
 
 from django.contrib import admin
 from django.urls import reverse
@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from cases.admin import ReadOnlyAdmin
 
-from .models import ModelVersion, Prediction, Review
+from .models import ModelVersion, Prediction, Review, SeriesReview, SeriesVerdict
 
 
 @admin.register(ModelVersion)
@@ -51,3 +51,23 @@ class ReviewAdmin(ReadOnlyAdmin):
 
     list_display = ["prediction", "decision", "label", "reviewer", "created_at"]
     readonly_fields = [f.name for f in Review._meta.fields]
+
+
+@admin.register(SeriesVerdict)
+class SeriesVerdictAdmin(ReadOnlyAdmin):
+    """Written by the worker when a series' last slice is answered (and its report-back state by
+    the report task); UIDs here are BrainScan's own (remapped series, the objects it sent)."""
+
+    list_display = ["series", "model_version", "tumour_suspected", "label", "report_state", "computed_at"]
+    list_filter = ["tumour_suspected", "report_state", "has_rule"]
+    search_fields = ["series__case__pseudonym"]
+    readonly_fields = [f.name for f in SeriesVerdict._meta.fields]
+
+
+@admin.register(SeriesReview)
+class SeriesReviewAdmin(ReadOnlyAdmin):
+    """Written by clinicians on the case page or the API (cases/forms_series.py), audited there."""
+
+    list_display = ["verdict", "decision", "label", "reviewer", "created_at"]
+    search_fields = ["verdict__series__case__pseudonym"]
+    readonly_fields = [f.name for f in SeriesReview._meta.fields]
