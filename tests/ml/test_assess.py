@@ -61,7 +61,9 @@ def test_dementia_staging_has_no_tumour_threshold_and_reports_grades_not_tumour_
     figures = validation_figures(calibration, _dataset(labels), task)
     assert set(figures["per_class"]) == set(task.classes)
     assert "tumour_present" not in figures and len(figures["confusion_matrix"]) == 4
-    report = multiclass_report(calibration.val_probs, labels, 0.5, task.classes, task.no_finding, finding=False)
+    report = multiclass_report(
+        calibration.val_probs, labels, 0.5, task.classes, task.no_finding, finding=False
+    )
     assert "tumour_recall" not in report and report["labels"] == list(task.classes)
     assert 0 <= report["macro_f1"] <= 1 and "ModerateDemented" in report["roc_auc"]
 

@@ -69,7 +69,9 @@ def test_a_group_whose_images_were_split_apart_leaves_out_the_ones_that_would_ch
 def test_forced_splits_reads_model_directories_and_refuses_contradicting_ones(tmp_path):
     for name, test in (("a", ["x"]), ("b", ["y"]), ("c", ["z"])):
         (tmp_path / name).mkdir()
-        np.savez(tmp_path / name / "split.npz", train=np.array(["w"]), val=np.array([], str), test=np.array(test))
+        np.savez(
+            tmp_path / name / "split.npz", train=np.array(["w"]), val=np.array([], str), test=np.array(test)
+        )
     assert forced_splits([tmp_path / "a", tmp_path / "b"]) == {"w": "train", "x": "test", "y": "test"}
     np.savez(tmp_path / "c" / "split.npz", train=np.array(["x"]), val=np.array([], str), test=np.array(["z"]))
     with pytest.raises(ValueError, match="is train there but test elsewhere"):
