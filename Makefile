@@ -39,13 +39,15 @@ lint: deps
 	$(VENV)/bin/ruff format --check .
 
 # Model serving, Keras and LiteRT side by side (load, batch-1 latency on one core, batch-32
-# throughput, memory, explanation cost), upload-to-result latency, throughput and memory with a
+# throughput, memory, explanation cost), then every task's model loaded in one worker-like process
+# (latency per task, memory with all of them and the modality check), upload-to-result latency, throughput and memory with a
 # warm LiteRT worker on real images from ../shared,
 # analytics page times with a warm cache, the 50-scan case page and the viewer (render times),
 # then ApacheBench on the case list (127.0.0.1 only, bounded request counts), idle and while a
 # worker classifies 100 uploads.
 bench: setup bench-tools
 	$(PY) -m ml.bench --json $(VAR)/ml-bench.json
+	$(PY) -m ml.bench --tasks --json $(VAR)/ml-bench-tasks.json
 	$(PY) manage.py bench_pipeline --images $(BENCH_IMAGES)
 	$(PY) manage.py bench_analytics
 	$(PY) manage.py bench_pages

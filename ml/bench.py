@@ -1,7 +1,11 @@
 """Serving benchmark, Keras and LiteRT side by side: library import and model load, batch-1
-latency on one thread, batch-32 throughput on all cores, peak memory and the explanation's cost.
+latency on one thread, batch-32 throughput on all cores, peak memory and the explanation's cost;
+and with ``--tasks``, every task's newest model served as the worker serves it (LiteRT, one
+thread): its batch-1 latency and end-to-end classify time, and the memory of one process with
+all of them (and the modality check) loaded.
 
     python -m ml.bench [--model DIR] [--json FILE]
+    python -m ml.bench --tasks [--json FILE]
 
 Each measurement runs in a fresh interpreter, since TensorFlow's thread pools are fixed at
 start-up and a process's peak memory is its own: latency with one thread (one core),
@@ -26,18 +30,34 @@ from ml import cli
 
 REPEATS = 200
 RUNTIMES = ("keras", "litert")  # ml.runtimes.RUNTIMES; not imported, to keep this process light
-DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "brain-tumor-mri" / "Training"
+DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASET = DATASETS / "brain-tumor-mri" / "Training"
+# Each task's real images for its latency runs (ml.tasks names; the web app's registry is not read).
+TASK_DATA = {
+    "tumour-mri": ("brain-tumor-mri/Training", "tumour-mri"),
+    "dementia-mri": ("alzheimer-mri/train", "dementia-mri"),
+    "tumour-ct": ("brain-ct/train", "tumour-ct"),
+}
 
 
-def _sample_inputs(classifier, n: int) -> np.ndarray:
-    """Real images when the datasets are beside the repo, else reproducible noise."""
+def _task_files(task: str, n: int) -> list[Path]:
+    """``n`` of the task's real images, evenly spaced; none when the datasets are not beside the repo."""
     from ml.labels import index_folder
+
+    folder, label_task = TASK_DATA[task]
+    if not (DATASETS / folder).is_dir():
+        return []
+    items = index_folder(DATASETS / folder, task=label_task)
+    return [items[i].path for i in np.linspace(0, len(items) - 1, n).astype(int)]
+
+
+def _sample_inputs(classifier, n: int, task: str = "tumour-mri") -> np.ndarray:
+    """Real images when the datasets are beside the repo, else reproducible noise."""
     from ml.preprocess import preprocess
 
-    if DATASET.is_dir():
-        items = index_folder(DATASET)
-        picks = [items[i] for i in np.linspace(0, len(items) - 1, n).astype(int)]
-        return np.stack([preprocess(it.path, classifier.size) for it in picks])
+    files = _task_files(task, n)
+    if files:
+        return np.stack([preprocess(path, classifier.size) for path in files])
     return np.random.default_rng(0).random((n, classifier.size, classifier.size, 1), dtype=np.float32)
 
 
@@ -81,7 +101,9 @@ def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
         # Files read and checked, interpreter built or graphs traced, gate and modality check.
         "load_s": round(time.perf_counter() - imported, 3),
     }
-    x = _sample_inputs(classifier, 32)
+    from ml import tasks
+
+    x = _sample_inputs(classifier, 32, tasks.canonical(classifier.card.task))
     if mode == "latency":
         for i in range(10):
             classifier.forward(x[i % 32 : i % 32 + 1])
@@ -128,6 +150,65 @@ def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
     return out
 
 
+def _tasks_worker() -> dict:
+    """One process as the worker runs: LiteRT, one thread, every task's newest model loaded
+    (each with its gate and modality check); per task its batch-1 latency and the end-to-end
+    classify time on real files (decode, image checks, modality check, model, features)."""
+    from ml import tasks
+    from ml.serve import Classifier
+
+    started_rss = _peak_rss_mb()
+    out: dict = {"rss_mb_before_models": started_rss, "tasks": {}}
+    loaded = {}
+    for task in tasks.TASKS:
+        try:
+            model_dir = cards.default_model_dir(task)
+        except FileNotFoundError:
+            out["tasks"][task] = {"model": None}
+            continue
+        t = time.perf_counter()
+        loaded[task] = Classifier.load(model_dir, runtime="litert", threads=1)
+        out["tasks"][task] = {
+            "model": loaded[task].card.label,
+            "input": f"{loaded[task].size}x{loaded[task].size}",
+            "load_s": round(time.perf_counter() - t, 3),
+        }
+    out["rss_mb_all_models_loaded"] = _peak_rss_mb()
+    for task, classifier in loaded.items():
+        x = _sample_inputs(classifier, 32, task)
+        for i in range(10):
+            classifier.forward(x[i % 32 : i % 32 + 1])
+        times = []
+        for i in range(REPEATS):
+            t = time.perf_counter()
+            classifier.forward(x[i % 32 : i % 32 + 1])
+            times.append((time.perf_counter() - t) * 1000)
+        figures = {"latency_ms_p50": _percentile(times, 50), "latency_ms_p95": _percentile(times, 95)}
+        runs = []
+        for path in _task_files(task, 20):
+            t = time.perf_counter()
+            classifier.classify(path, explain=False)
+            runs.append((time.perf_counter() - t) * 1000)
+        if runs:
+            figures["classify_ms_p50"] = _percentile(runs, 50)
+        out["tasks"][task] |= figures
+    out["peak_rss_mb"] = _peak_rss_mb()
+    out["tensorflow_imported"] = "tensorflow" in sys.modules
+    return out
+
+
+def _measure_tasks() -> dict:
+    proc = subprocess.run(  # noqa: S603  our own module, fixed arguments
+        [sys.executable, "-m", "ml.bench", "--mode", "tasks"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"tasks: {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _measure(runtime: str, model_dir: Path) -> dict:
     figures: dict = {}
     for mode in ("latency", "throughput"):
@@ -164,8 +245,24 @@ def main(argv=None) -> int:
     parser.add_argument("--model", type=Path, default=None)
     cli.add_json_argument(parser)
     parser.add_argument("--runtime", choices=RUNTIMES, help=argparse.SUPPRESS)
-    parser.add_argument("--mode", choices=["latency", "throughput"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tasks",
+        action="store_true",
+        help="every task's newest model, all loaded in one worker-like process",
+    )
+    parser.add_argument("--mode", choices=["latency", "throughput", "tasks"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.mode == "tasks":
+        print(json.dumps(_tasks_worker()))
+        return 0
+    if args.tasks:
+        try:
+            result = {"cores": os.cpu_count(), **_measure_tasks()}
+        except RuntimeError as exc:
+            cli.fail(str(exc))
+            return 1
+        cli.print_report(result, args.json)
+        return 0
     model_dir = args.model or cards.default_model_dir()
     if args.mode:
         print(json.dumps(_worker(args.runtime, args.mode, model_dir)))

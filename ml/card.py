@@ -276,6 +276,15 @@ def find_model_dirs(root: Path = MODELS_ROOT) -> list[Path]:
     return sorted(p.parent for p in root.glob(f"*/*/{CARD_FILE}"))
 
 
+def _canonical_or_none(name) -> str | None:
+    from ml import tasks
+
+    try:
+        return tasks.canonical(str(name))
+    except tasks.UnknownTask:
+        return None
+
+
 def read_card(model_dir: Path) -> dict:
     """The card's JSON as stored, for the web app's registry (which keeps it whole and reads
     cards of any completeness); model code reads ``Card.load``."""
@@ -317,8 +326,12 @@ def refer_reason(confidence: float, refer_threshold: float) -> str:
 
 
 def default_model_dir(task: str = DEFAULT_TASK, root: Path = MODELS_ROOT) -> Path:
-    """The newest shipped version of ``task`` (the registry in the web app may override)."""
-    dirs = [d for d in find_model_dirs(root) if read_card(d).get("task") == task]
+    """The newest shipped version of ``task`` (the registry in the web app may override); a
+    card that names its task by a legacy name (``ml.tasks.LEGACY_NAMES``) counts as that task."""
+    from ml import tasks
+
+    wanted = tasks.canonical(task)
+    dirs = [d for d in find_model_dirs(root) if _canonical_or_none(read_card(d).get("task")) == wanted]
     if not dirs:
         raise FileNotFoundError(f"no shipped model for task {task!r} under {root}")
     return max(dirs, key=lambda d: read_card(d).get("created_at", ""))

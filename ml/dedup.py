@@ -48,12 +48,20 @@ def _popcount64(x: np.ndarray) -> np.ndarray:
 
 
 def group_duplicates(
-    hashes: list[str], phashes: np.ndarray, max_bits: int = NEAR_DUPLICATE_BITS
+    hashes: list[str], phashes: np.ndarray, max_bits: int = NEAR_DUPLICATE_BITS, linkage: str = "single"
 ) -> tuple[np.ndarray, dict[str, int]]:
     """Group ids per image: images share a group when byte-identical or perceptually close.
 
+    ``linkage="single"``: any chain of close pairs is one group. ``"complete"``: every pair
+    in a group is within ``max_bits`` (``complete_groups``), for collections where chains run
+    through everything.
+
     Returns (group id per image, counts: exact_duplicates, near_duplicates, groups).
     """
+    if linkage == "complete":
+        return complete_groups(hashes, phashes, max_bits)
+    if linkage != "single":
+        raise ValueError(f"unknown linkage {linkage!r}: single or complete")
     n = len(hashes)
     uf = _UnionFind(n)
     first_by_hash: dict[str, int] = {}
@@ -86,3 +94,42 @@ def group_duplicates(
         "images_in_duplicate_groups": int(sizes[sizes > 1].sum()),
     }
     return group_ids, counts
+
+
+def complete_groups(
+    hashes: list[str], phashes: np.ndarray, max_bits: int
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Complete-linkage groups: every two images of a group are within ``max_bits`` (exact
+    copies always together).
+
+    alzheimer-mri's slices are registered to one template, so the slices of one level look
+    alike across subjects: single linkage at 6 bits chained 5,121 slices into 300 groups, one
+    of 1,198, and no stratified split was left. Subjects are not identified; complete
+    linkage at 10 bits still keeps each slice with its closest look-alikes (neighbouring
+    slices of a series differ by about 10 bits) without one chain swallowing the collection.
+    """
+    from scipy.cluster.hierarchy import fcluster
+    from scipy.cluster.hierarchy import linkage as hierarchy
+    from scipy.spatial.distance import pdist
+
+    n = len(hashes)
+    if n < 2:
+        return np.zeros(n, dtype=int), _counts(hashes, np.zeros(n, dtype=int), 0)
+    bits = np.unpackbits(np.asarray(phashes, dtype=np.uint64).view(np.uint8).reshape(n, 8), axis=1)
+    distances = pdist(bits.astype(bool), "hamming") * 64
+    # Exact copies at distance 0 (their phash is equal too), so they always share a group.
+    groups = fcluster(hierarchy(distances, "complete"), max_bits + 0.5, "distance")
+    _, group_ids = np.unique(groups, return_inverse=True)
+    near = int((distances <= max_bits).sum())
+    return group_ids, _counts(hashes, group_ids, near)
+
+
+def _counts(hashes: list[str], group_ids: np.ndarray, near_pairs: int) -> dict[str, int]:
+    sizes = np.bincount(group_ids) if len(group_ids) else np.zeros(0, dtype=int)
+    return {
+        "images": len(hashes),
+        "exact_duplicates": len(hashes) - len(set(hashes)),
+        "near_duplicate_pairs": near_pairs,
+        "groups": int(len(sizes)),
+        "images_in_duplicate_groups": int(sizes[sizes > 1].sum()),
+    }

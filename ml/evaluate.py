@@ -1,14 +1,20 @@
-"""Score a model on a labelled folder.
+"""Score a task's model on a labelled folder, or measure that it refuses another task's images.
 
     python -m ml.evaluate --data ../shared/datasets/brain-tumor-mri/Training --split test
     python -m ml.evaluate --data ../shared/datasets/br35h --split test --json out.json
     python -m ml.evaluate --data ../shared/datasets/alzheimer-mri/train --label notumor
     python -m ml.evaluate --data ../shared/datasets/br35h --split test --runtime keras
+    python -m ml.evaluate --task dementia-mri --data ../shared/datasets/alzheimer-mri/train --split test
+    python -m ml.evaluate --task tumour-ct --data ../shared/datasets/lgg-flair --foreign
 
-A folder of typed classes gets 4-class metrics; a binary set (yes/no folders, or one
-``--label``) gets tumour-present metrics. Prints a warning when a figure falls far below
-the model card's. ``--runtime`` picks Keras or the LiteRT export the worker serves (the
-default when the model directory holds it).
+``--task`` picks the newest shipped model of that task (``--model`` a given one). A folder of
+the task's classes gets per-class metrics; a binary set (yes/no folders, or one ``--label``)
+gets tumour-present metrics. Every report counts the images refused by the gate alone, by
+the modality check alone and by both together (as the product runs them); ``--foreign``
+scores a folder none of whose images the model should read (another modality, another
+collection) by those counts alone. Prints a warning when a figure falls far below the model
+card's. ``--runtime`` picks Keras or the LiteRT export the worker serves (the default when
+the model directory holds it).
 """
 
 from __future__ import annotations
@@ -20,53 +26,71 @@ from pathlib import Path
 import numpy as np
 
 from ml import card as cards
-from ml import cli, gate
+from ml import cli, gate, tasks
 from ml.cli import add_json_argument, fail, print_report, progress
 from ml.data import UNKNOWN_CODE, label_code
-from ml.labels import CLASSES, NOTUMOR, index_folder
-from ml.metrics import NOTUMOR_INDEX, binary_report, multiclass_report
+from ml.labels import NOTUMOR, TASK_CLASSES, TUMOUR_UNKNOWN, index_folder
+from ml.metrics import binary_report, multiclass_report
 from ml.runtimes import RUNTIMES
 
 # A folder whose figure is this far below the card's is reported as a warning.
 WARN_DROP = 0.05
 
 
-def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) -> dict:
-    """Metrics for images at ``paths`` with label codes ``labels`` (see ml.data.label_code)."""
+def refusals(classifier, paths: list[str], batch: int = 64) -> tuple[np.ndarray, dict]:
+    """(calibrated probabilities, refusal counts) for the images at ``paths``: how many the
+    gate refuses on its own, how many the modality check refuses on its own, and how many the
+    product refuses (either: the image checks, then the modality check, then the features)."""
     import time
 
-    probs, refused, wrong_modality = [], [], []
+    probs, by_gate, by_modality = [], [], []
     started = time.time()
     thresholds = classifier.gate_thresholds
     done = 0
     for stats, feats, pr, modality in classifier.score_files(paths, batch):
-        # As in Classifier.classify: the image checks first, then the modality, then the features.
-        image = [bool(gate.image_reason(s, thresholds)) if thresholds else False for s in stats]
-        wrong_modality.extend(not im and bool(m) for im, m in zip(image, modality, strict=True))
-        if thresholds:
-            gated = gate.refusals(stats, feats, thresholds, classifier.gate_stats)
-            refused.extend(bool(r) or bool(m) for r, m in zip(gated, modality, strict=True))
-        else:
-            refused.extend(bool(m) for m in modality)
+        gated = (
+            gate.refusals(stats, feats, thresholds, classifier.gate_stats)
+            if thresholds
+            else [""] * len(stats)
+        )
+        by_gate.extend(bool(r) for r in gated)
+        by_modality.extend(bool(m) for m in modality)
         probs.append(pr)
         done += len(stats)
         progress(done, len(paths), started, "scoring")
-    probs = np.concatenate(probs)
-    refused = np.array(refused)
+    by_gate, by_modality = np.array(by_gate), np.array(by_modality)
+    either = by_gate | by_modality
+    n = max(len(paths), 1)
+    counts = {
+        "gate_refused": int(by_gate.sum()),
+        "gate_refused_rate": round(float(by_gate.sum() / n), 4),
+        "modality_check_refused": int(by_modality.sum()),
+        "modality_check_refused_rate": round(float(by_modality.sum() / n), 4),
+        # What the product does: the modality check and the gate, either refusing.
+        "not_mri_refused": int(either.sum()),
+        "not_mri_rate": round(float(either.sum() / n), 4),
+        "wrong_modality_refused": int((by_modality & ~by_gate).sum()),
+    }
+    return np.concatenate(probs), counts
+
+
+def evaluate(classifier, paths: list[str], labels: np.ndarray, batch: int = 64) -> dict:
+    """Metrics for images at ``paths`` with label codes ``labels`` (see ml.data.label_code)
+    of the classifier's task, and the refusal counts of ``refusals``."""
+    probs, counts = refusals(classifier, paths, batch)
+    task = tasks.get(classifier.card.task)
+    no_finding = task.classes.index(task.no_finding)
     threshold = classifier.threshold
     typed = labels < UNKNOWN_CODE
     if typed.all() and len(np.unique(labels)) > 1:
-        result = multiclass_report(probs, labels, threshold)
+        result = multiclass_report(probs, labels, threshold, task.classes, no_finding, bool(task.flagged))
         result.pop("roc_curves")
         result.pop("reliability")
     else:
-        binary = binary_report(1 - probs[:, NOTUMOR_INDEX], labels != NOTUMOR_INDEX, threshold)
+        binary = binary_report(1 - probs[:, no_finding], labels != no_finding, threshold)
         result = {k: binary[k] for k in ("n", "accuracy", "f1", "tumour_recall", "tumour_specificity")}
         result["counts"] = binary["counts"]
-    result["not_mri_refused"] = int(refused.sum())
-    result["not_mri_rate"] = round(float(refused.mean()), 4)
-    result["wrong_modality_refused"] = int(np.sum(wrong_modality))
-    return result
+    return result | counts
 
 
 def warnings_against_card(result: dict, card: cards.Card, source: str | None = None) -> list[str]:
@@ -102,9 +126,23 @@ def split_names(items: list, model_dir: Path) -> list[str | None]:
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --data, --label, --split, --limit, --json: which model scores which images."""
-    parser.add_argument("--model", type=Path, default=None, help="model directory (default: newest shipped)")
-    parser.add_argument("--data", type=Path, required=True, help="folder of class folders")
-    parser.add_argument("--label", choices=[*CLASSES], help="every image under --data has this label")
+    parser.add_argument(
+        "--task",
+        default=tasks.DEFAULT,
+        choices=[*tasks.TASKS],
+        help="the newest shipped model of this task (default %(default)s)",
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, help="model directory (default: the task's newest)"
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder of the task's class folders")
+    labels = sorted({label for classes in TASK_CLASSES.values() for label in classes} | {TUMOUR_UNKNOWN})
+    parser.add_argument("--label", choices=labels, help="every image under --data has this label")
+    parser.add_argument(
+        "--foreign",
+        action="store_true",
+        help="none of these images is the task's (another modality or collection): count refusals only",
+    )
     parser.add_argument(
         "--split",
         choices=["train", "val", "test"],
@@ -126,9 +164,20 @@ def select(args) -> tuple:
     ModelLoadError with a message for the user."""
     from ml.serve import Classifier
 
-    model_dir = Path(args.model or cards.default_model_dir())
+    model_dir = Path(args.model or cards.default_model_dir(getattr(args, "task", tasks.DEFAULT)))
     classifier = Classifier.load(model_dir, runtime=args.runtime)
-    items = index_folder(args.data, label=args.label)
+    task = tasks.get(classifier.card.task)
+    if getattr(args, "foreign", False):
+        # Another task's folders: their class names mean nothing here, every file counts.
+        items = index_folder(args.data, label=task.no_finding, task=task.name)
+    else:
+        if (
+            args.label
+            and args.label not in task.classes
+            and not (args.label == TUMOUR_UNKNOWN and task.flagged)
+        ):
+            raise ValueError(f"--label {args.label} is not a class of {task.name}: {', '.join(task.classes)}")
+        items = index_folder(args.data, label=args.label, task=task.name)
     splits = None
     if args.split:
         splits = split_names(items, model_dir)
@@ -161,6 +210,7 @@ def report_header(classifier, args) -> dict:
     """The first keys of every report on selected images: which model, which folder."""
     return {
         "model": classifier.card.label,
+        "task": tasks.canonical(classifier.card.task),
         "runtime": classifier.runtime.name,
         "data": str(args.data),
     }
@@ -175,8 +225,13 @@ def main(argv=None) -> int:
     if selection is None:
         return cli.USAGE_ERROR
     classifier, items, seen = selection
-    labels = np.array([label_code(it.label) for it in items])
     paths = [str(it.path) for it in items]
+    if args.foreign:
+        result = {**report_header(classifier, args), "n": len(paths), **refusals(classifier, paths)[1]}
+        result["seen_in_training"] = seen
+        print_report(result, args.json)
+        return 0
+    labels = np.array([label_code(it.label, classifier.card.classes) for it in items])
     result = {**report_header(classifier, args), **evaluate(classifier, paths, labels)}
     if args.label == NOTUMOR:
         result["called_notumor"] = result["tumour_specificity"]

@@ -1,6 +1,6 @@
 """Fitting the out-of-distribution gate (``ml.gate``) on a model's training images.
 
-    python -m ml.fit_gate --model DIR [--outlier-pictures N]
+    python -m ml.fit_gate --model DIR [--outlier-pictures N] [--negatives DIR [--negatives-train-of MODEL]]
 
 ``ml.train`` calls ``fit_for_model`` for every model it writes; the command refits an existing
 model directory on its own training split (its card and split.npz say which images).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml import cli
+from ml import cli, tasks
 from ml.card import GATE_FILE, SPLIT_FILE, Card, ModelLoadError, sha256_file
 from ml.cli import non_negative_int, progress
 from ml.data import healthy_items
@@ -107,26 +107,59 @@ def _fit_outlier_direction(features: np.ndarray, outliers: np.ndarray) -> tuple[
     return weights, float(model.intercept_[0] - centre @ weights)
 
 
-def fit_for_model(model_dir, train_paths: list[str], outlier_pictures: int = OUTLIER_PICTURES) -> dict:
+def fit_for_model(
+    model_dir, train_paths: list[str], outlier_pictures: int = OUTLIER_PICTURES, negatives: list[str] = ()
+) -> dict:
     """Fit the gate on a model's training images and ``outlier_pictures`` generated non-MRI
-    pictures; write gate.npz and the card's thresholds."""
+    pictures, and on ``negatives``: files of another task's kind (a CT model's gate against
+    MRI slices, an MRI model's against CT) that it must refuse; write gate.npz and the card's
+    thresholds."""
     model_dir = Path(model_dir)
     classifier = Classifier.load(model_dir)
     stats, feats = _stats_and_features(classifier, train_paths, "gate: training images")
-    outliers = None
+    limits = image_limits(stats)
+    outliers = []
     if outlier_pictures:
         print(f"gate: generating {outlier_pictures} non-MRI pictures (ml.outliers)", file=sys.stderr)
         pictures = [picture for _, picture in generate_outliers(outlier_pictures)]
         outlier_stats, outlier_feats = _stats_and_features(classifier, pictures, "gate: non-MRI pictures")
         # Only pictures that get past the image checks reach the feature checks.
-        limits = image_limits(stats)
-        outliers = outlier_feats[[image_reason(s, limits) == "" for s in outlier_stats]]
-        if not len(outliers):
-            print("gate: no generated picture passes the image checks: no outlier score", file=sys.stderr)
+        outliers.append(outlier_feats[[image_reason(s, limits) == "" for s in outlier_stats]])
+    passed_negatives = 0
+    if negatives:
+        negative_stats, negative_feats = _stats_and_features(classifier, list(negatives), "gate: negatives")
+        kept = negative_feats[[image_reason(s, limits) == "" for s in negative_stats]]
+        passed_negatives = len(kept)
+        outliers.append(kept)
+    outliers = np.concatenate(outliers) if outliers else None
+    if outliers is not None and not len(outliers):
+        print("gate: no outlier passes the image checks: no outlier score", file=sys.stderr)
     thresholds, arrays = fit(stats, feats, outlier_features=outliers)
+    if negatives and "outlier_exposure" in thresholds:
+        n_generated = len(outliers) - passed_negatives
+        thresholds["outlier_exposure"] = (
+            f"{n_generated} generated non-MRI pictures (ml.outliers) and {passed_negatives} of "
+            f"{len(negatives)} slices of another task's kind that pass the image checks, "
+            f"logistic regression C={_OUTLIER_C}"
+        )
     np.savez(model_dir / GATE_FILE, **arrays)
     Card.load(model_dir).replace(ood_gate=thresholds, ood_gate_file=GATE_FILE).save(model_dir)
     return thresholds
+
+
+def negative_paths(folders: list[Path], limit: int, train_of: list[Path]) -> list[str]:
+    """At most ``limit`` files (evenly spaced) under ``folders``; with ``train_of``, only those
+    in the training split of those models, so their held-out images stay unseen by the gate."""
+    items = [it for folder in folders for it in index_folder(Path(folder), label="notumor")]
+    if train_of:
+        train = set()
+        for model_dir in train_of:
+            with np.load(Path(model_dir) / SPLIT_FILE) as data:
+                train |= set(data["train"].tolist())
+        items = [it for it in items if sha256_file(it.path) in train]
+    if limit and len(items) > limit:
+        items = [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+    return [str(it.path) for it in items]
 
 
 def _stats_and_features(classifier, images: list, what: str) -> tuple[list[ImageStats], np.ndarray]:
@@ -143,6 +176,21 @@ def main(argv=None) -> int:
     parser = cli.parser("ml.fit_gate", main.__doc__)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--outlier-pictures", type=non_negative_int, default=OUTLIER_PICTURES)
+    parser.add_argument(
+        "--negatives",
+        type=Path,
+        action="append",
+        default=[],
+        help="folder of another task's kind of images (any depth) the gate must refuse (repeatable)",
+    )
+    parser.add_argument("--negatives-limit", type=non_negative_int, default=600, help="at most N of them")
+    parser.add_argument(
+        "--negatives-train-of",
+        type=Path,
+        action="append",
+        default=[],
+        help="only the --negatives images in this model's training split (repeatable)",
+    )
     args = parser.parse_args(argv)
     try:
         card = Card.load(args.model)
@@ -150,11 +198,13 @@ def main(argv=None) -> int:
         return cli.fail(f"{args.model} is not a model directory with a readable card: {exc}")
     with np.load(args.model / SPLIT_FILE) as data:
         train_hashes = set(data["train"].tolist())
-    training = card.training
-    items = [it for folder in training["data"] for it in index_folder(Path(folder))]
-    items += healthy_items([Path(f) for f in training.get("healthy_data", [])], 0, training["seed"])
+    training, task = card.training, tasks.get(card.task)
+    items = [it for folder in training["data"] for it in index_folder(Path(folder), task=task.name)]
+    healthy = [Path(f) for f in training.get("healthy_data", [])]
+    items += healthy_items(healthy, 0, training["seed"], task.no_finding, task.name)
     paths = [str(it.path) for it in items if sha256_file(it.path) in train_hashes]
-    thresholds = fit_for_model(args.model, paths, args.outlier_pictures)
+    negatives = negative_paths(args.negatives, args.negatives_limit, args.negatives_train_of)
+    thresholds = fit_for_model(args.model, paths, args.outlier_pictures, negatives)
     print(thresholds)
     return 0 if paths else (print("no training images found", file=sys.stderr) or 2)
 

@@ -116,14 +116,16 @@ def mahalanobis(features: np.ndarray, mean: np.ndarray, precision: np.ndarray) -
     return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", centred, precision, centred), 0.0))
 
 
-def image_reason(stats: ImageStats, t: dict) -> str:
-    """Why the picture itself is not an MRI slice, or "" when it passes."""
+def image_reason(stats: ImageStats, t: dict, kind: str = "MRI") -> str:
+    """Why the picture itself is not a slice of ``kind`` (the model's modality: MRI or CT), or
+    "" when it passes."""
     if stats.colourfulness > t["max_colourfulness"]:
-        return "colour picture: brain MRI slices are greyscale"
+        return f"colour picture: brain {kind} slices are greyscale"
     if stats.contrast < t["min_contrast"]:
         return "blank or nearly uniform image"
     if stats.border_brightness > t["max_border_brightness"]:
-        return "bright background: an MRI slice shows the head on a dark background"
+        article = "an" if kind == "MRI" else "a"
+        return f"bright background: {article} {kind} slice shows the head on a dark background"
     if not (t["min_foreground"] <= stats.foreground <= t["max_foreground"]):
         return "no head-shaped region on a dark background"
     # Cards fitted before these two checks existed lack their thresholds: skip them there.
@@ -134,19 +136,19 @@ def image_reason(stats: ImageStats, t: dict) -> str:
     return ""
 
 
-def feature_reason(evidence: dict, t: dict) -> str:
-    """Why the model's features say this is not an MRI slice, or "" when they pass."""
+def feature_reason(evidence: dict, t: dict, kind: str = "MRI") -> str:
+    """Why the model's features say this is not a slice of ``kind``, or "" when they pass."""
     distance = evidence["feature_distance"]
     if distance > t["max_feature_distance"]:
         return (
-            f"unlike the brain MRI slices the model was trained on (feature distance "
+            f"unlike the brain {kind} slices the model was trained on (feature distance "
             f"{distance:.1f} > {t['max_feature_distance']:.1f})"
         )
     # Cards fitted before outlier exposure lack the score and its limit: skip it there.
     score = evidence.get("outlier_score")
     if score is not None and "max_outlier_score" in t and score > t["max_outlier_score"]:
         return (
-            f"closer to pictures that are not brain MRI slices than to the training slices "
+            f"closer to pictures that are not brain {kind} slices than to the training slices "
             f"(outlier score {score:.2f} > {t['max_outlier_score']:.2f})"
         )
     return ""

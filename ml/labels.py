@@ -1,4 +1,4 @@
-"""Canonical labels and the class-folder names that public brain-MRI datasets use."""
+"""Canonical labels of each task and the class-folder names that public datasets use for them."""
 
 from __future__ import annotations
 
@@ -33,6 +33,38 @@ _ALIASES = {
     "tumour": TUMOUR_UNKNOWN,
 }
 
+# The other tasks' classes (ml.tasks registers them; their models' cards carry them).
+DEMENTIA_CLASSES = ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented")
+CT_CLASSES = ("tumour", "healthy")
+
+# Per task (by its ml.tasks name): folder name (lower case, "-" and " " read as "_") -> label.
+FOLDER_NAMES = {
+    "tumour-mri": _ALIASES,
+    "dementia-mri": {
+        "nondemented": "NonDemented",
+        "non_demented": "NonDemented",
+        "verymilddemented": "VeryMildDemented",
+        "very_mild_demented": "VeryMildDemented",
+        "milddemented": "MildDemented",
+        "mild_demented": "MildDemented",
+        "moderatedemented": "ModerateDemented",
+        "moderate_demented": "ModerateDemented",
+    },
+    "tumour-ct": {
+        "tumor": "tumour",
+        "tumour": "tumour",
+        "yes": "tumour",
+        "healthy": "healthy",
+        "normal": "healthy",
+        "no": "healthy",
+        "notumor": "healthy",
+        "no_tumor": "healthy",
+        "no_tumour": "healthy",
+    },
+}
+TASK_CLASSES = {"tumour-mri": CLASSES, "dementia-mri": DEMENTIA_CLASSES, "tumour-ct": CT_CLASSES}
+DEFAULT_TASK = "tumour-mri"
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".dcm"}
 
 
@@ -40,25 +72,41 @@ class UnknownClassFolder(ValueError):
     """A dataset folder whose name is not a known class name."""
 
 
-def canonical_label(folder_name: str) -> str:
-    """Map a class-folder name to a canonical label, or raise naming the folder."""
+def task_labels(task: str) -> tuple[str, ...]:
+    """The labels an image of ``task`` may carry: its classes (and, for tumour MRI, "tumour of
+    unknown type")."""
+    if task not in TASK_CLASSES:
+        raise UnknownClassFolder(
+            f"no class folders are known for task {task!r}: one of {', '.join(TASK_CLASSES)}"
+        )
+    return TASK_CLASSES[task] + ((TUMOUR_UNKNOWN,) if task == DEFAULT_TASK else ())
+
+
+def canonical_label(folder_name: str, task: str = DEFAULT_TASK) -> str:
+    """Map a class-folder name to ``task``'s label, or raise naming the folder and the task's classes."""
+    task_labels(task)  # an unknown task is refused by name
+    names = FOLDER_NAMES[task]
     key = folder_name.strip().lower().replace("-", "_").replace(" ", "_")
     try:
-        return _ALIASES[key]
+        return names[key]
     except KeyError:
-        known = ", ".join(sorted(_ALIASES))
-        raise UnknownClassFolder(f"unknown class folder {folder_name!r}: expected one of {known}") from None
+        raise UnknownClassFolder(
+            f"unknown class folder {folder_name!r} for task {task}: its classes are "
+            f"{', '.join(TASK_CLASSES[task])} (folder names read: {', '.join(sorted(names))})"
+        ) from None
 
 
 @dataclass(frozen=True)
 class Item:
     path: Path
-    label: str  # one of CLASSES, or TUMOUR_UNKNOWN
+    label: str  # one of the task's classes, or TUMOUR_UNKNOWN (tumour MRI)
     source: str  # dataset name, for per-source metrics
 
 
-def index_folder(root: Path | str, *, label: str | None = None, source: str | None = None) -> list[Item]:
-    """List the images of a dataset laid out as one folder per class.
+def index_folder(
+    root: Path | str, *, label: str | None = None, source: str | None = None, task: str = DEFAULT_TASK
+) -> list[Item]:
+    """List the images of a dataset laid out as one folder per class of ``task``.
 
     With ``label`` given, every image under ``root`` (at any depth) takes that label: for
     folders of one known kind whose sub-folders are not class names (e.g. healthy scans).
@@ -69,15 +117,15 @@ def index_folder(root: Path | str, *, label: str | None = None, source: str | No
     source = source or _source_name(root)
     items: list[Item] = []
     if label is not None:
-        if label not in CLASSES and label != TUMOUR_UNKNOWN:
-            raise UnknownClassFolder(f"unknown label {label!r}")
+        if label not in task_labels(task):
+            raise UnknownClassFolder(f"unknown label {label!r} for task {task}")
         items = [Item(p, label, source) for p in _images_under(root)]
     else:
         folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not folders:
             raise UnknownClassFolder(f"{root} holds no class folders")
         for folder in folders:
-            canonical = canonical_label(folder.name)
+            canonical = canonical_label(folder.name, task)
             items.extend(Item(p, canonical, source) for p in _images_under(folder))
     if not items:
         raise FileNotFoundError(f"no images found under {root}")

@@ -95,11 +95,19 @@ def _r(v):
     return None if v is None or np.isnan(v) else round(float(v), 4)
 
 
-def multiclass_report(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
-    """Metrics on a 4-class labelled set; ``threshold`` is the tumour-present cut-off. A
-    class's precision, recall or F1 whose denominator is 0 counts as 0."""
+def multiclass_report(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+    names: tuple[str, ...] = CLASSES,
+    no_finding: int = NOTUMOR_INDEX,
+    finding: bool = True,
+) -> dict:
+    """Metrics on a labelled set of the classes ``names``; ``threshold`` is the cut-off on
+    1 - p(no finding) that suspects a tumour, reported where ``finding`` (a task whose
+    classes raise a flag). A class's precision, recall or F1 whose denominator is 0 counts as 0."""
     pred = probs.argmax(axis=1)
-    classes = list(range(len(CLASSES)))
+    classes = list(range(len(names)))
     cm = sk.confusion_matrix(labels, pred, labels=classes)
     precision, recall, f1, support = sk.precision_recall_fscore_support(
         labels, pred, labels=classes, zero_division=0.0
@@ -111,24 +119,29 @@ def multiclass_report(probs: np.ndarray, labels: np.ndarray, threshold: float) -
             "f1": round(float(f1[i]), 4),
             "support": int(support[i]),
         }
-        for i, name in enumerate(CLASSES)
+        for i, name in enumerate(names)
     }
     ece, diagram = expected_calibration_error(probs, labels)
-    tumour_prob = 1.0 - probs[:, NOTUMOR_INDEX]
-    is_tumour = labels != NOTUMOR_INDEX
-    binary = binary_report(tumour_prob, is_tumour, threshold)
-    roc = {name: roc_curve(probs[:, i], labels == i) for i, name in enumerate(CLASSES)}
-    roc["tumour_present"] = roc_curve(tumour_prob, is_tumour)
-    return {
+    roc = {name: roc_curve(probs[:, i], labels == i) for i, name in enumerate(names)}
+    report = {
         "n": int(len(labels)),
-        "labels": list(CLASSES),
+        "labels": list(names),
         "accuracy": round(float(sk.accuracy_score(labels, pred)), 4),
         "macro_f1": round(float(np.mean(f1)), 4),
         "per_class": per_class,
         "confusion_matrix": cm.tolist(),
-        "tumour_recall": binary["tumour_recall"],
-        "tumour_specificity": binary["tumour_specificity"],
-        "tumour_present": binary,
+    }
+    if finding:
+        tumour_prob = 1.0 - probs[:, no_finding]
+        is_tumour = labels != no_finding
+        binary = binary_report(tumour_prob, is_tumour, threshold)
+        roc["tumour_present"] = roc_curve(tumour_prob, is_tumour)
+        report |= {
+            "tumour_recall": binary["tumour_recall"],
+            "tumour_specificity": binary["tumour_specificity"],
+            "tumour_present": binary,
+        }
+    return report | {
         "roc_auc": {name: curve["auc"] for name, curve in roc.items()},
         "roc_curves": roc,
         "ece": round(ece, 4),
@@ -136,8 +149,16 @@ def multiclass_report(probs: np.ndarray, labels: np.ndarray, threshold: float) -
     }
 
 
-def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict:
-    """Metrics per source collection: 4-class where labels are typed, else tumour-present."""
+def per_source_metrics(
+    ds: Dataset,
+    probs: np.ndarray,
+    threshold: float,
+    names: tuple[str, ...] = CLASSES,
+    no_finding: int = NOTUMOR_INDEX,
+    finding: bool = True,
+) -> dict:
+    """Metrics per source collection: all classes where labels are typed, and (where
+    ``finding``) tumour-present."""
     out = {}
     for source in sorted(set(ds.sources)):
         sel = ds.sources == source
@@ -145,17 +166,19 @@ def per_source_metrics(ds: Dataset, probs: np.ndarray, threshold: float) -> dict
         typed = labels < UNKNOWN_CODE
         entry = {"n": int(sel.sum())}
         if typed.all() and len(set(labels)) > 1:
-            entry.update(multiclass_report(probs[sel], labels, threshold))
+            entry.update(multiclass_report(probs[sel], labels, threshold, names, no_finding, finding))
             entry.pop("roc_curves")
             entry.pop("reliability")
-        tumour = 1 - probs[sel][:, NOTUMOR_INDEX]
-        entry["tumour_present"] = binary_report(tumour, labels != NOTUMOR_INDEX, threshold)
+        if finding:
+            tumour = 1 - probs[sel][:, no_finding]
+            entry["tumour_present"] = binary_report(tumour, labels != no_finding, threshold)
         out[source] = entry
     return out
 
 
 def choose_threshold(tumour_prob: np.ndarray, is_tumour: np.ndarray, min_recall: float = 0.99) -> float:
-    """Highest cut-off on 1 - p(notumor) that keeps validation tumour recall >= min_recall."""
+    """Highest cut-off on 1 - p(no finding), at most 0.5, that keeps validation tumour
+    recall >= min_recall."""
     scores = np.sort(tumour_prob[is_tumour.astype(bool)])
     if scores.size == 0:
         return 0.5

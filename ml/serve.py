@@ -22,6 +22,7 @@ from ml.calibration import calibrated_probs
 from ml.card import Card, ModelLoadError
 from ml.preprocess import PREPROCESS_VERSION, SIZE, decode, head_box, preprocess_grey
 from ml.runtimes import RUNTIMES, KerasRuntime, LiteRTRuntime, default_runtime
+from ml.tasks import MODALITY_NAMES
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Classifier:
         self.gate_stats = gate_stats
         # The modality this model reads ("MR"), asked of ``modality_check`` before anything else.
         self.modality = card.modality
+        # How refusals name what this model reads: "MRI" unless the card says CT.
+        self.kind = MODALITY_NAMES.get(card.modality or "MR", "MRI")
         self.modality_check = modality_check
         self._notumor = self.labels.index(card.no_finding_class)
         self.size = card.size
@@ -135,7 +138,7 @@ class Classifier:
         grey, colour = decode(image)
         stats = gate.image_stats(grey, colour)
         evidence: dict = {"image": stats.as_dict()}
-        reason = gate.image_reason(stats, self.gate_thresholds) if self.gate_thresholds else ""
+        reason = gate.image_reason(stats, self.gate_thresholds, self.kind) if self.gate_thresholds else ""
         if not reason and self.modality_check is not None:
             p_ct = float(self.modality_check.ct_probability([grey])[0])
             evidence["modality"] = {"ct_probability": round(p_ct, 4), "check": self.modality_check.version}
@@ -154,7 +157,7 @@ class Classifier:
         probs = calibrated_probs(logits, self.temperature)[0]
         if self.gate_thresholds and self.gate_stats is not None:
             evidence |= gate.feature_evidence(feats, self.gate_stats)[0]
-            reason = gate.feature_reason(evidence, self.gate_thresholds)
+            reason = gate.feature_reason(evidence, self.gate_thresholds, self.kind)
             if reason:
                 return self._not_mri(reason, evidence, started)
         top = int(probs.argmax())
@@ -181,7 +184,7 @@ class Classifier:
     def _not_mri(self, reason: str, evidence: dict, started: float) -> Classification:
         return Classification(
             outcome="not_mri",
-            outcome_reason=f"not classified: not a brain MRI ({reason})",
+            outcome_reason=f"not classified: not a brain {self.kind} ({reason})",
             label=None,
             confidence=0.0,
             probabilities={},

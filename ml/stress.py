@@ -22,7 +22,7 @@ from ml import cli
 from ml.cli import print_report, progress
 from ml.data import UNKNOWN_CODE, label_code
 from ml.evaluate import add_selection_arguments, report_header, select_or_explain
-from ml.metrics import NOTUMOR_INDEX, binary_report
+from ml.metrics import binary_report
 from ml.preprocess import decode, preprocess_grey, skull_strip
 
 
@@ -41,10 +41,11 @@ def stress(classifier, paths: list[str], labels: np.ndarray, fraction: float, ba
         stripped.append(classifier.predict_arrays(np.stack(ys))[1])
         progress(min(start + batch, len(paths)), len(paths), started, "scoring")
     out = {"n": len(paths), "strip_fraction": fraction}
-    is_tumour = labels != NOTUMOR_INDEX
+    no_finding = classifier.card.classes.index(classifier.card.no_finding_class)
+    is_tumour = labels != no_finding
     typed = labels < UNKNOWN_CODE
     for name, probs in (("original", np.concatenate(plain)), ("skull_stripped", np.concatenate(stripped))):
-        report = binary_report(1 - probs[:, NOTUMOR_INDEX], is_tumour, classifier.threshold)
+        report = binary_report(1 - probs[:, no_finding], is_tumour, classifier.threshold)
         entry = {k: report[k] for k in ("tumour_recall", "tumour_specificity") if report.get(k) is not None}
         if typed.any() and len(np.unique(labels[typed])) > 1:
             entry["accuracy_4class"] = round(float((probs[typed].argmax(1) == labels[typed]).mean()), 4)
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
     if selection is None:
         return 2
     classifier, items, _ = selection
-    labels = np.array([label_code(it.label) for it in items])
+    labels = np.array([label_code(it.label, classifier.card.classes) for it in items])
     result = {
         **report_header(classifier, args),
         **stress(classifier, [str(it.path) for it in items], labels, args.strip),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ml.labels import CLASSES, NOTUMOR
+from ml.labels import CLASSES, CT_CLASSES, DEMENTIA_CLASSES, NOTUMOR
 
 MR, CT = "MR", "CT"
 MODALITY_NAMES = {MR: "MRI", CT: "CT"}
@@ -63,10 +63,10 @@ TASKS = {
             DEMENTIA_MRI,
             "Dementia staging (MRI)",
             MR,
-            ("NonDemented", "VeryMildDemented", "MildDemented", "ModerateDemented"),
+            DEMENTIA_CLASSES,
             "NonDemented",
         ),
-        Task(TUMOUR_CT, "Tumour (CT)", CT, ("tumour", "healthy"), "healthy", ("tumour",)),
+        Task(TUMOUR_CT, "Tumour (CT)", CT, CT_CLASSES, "healthy", ("tumour",)),
     )
 }
 

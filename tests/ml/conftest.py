@@ -47,6 +47,9 @@ def tiny_training_command(out: Path, cache: Path) -> list[str]:
     """python -m ml.train for 1 epoch on a few dozen real images (10 per label, 6 healthy)."""
     args = ["--data", TUMOUR_TRAINING, "--data", BR35H, "--out", out, "--epochs", 1, "--limit", 10]
     args += ["--healthy", HEALTHY, "--healthy-limit", 6, "--cache", cache, "--outlier-pictures", 40]
+    # Checkpoints beside the cache, not in the repository's var/: a killed run there would make
+    # the next test run "resume" a finished epoch.
+    args += ["--resume", cache / "checkpoints" / out.name]
     return [sys.executable, "-m", "ml.train", *map(str, args)]
 
 

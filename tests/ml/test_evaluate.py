@@ -52,6 +52,46 @@ def test_binary_folder_scores_tumour_present(tiny_model, datasets, tmp_path):
     assert result["tumour_specificity"] is None  # no healthy images in a "yes" folder
 
 
+def test_every_report_counts_refusals_by_the_gate_the_check_and_both(tiny_model, datasets, tmp_path):
+    result = _evaluate(tiny_model[0], tmp_path, "--data", str(datasets / "br35h"), "--limit", "10")
+    gate, check, both = result["gate_refused"], result["modality_check_refused"], result["not_mri_refused"]
+    assert max(gate, check) <= both <= min(gate + check, 10)
+    assert result["gate_refused_rate"] == round(gate / 10, 4) and result["not_mri_rate"] == round(
+        both / 10, 4
+    )
+
+
+def test_another_tasks_images_are_scored_by_refusals_alone(tiny_model, datasets, tmp_path):
+    """CT slices through an MRI model (--foreign): class folders of another task are not an error."""
+    result = _evaluate(
+        tiny_model[0], tmp_path, "--data", str(datasets / "brain-ct" / "train"), "--foreign", "--limit", "12"
+    )
+    assert result["n"] == 12 and result["task"] == "tumour-mri"
+    assert "accuracy" not in result and "gate_refused_rate" in result
+    # The modality check the card pins reads these as CT, whatever the one-epoch gate makes of them.
+    assert result["modality_check_refused"] >= 10 and result["not_mri_refused"] >= 10
+
+
+def test_a_label_that_is_not_the_tasks_is_refused(tiny_model, datasets, tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ml.evaluate",
+            "--model",
+            str(tiny_model[0]),
+            "--data",
+            str(datasets / "br35h"),
+        ]
+        + ["--label", "ModerateDemented"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "not a class of tumour-mri" in proc.stderr
+
+
 def test_held_out_split_selects_only_test_images(tiny_model, datasets, tmp_path):
     result = _evaluate(tiny_model[0], tmp_path, "--data", str(datasets / "br35h"), "--split", "test")
     assert 0 < result["n"] <= 3  # 10 images per label, about a tenth in test

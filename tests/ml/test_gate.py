@@ -122,6 +122,8 @@ def test_outlier_exposure_refuses_the_other_side_and_keeps_the_slices(datasets):
     (ev,) = gate.feature_evidence(far_along, arrays)
     assert ev["feature_distance"] < thresholds["max_feature_distance"]
     assert gate.feature_reason(ev, thresholds).startswith("closer to pictures that are not brain MRI")
+    # A CT model's gate names what it reads.
+    assert gate.feature_reason(ev, thresholds, "CT").startswith("closer to pictures that are not brain CT")
 
 
 def test_a_gate_fitted_without_outlier_exposure_skips_the_outlier_score(datasets):

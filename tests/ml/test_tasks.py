@@ -32,3 +32,9 @@ def test_the_wrong_modality_reason_names_both_the_slice_and_the_question():
         "this looks like a CT slice; this case asks for Tumour (MRI)"
     )
     assert "an MRI slice" in tasks.get("tumour-ct").wrong_modality_reason("MR")
+
+
+def test_no_task_has_more_classes_than_the_label_codes_hold():
+    from ml.data import UNKNOWN_CODE
+
+    assert all(len(task.classes) <= UNKNOWN_CODE for task in tasks.TASKS.values())

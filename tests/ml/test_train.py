@@ -66,7 +66,7 @@ def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_pat
     parent, _ = tiny_model
     common = ["--data", TUMOUR_TRAINING, "--data", BR35H, "--healthy", HEALTHY, "--healthy-limit", 6]
     common += ["--epochs", 1, "--limit", 10, "--init", parent]
-    common += ["--cache", tmp_path / "cache", "--outlier-pictures", 0]
+    common += ["--cache", tmp_path / "cache", "--outlier-pictures", 0, "--resume", tmp_path / "checkpoint"]
     # Another seed gives another split: continuing would put the parent's training images in
     # the new test split, so it is refused with a message and nothing is written.
     refused = _train(*common, "--seed", 1, "--out", tmp_path / "other")
