@@ -1,5 +1,7 @@
 """The shipped model of each task: its card, its split (consistent across tasks), its gate and
-modality check, and what it does with its own images and with another task's."""
+modality check, and what it does with its own images and with another task's. The dementia-mri
+model is a candidate (ml/candidates: trained and measured, not served) until it meets its
+targets; its split and card are checked all the same, as it will ship from there."""
 
 import numpy as np
 import pytest
@@ -10,7 +12,8 @@ from ml.labels import index_folder
 from ml.serve import Classifier
 
 TUMOUR = MODELS_ROOT / "brain-tumour" / "2026.11.24"
-DEMENTIA = MODELS_ROOT / "dementia-mri" / "2026.12.01"
+DEMENTIA = MODELS_ROOT.parent / "candidates" / "dementia-mri" / "2026.12.01"
+SHIPPED = [task for task in tasks.TASKS if task != tasks.DEMENTIA_MRI]
 CT = MODELS_ROOT / "tumour-ct" / "2026.12.01"
 
 
@@ -19,7 +22,12 @@ def _split(model_dir) -> dict[str, set[str]]:
         return {name: set(data[name].tolist()) for name in ("train", "val", "test")}
 
 
-@pytest.mark.parametrize("task", list(tasks.TASKS))
+def test_the_dementia_candidate_is_not_served():
+    with pytest.raises(FileNotFoundError):
+        default_model_dir(tasks.DEMENTIA_MRI)
+
+
+@pytest.mark.parametrize("task", SHIPPED)
 def test_every_task_has_a_shipped_model_that_reads_its_classes_and_modality(task):
     card = Card.load(default_model_dir(task))
     assert tasks.canonical(card.task) == task
@@ -56,7 +64,8 @@ def test_the_cards_report_what_each_task_is_judged_on():
 
 @pytest.fixture(scope="module")
 def served():
-    return {task: Classifier.load(default_model_dir(task)) for task in tasks.TASKS}
+    served = {task: Classifier.load(default_model_dir(task)) for task in SHIPPED}
+    return served | {tasks.DEMENTIA_MRI: Classifier.load(DEMENTIA)}
 
 
 def _test_images(datasets, folder: str, model_dir, task: str, n: int) -> list:
