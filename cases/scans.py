@@ -86,6 +86,10 @@ class Scan(models.Model):
         # not classified until a steward releases it.
         HELD = "held", "Held for steward review"
 
+    # A slice whose answer is still to come: its series has no verdict for it yet, and a series
+    # review must wait for it (inference.series_verdict, cases.forms_series).
+    UNANSWERED = (Status.CHECKING, Status.QUEUED, Status.PROCESSING, Status.HELD)
+
     class Outcome(models.TextChoices):
         CLASSIFIED = "classified", "Classified"
         UNCERTAIN = "uncertain", "Uncertain – refer"

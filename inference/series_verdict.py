@@ -21,8 +21,6 @@ from .models import ModelVersion, Prediction, SeriesVerdict
 
 logger = logging.getLogger(__name__)
 
-# Slices whose answer is still to come: the series is not classified yet.
-UNFINISHED = (Scan.Status.CHECKING, Scan.Status.QUEUED, Scan.Status.PROCESSING, Scan.Status.HELD)
 MOST_SUSPICIOUS_KEPT = 5
 
 
@@ -47,7 +45,7 @@ def refresh(series_id) -> list[SeriesVerdict]:
         if series is None:
             return []
         slices = list(series.slices().values("pk", "status", "series_instance"))
-        if not slices or any(row["status"] in UNFINISHED for row in slices):
+        if not slices or any(row["status"] in Scan.UNANSWERED for row in slices):
             return []
         latest = {}
         predictions = Prediction.objects.filter(scan__in=[row["pk"] for row in slices]).select_related(
