@@ -45,6 +45,8 @@ class SeriesReviewForm(forms.ModelForm):
                     f"Series {series.pk} has slices still being read (checked for text, classified "
                     "or held for a steward): review it once its verdict covers them."
                 )
+            if not series.slices().filter(erased_at=None).exists():
+                raise Refusal(f"Series {series.pk}'s images were erased: there is nothing left to review.")
             if not series.slices().exclude(outcome=Scan.Outcome.WRONG_MODALITY).exists():
                 raise NotReviewable(f"Series {series.pk} has no slice left that its question reads.")
             # A reviewer's new review supersedes their earlier one (which stays, as history).

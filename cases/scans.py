@@ -198,6 +198,9 @@ class Scan(models.Model):
         page's review form and the API apply (both save through ReviewForm)."""
         if self.retracted_at is not None:
             raise Refusal(f"Scan {self.pk} was retracted: it is no longer part of the case.")
+        if self.erased_at is not None:
+            # No one can look at it any more: a label now would be a diagnosis without the image.
+            raise Refusal(f"Scan {self.pk}'s image was erased: there is nothing left to review.")
         if self.outcome == Scan.Outcome.WRONG_MODALITY:
             # Not a slice the question's model reads: a diagnostic label on it would become training data.
             raise NotReviewable(

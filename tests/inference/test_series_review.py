@@ -213,3 +213,13 @@ def test_a_series_with_a_slice_still_to_answer_cannot_be_reviewed(owner_client, 
     assert answer.status_code == 409 and "still being read" in answer.json()["detail"]
     assert not SeriesReview.objects.exists()
     assert AuditEvent.objects.filter(verb=AuditEvent.Verb.REFUSED).count() == 2
+
+
+def test_a_series_whose_images_were_erased_cannot_be_reviewed(owner_api, steward, case):
+    from cases.scans import erase_case_images
+
+    verdict, _ = series_with_verdict(case)
+    erase_case_images(case, steward)
+    answer = owner_api.post(f"/api/v1/series/{verdict.series_id}/review/", {"label": "glioma"}, format="json")
+    assert answer.status_code == 409 and "erased" in answer.json()["detail"]
+    assert not SeriesReview.objects.exists()
