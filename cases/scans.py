@@ -66,6 +66,10 @@ class ScanQuerySet(models.QuerySet):
         """The scans that belong to their case: a retracted scan's row stays only as a tombstone."""
         return self.filter(retracted_at=None)
 
+    def pixels_shown_to(self, user):
+        """The scans whose pixels ``user`` may see (Scan.pixels_hidden_from, as a filter)."""
+        return self if is_steward(user) else self.exclude(status__in=Scan.PIXELS_HIDDEN_STATUSES)
+
     def with_series_reviewed(self):
         """Each scan annotated ``series_reviewed`` (its series' verdict has a review) in the same
         query, so a page of scans reads ``Scan.is_reviewed`` without a query per scan."""
@@ -89,6 +93,8 @@ class Scan(models.Model):
     # A slice whose answer is still to come: its series has no verdict for it yet, and a series
     # review must wait for it (inference.series_verdict, cases.forms_series).
     UNANSWERED = (Status.CHECKING, Status.QUEUED, Status.PROCESSING, Status.HELD)
+    # Not read for burned-in text yet, or held because it may show some: pixels for stewards only.
+    PIXELS_HIDDEN_STATUSES = (Status.CHECKING, Status.HELD)
 
     class Outcome(models.TextChoices):
         CLASSIFIED = "classified", "Classified"
@@ -177,7 +183,7 @@ class Scan(models.Model):
         """True while this scan's pixels may show a name: not read for burned-in text yet, or held
         because text was found (or could not be ruled out) and no steward has released it. The one
         rule of preview, viewer, API image and exports; stewards see them (they decide on held scans)."""
-        return self.status in (Scan.Status.CHECKING, Scan.Status.HELD) and not is_steward(user)
+        return self.status in Scan.PIXELS_HIDDEN_STATUSES and not is_steward(user)
 
     @property
     def series_description(self) -> str:
