@@ -15,7 +15,7 @@ from ml import tasks
 from .auditlog import AuditEvent
 from .refusals import NotAllowed, NotReviewable, Refusal, ScanBusy
 from .roles import is_steward
-from .signals import announce_ready
+from .signals import announce_ready, announce_series_changed
 from .studies import series_reviews
 
 logger = logging.getLogger(__name__)
@@ -286,6 +286,8 @@ class Scan(models.Model):
                     }
                 Scan.objects.filter(pk=scan.pk).update(**fields)
                 case.refresh_flag()
+                # Its series is judged again without it (or, its last unanswered slice, at last).
+                announce_series_changed(Scan, [scan.series_id])
                 # The reason is free text a clinician typed: it stays on the scan row only, never in the
                 # append-only audit log.
                 AuditEvent.record(

@@ -35,6 +35,16 @@ def after_scan(scan_id):
         logger.exception("Series verdict of scan %s's series not computed", scan_id)
 
 
+def after_retraction(sender, series_ids, **kwargs):
+    """cases.signals.series_changed: a series lost a slice; judge it again over what it has now."""
+    for series_id in series_ids:
+        try:
+            refresh(series_id)
+        except Exception:
+            # The retraction is committed; the verdict is computed again with the next slice.
+            logger.exception("Series verdict of series %s not computed after a retraction", series_id)
+
+
 def refresh(series_id) -> list[SeriesVerdict]:
     """Compute and store the series' verdict for each model version that answered its slices,
     if none of its slices is still queued, processing or held; [] otherwise."""
