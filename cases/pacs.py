@@ -157,7 +157,7 @@ class Pacs:
                 PacsUnavailable.REFUSED, f"could not connect to {self.config.url} to {what}"
             ) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-            # Its message may quote the request's URL, which holds the study's UID: never kept.
+            # Worth trying again; its own message (urllib3's, with whatever it read) is not kept.
             raise PacsUnavailable(
                 PacsUnavailable.BROKEN, f"the connection to the PACS broke half-way when trying to {what}"
             ) from None

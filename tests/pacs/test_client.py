@@ -161,7 +161,7 @@ def test_the_pacs_traffic_logs_no_uid(pacs, lgg_slices, caplog):
 @pytest.mark.parametrize("broken", ["ChunkedEncodingError", "ContentDecodingError"])
 def test_a_transfer_broken_half_way_is_transient_and_names_no_uid(settings, broken):
     # The PACS (or a proxy) dropped the connection while a series streamed in: worth trying again,
-    # and the reason, kept on the pull and shown to users, says what failed without the study's UID.
+    # and the reason, kept on the pull and shown to users, says what failed in our words only.
     import requests
 
     pacs = Pacs(PacsConfig("http://127.0.0.1:1/dicom-web", "u", "p", "", 5))
