@@ -259,7 +259,8 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             201: ReviewSerializer,
             409: OpenApiResponse(
                 ErrorSerializer,
-                description="The scan has no prediction yet (`conflict`), was refused as not a slice "
+                description="The scan has no prediction yet or its image was erased (`conflict`), was "
+                "refused as not a slice "
                 "its question reads (`wrong_modality`: such a scan cannot carry a diagnostic label), "
                 "or its case is closed "
                 "(`case_closed`).",

@@ -200,7 +200,8 @@ class CasePullView(APIView):
         responses=PULL_RESPONSES,
     )
     def post(self, request, id):  # noqa: A002 - the path's name, as the router's routes have it
-        case = cases_visible_to(request.user).filter(pk=id if str(id).isdigit() else None).first()
+        number = str(id).isascii() and str(id).isdigit()  # isdigit() alone takes "²", no number
+        case = cases_visible_to(request.user).filter(pk=id if number else None).first()
         if case is None:
             raise exceptions.NotFound()
         body = CasePullRequestSerializer(data=request.data, context={"request": request})

@@ -54,7 +54,8 @@ class SeriesViewSet(viewsets.GenericViewSet):
             201: SeriesReviewSerializer,
             409: OpenApiResponse(
                 ErrorSerializer,
-                description="The series has no verdict yet or none to review (`conflict`: a model "
+                description="The series has no verdict yet or none to review (`conflict`: a slice still "
+                "being read, its images erased, a model "
                 "without a series rule), no slice its question reads (`wrong_modality`), or its case "
                 "is closed (`case_closed`, " + (CASE_CLOSED.description or "") + ").",
                 examples=[NO_VERDICT_EXAMPLE, CASE_CLOSED_EXAMPLE],

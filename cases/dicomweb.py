@@ -148,8 +148,11 @@ class StowView(APIView):
 
     def post(self, request):
         declared = request.META.get("CONTENT_LENGTH") or "0"
+        # isdigit() alone takes "²", which int() refuses.
+        if not (declared.isascii() and declared.isdigit()):
+            raise exceptions.ParseError("The Content-Length header is not a number of bytes.")
         # Refused before the body is read: it would be read whole before any object is checked.
-        if declared.isdigit() and int(declared) > settings.STOW_MAX_BYTES:
+        if int(declared) > settings.STOW_MAX_BYTES:
             raise PayloadTooLarge(
                 f"The body is larger than {settings.STOW_MAX_BYTES:,} bytes (STOW_MAX_BYTES)."
             )

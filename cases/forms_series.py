@@ -38,6 +38,15 @@ class SeriesReviewForm(forms.ModelForm):
             series.case.check_open("review its series")
             if not verdict.has_rule:
                 raise Refusal(f"Series {series.pk} has no verdict to review: {verdict.no_rule_reason}.")
+            if series.slices().filter(status__in=Scan.UNANSWERED).exists():
+                # A later upload added slices the verdict does not cover yet: it is judged again
+                # once they are answered, and a review now would answer for unread slices.
+                raise Refusal(
+                    f"Series {series.pk} has slices still being read (checked for text, classified "
+                    "or held for a steward): review it once its verdict covers them."
+                )
+            if not series.slices().filter(erased_at=None).exists():
+                raise Refusal(f"Series {series.pk}'s images were erased: there is nothing left to review.")
             if not series.slices().exclude(outcome=Scan.Outcome.WRONG_MODALITY).exists():
                 raise NotReviewable(f"Series {series.pk} has no slice left that its question reads.")
             # A reviewer's new review supersedes their earlier one (which stays, as history).

@@ -32,7 +32,8 @@ class PacsUnavailable(Exception):
     AUTH = "auth"
     HTTP = "http"
     BAD_RESPONSE = "bad_response"
-    REASONS = (NOT_CONFIGURED, REFUSED, TIMEOUT, AUTH, HTTP, BAD_RESPONSE)
+    BROKEN = "broken"  # the connection dropped while an answer streamed in
+    REASONS = (NOT_CONFIGURED, REFUSED, TIMEOUT, AUTH, HTTP, BAD_RESPONSE, BROKEN)
     # Gateway and overload answers: the PACS or a proxy in front of it may recover.
     TRANSIENT_STATUSES = (408, 429, 502, 503, 504)
 
@@ -43,7 +44,9 @@ class PacsUnavailable(Exception):
 
     @property
     def transient(self) -> bool:
-        return self.reason in (self.REFUSED, self.TIMEOUT) or self.status in self.TRANSIENT_STATUSES
+        return (
+            self.reason in (self.REFUSED, self.TIMEOUT, self.BROKEN) or self.status in self.TRANSIENT_STATUSES
+        )
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,11 @@ class Pacs:
                 raise self._timed_out(what) from None
             raise PacsUnavailable(
                 PacsUnavailable.REFUSED, f"could not connect to {self.config.url} to {what}"
+            ) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            # Worth trying again; its own message (urllib3's, with whatever it read) is not kept.
+            raise PacsUnavailable(
+                PacsUnavailable.BROKEN, f"the connection to the PACS broke half-way when trying to {what}"
             ) from None
         except (ValueError, KeyError) as error:
             raise PacsUnavailable(

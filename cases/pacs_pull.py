@@ -69,6 +69,16 @@ def _finish(import_id, status, reason):
     StudyImport.objects.filter(pk=import_id, status__in=StudyImport.PENDING).update(**changes)
 
 
+def retry_not_queued(import_id, why: str):
+    """The broker did not take the pull's next attempt: failed with the reason, not left queued
+    with nothing to run it."""
+    _finish(
+        import_id,
+        StudyImport.Status.FAILED,
+        f"{why}. The task queue is unavailable, so it was not tried again: ask again.",
+    )
+
+
 def retry_wait(retries: int) -> float:
     """Seconds before the next attempt: doubled each time, capped, with jitter."""
     wait = min(PULL_MAX_WAIT_S, PULL_FIRST_WAIT_S * 2**retries)
@@ -79,6 +89,18 @@ def run_pull(import_id, *, last_attempt=False):
     """One attempt at a queued pull; returns the row, or None if it is gone or no longer pending.
     A transient PACS failure raises PullDeferred (queued again, with the reason) unless this is
     the last attempt; every other failure marks it failed with the reason."""
+    # A pull that killed its worker on every attempt comes back each time, still fetching (acks_late
+    # redelivers the message): out of attempts, it fails rather than run for ever.
+    given_up = StudyImport.objects.filter(
+        pk=import_id, status=StudyImport.Status.FETCHING, attempts__gte=PULL_ATTEMPTS
+    ).update(
+        status=StudyImport.Status.FAILED,
+        study_uid="",
+        reason=f"Gave up after {PULL_ATTEMPTS} attempts: the worker fetching it was lost each time.",
+    )
+    if given_up:
+        logger.warning("PACS pull %s given up after %s attempts", import_id, PULL_ATTEMPTS)
+        return None
     # A redelivered message (its worker died mid-pull) finds it fetching and takes it over.
     claimed = StudyImport.objects.filter(pk=import_id, status__in=StudyImport.PENDING).update(
         status=StudyImport.Status.FETCHING, attempts=F("attempts") + 1

@@ -53,7 +53,9 @@ def prepare_scan(scan, case, user, rendered_options=None):
     scan.prediction = scan.latest_prediction
     scan.retractable = _retractable(scan, user)
     scan.pixels_hidden = scan.pixels_hidden_from(user)
-    scan.reviewable = bool(scan.prediction) and scan.outcome != Scan.Outcome.WRONG_MODALITY
+    scan.reviewable = (
+        bool(scan.prediction) and scan.outcome != Scan.Outcome.WRONG_MODALITY and scan.erased_at is None
+    )
     scan.reviewed = scan.is_reviewed
     # A scan that answered nothing: offer the question that fits, and every other one.
     scan.reaskable = (

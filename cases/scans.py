@@ -15,7 +15,7 @@ from ml import tasks
 from .auditlog import AuditEvent
 from .refusals import NotAllowed, NotReviewable, Refusal, ScanBusy
 from .roles import is_steward
-from .signals import announce_ready
+from .signals import announce_ready, announce_series_changed
 from .studies import series_reviews
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,10 @@ class ScanQuerySet(models.QuerySet):
         """The scans that belong to their case: a retracted scan's row stays only as a tombstone."""
         return self.filter(retracted_at=None)
 
+    def pixels_shown_to(self, user):
+        """The scans whose pixels ``user`` may see (Scan.pixels_hidden_from, as a filter)."""
+        return self if is_steward(user) else self.exclude(status__in=Scan.PIXELS_HIDDEN_STATUSES)
+
     def with_series_reviewed(self):
         """Each scan annotated ``series_reviewed`` (its series' verdict has a review) in the same
         query, so a page of scans reads ``Scan.is_reviewed`` without a query per scan."""
@@ -85,6 +89,12 @@ class Scan(models.Model):
         # Identity may be in the pixels (BurnedInAnnotation YES, or text found by cases.burnedin):
         # not classified until a steward releases it.
         HELD = "held", "Held for steward review"
+
+    # A slice whose answer is still to come: its series has no verdict for it yet, and a series
+    # review must wait for it (inference.series_verdict, cases.forms_series).
+    UNANSWERED = (Status.CHECKING, Status.QUEUED, Status.PROCESSING, Status.HELD)
+    # Not read for burned-in text yet, or held because it may show some: pixels for stewards only.
+    PIXELS_HIDDEN_STATUSES = (Status.CHECKING, Status.HELD)
 
     class Outcome(models.TextChoices):
         CLASSIFIED = "classified", "Classified"
@@ -173,7 +183,7 @@ class Scan(models.Model):
         """True while this scan's pixels may show a name: not read for burned-in text yet, or held
         because text was found (or could not be ruled out) and no steward has released it. The one
         rule of preview, viewer, API image and exports; stewards see them (they decide on held scans)."""
-        return self.status in (Scan.Status.CHECKING, Scan.Status.HELD) and not is_steward(user)
+        return self.status in Scan.PIXELS_HIDDEN_STATUSES and not is_steward(user)
 
     @property
     def series_description(self) -> str:
@@ -194,6 +204,9 @@ class Scan(models.Model):
         page's review form and the API apply (both save through ReviewForm)."""
         if self.retracted_at is not None:
             raise Refusal(f"Scan {self.pk} was retracted: it is no longer part of the case.")
+        if self.erased_at is not None:
+            # No one can look at it any more: a label now would be a diagnosis without the image.
+            raise Refusal(f"Scan {self.pk}'s image was erased: there is nothing left to review.")
         if self.outcome == Scan.Outcome.WRONG_MODALITY:
             # Not a slice the question's model reads: a diagnostic label on it would become training data.
             raise NotReviewable(
@@ -273,6 +286,8 @@ class Scan(models.Model):
                     }
                 Scan.objects.filter(pk=scan.pk).update(**fields)
                 case.refresh_flag()
+                # Its series is judged again without it (or, its last unanswered slice, at last).
+                announce_series_changed(Scan, [scan.series_id])
                 # The reason is free text a clinician typed: it stays on the scan row only, never in the
                 # append-only audit log.
                 AuditEvent.record(

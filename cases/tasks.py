@@ -11,4 +11,11 @@ def pull_study(self, import_id):
     try:
         pacs_pull.run_pull(import_id, last_attempt=self.request.retries >= self.max_retries)
     except pacs_pull.PullDeferred as deferred:
-        raise self.retry(countdown=pacs_pull.retry_wait(self.request.retries), exc=deferred) from None
+        try:
+            retry = self.retry(
+                countdown=pacs_pull.retry_wait(self.request.retries), exc=deferred, throw=False
+            )
+        except Exception:  # Reject: the broker did not take the retry, and this message is dropped
+            pacs_pull.retry_not_queued(import_id, str(deferred))
+            raise
+        raise retry from None

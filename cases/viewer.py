@@ -74,7 +74,8 @@ def scan_viewer(request, pk):
     # Reading a scan is reading its case: audited as the retract page's view of a scan is.
     AuditEvent.record(request.user, AuditEvent.Verb.CASE_VIEW, scan.case, scan=scan.pk)
     # Next/previous step through the scan's series in slice order, or through the single images.
-    neighbours = scan.case.scans.not_retracted().filter(series=scan.series_id)
+    # Scans whose pixels are hidden from this user are stepped over, not stepped onto as a 404.
+    neighbours = scan.case.scans.not_retracted().pixels_shown_to(request.user).filter(series=scan.series_id)
     if scan.series_id is not None:
         neighbours = neighbours.order_by(*SLICE_ORDER)
     order = list(neighbours.values_list("pk", flat=True))

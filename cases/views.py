@@ -236,6 +236,7 @@ def scan_retract(request, pk):
         # The page shows the scan: reading it is reading the case.
         scan.case.viewed_by(request.user, scan=scan)
     context = {"scan": scan, "case": scan.case, "form": form, "reviewed": scan.is_reviewed}
+    context["pixels_hidden"] = scan.pixels_hidden_from(request.user)
     return render(request, "cases/scan_retract.html", context, status=400 if form.errors else 200)
 
 

@@ -76,6 +76,13 @@ def send(verdict_id, *, final=True, attempts_allowed=1) -> list[str]:
     return stored
 
 
+def retry_not_queued(verdict_id, error, attempts):
+    """The broker did not take the report's next attempt: failed with the reason, not left
+    "sending" with nothing to send it."""
+    reason = f"attempt {attempts}: {error}; the task queue is unavailable, so it was not tried again"
+    _record(verdict_id, SeriesVerdict.Report.FAILED, reason, attempts)
+
+
 def _record(verdict_id, state, reason, attempts, uids=None):
     fields = {"report_state": state, "report_reason": reason[:500], "report_attempts": attempts}
     if state == SeriesVerdict.Report.SENT:

@@ -21,8 +21,6 @@ from .models import ModelVersion, Prediction, SeriesVerdict
 
 logger = logging.getLogger(__name__)
 
-# Slices whose answer is still to come: the series is not classified yet.
-UNFINISHED = (Scan.Status.CHECKING, Scan.Status.QUEUED, Scan.Status.PROCESSING, Scan.Status.HELD)
 MOST_SUSPICIOUS_KEPT = 5
 
 
@@ -37,6 +35,16 @@ def after_scan(scan_id):
         logger.exception("Series verdict of scan %s's series not computed", scan_id)
 
 
+def after_retraction(sender, series_ids, **kwargs):
+    """cases.signals.series_changed: a series lost a slice; judge it again over what it has now."""
+    for series_id in series_ids:
+        try:
+            refresh(series_id)
+        except Exception:
+            # The retraction is committed; the verdict is computed again with the next slice.
+            logger.exception("Series verdict of series %s not computed after a retraction", series_id)
+
+
 def refresh(series_id) -> list[SeriesVerdict]:
     """Compute and store the series' verdict for each model version that answered its slices,
     if none of its slices is still queued, processing or held; [] otherwise."""
@@ -47,7 +55,7 @@ def refresh(series_id) -> list[SeriesVerdict]:
         if series is None:
             return []
         slices = list(series.slices().values("pk", "status", "series_instance"))
-        if not slices or any(row["status"] in UNFINISHED for row in slices):
+        if not slices or any(row["status"] in Scan.UNANSWERED for row in slices):
             return []
         latest = {}
         predictions = Prediction.objects.filter(scan__in=[row["pk"] for row in slices]).select_related(

@@ -42,7 +42,12 @@ def report_series(self, verdict_id):
         if final or not error.transient:
             return []
         countdown = reportback.backoff_s(self.request.retries)
-        raise self.retry(exc=error, countdown=countdown, max_retries=allowed - 1)
+        try:
+            retry = self.retry(exc=error, countdown=countdown, max_retries=allowed - 1, throw=False)
+        except Exception:  # Reject: the broker did not take the retry, and this message is dropped
+            reportback.retry_not_queued(verdict_id, error, self.request.retries + 1)
+            raise
+        raise retry from None
 
 
 @shared_task

@@ -206,3 +206,13 @@ def test_a_storage_outage_while_deleting_still_retracts_and_names_the_file(
     classified.refresh_from_db()
     assert classified.retracted_at is not None and not classified.image
     assert any(name in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("status", [Scan.Status.CHECKING, Scan.Status.HELD])
+def test_the_retract_page_of_a_scan_whose_pixels_are_hidden_shows_no_image(
+    client_for, owner_client, steward, case, status
+):
+    scan = ScanFactory(case=case, status=status)
+    image_url = reverse("cases:scan_image", args=[scan.pk])
+    assert image_url not in owner_client.get(retract_url(scan)).content.decode()
+    assert image_url in client_for(steward).get(retract_url(scan)).content.decode()

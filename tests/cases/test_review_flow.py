@@ -136,3 +136,18 @@ def test_case_page_queries_do_not_grow_with_its_scans(owner_client, case, predic
     for _ in range(5):  # each with its own uploader and a review: no query per scan for either
         ReviewFactory(prediction=PredictionFactory(scan=_done_scan(case)))
     assert queries() == few
+
+
+def test_an_erased_scan_cannot_be_reviewed_and_is_not_offered(owner_client, steward, case, prediction):
+    # A steward erased the case's images: no one can look at the scan any more, so a label on it
+    # would be a diagnosis without the image.
+    from cases.scans import erase_case_images
+
+    erase_case_images(case, steward)
+    page = owner_client.get(reverse("cases:detail", args=[case.pk])).content.decode()
+    assert reverse("cases:review", args=[prediction.pk]) not in page
+    response = owner_client.post(
+        reverse("cases:review", args=[prediction.pk]), {f"p{prediction.pk}-label": "glioma"}, **XHR
+    )
+    assert response.status_code == 409 and "erased" in response.json()["message"]
+    assert not Review.objects.exists()

@@ -68,6 +68,19 @@ def test_previous_and_next_follow_the_case_order_skipping_retracted(owner_client
     assert f'data-case-url="{reverse("cases:detail", args=[case.pk])}#scan-{scans[2].pk}"' in last
 
 
+@pytest.mark.parametrize("status", [Scan.Status.CHECKING, Scan.Status.HELD])
+def test_previous_and_next_skip_a_scan_whose_pixels_are_hidden_from_a_clinician(
+    client_for, owner_client, steward, scans, status
+):
+    # Stepping onto it would be a 404 in the middle of the series; a steward steps onto it.
+    Scan.objects.filter(pk=scans[1].pk).update(status=status)
+    first = owner_client.get(viewer_url(scans[0])).content.decode()
+    assert f'data-next-url="{viewer_url(scans[2])}"' in first and "(1 of 2)" in first
+    assert owner_client.get(viewer_url(scans[1])).status_code == 404
+    by_steward = client_for(steward).get(viewer_url(scans[0])).content.decode()
+    assert f'data-next-url="{viewer_url(scans[1])}"' in by_steward
+
+
 def test_overlay_is_offered_only_with_an_explanation(owner_client, case):
     plain = PredictionFactory(scan__case=case)
     explained = PredictionFactory(scan__case=case)

@@ -199,3 +199,27 @@ def test_case_page_queries_do_not_grow_with_its_series(owner_client, case, teamm
         verdict, _ = series_with_verdict(case, uid=f"2.25.2{n}")
         SeriesReview.objects.create(verdict=verdict, reviewer=teammate, decision="confirmed", label="glioma")
     assert queries() == few
+
+
+@pytest.mark.parametrize("status", [Scan.Status.CHECKING, Scan.Status.QUEUED, Scan.Status.HELD])
+def test_a_series_with_a_slice_still_to_answer_cannot_be_reviewed(owner_client, owner_api, case, status):
+    # A later upload adds a slice to a judged series: the verdict no longer covers it, and a review
+    # would answer for a slice no one (model or clinician) has read yet.
+    verdict, scans = series_with_verdict(case)
+    ScanFactory(case=case, series=verdict.series, series_instance=9, status=status)
+    response = page_post(owner_client, verdict, "glioma")
+    assert response.status_code == 302
+    answer = owner_api.post(f"/api/v1/series/{verdict.series_id}/review/", {"label": "glioma"}, format="json")
+    assert answer.status_code == 409 and "still being read" in answer.json()["detail"]
+    assert not SeriesReview.objects.exists()
+    assert AuditEvent.objects.filter(verb=AuditEvent.Verb.REFUSED).count() == 2
+
+
+def test_a_series_whose_images_were_erased_cannot_be_reviewed(owner_api, steward, case):
+    from cases.scans import erase_case_images
+
+    verdict, _ = series_with_verdict(case)
+    erase_case_images(case, steward)
+    answer = owner_api.post(f"/api/v1/series/{verdict.series_id}/review/", {"label": "glioma"}, format="json")
+    assert answer.status_code == 409 and "erased" in answer.json()["detail"]
+    assert not SeriesReview.objects.exists()

@@ -234,3 +234,37 @@ def test_the_case_flag_follows_the_series_verdict_not_its_single_slices(case, mo
     classify(later, 0.8)
     case.refresh_from_db()
     assert case.flag == case.Flag.TUMOUR_SUSPECTED
+
+
+def test_retracting_the_last_slice_still_to_answer_judges_the_series_without_it(
+    case, owner, model, classify, tmp_path, django_capture_on_commit_callbacks
+):
+    # A held slice (burned-in text) its uploader takes back: the rest of the series is answered.
+    with_rule(tmp_path, model, {"kind": "max", "k": 1, "threshold": 0.5})
+    series, scans = make_series(case, 3)
+    classify(scans[0], 0.1)
+    classify(scans[1], 0.8)
+    Scan.objects.filter(pk=scans[2].pk).update(status=Scan.Status.HELD)
+    assert not SeriesVerdict.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        Scan.objects.get(pk=scans[2].pk).retract(owner, "wrong patient's slice")
+
+    verdict = SeriesVerdict.objects.get(series=series)
+    assert verdict.scan_ids == [scans[0].pk, scans[1].pk] and verdict.tumour_suspected is True
+
+
+def test_retracting_a_judged_slice_judges_the_series_again_without_it(
+    case, owner, model, classify, tmp_path, django_capture_on_commit_callbacks
+):
+    with_rule(tmp_path, model, {"kind": "max", "k": 1, "threshold": 0.5})
+    series, scans = make_series(case, 3)
+    for scan, p in zip(scans, [0.1, 0.2, 0.9], strict=True):
+        classify(scan, p)
+    assert SeriesVerdict.objects.get(series=series).tumour_suspected is True
+
+    with django_capture_on_commit_callbacks(execute=True):
+        Scan.objects.get(pk=scans[2].pk).retract(owner, "slice of another series")
+
+    verdict = SeriesVerdict.objects.get(series=series)
+    assert verdict.scan_ids == [scans[0].pk, scans[1].pk] and verdict.tumour_suspected is False

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from cases.pacs import PacsConfig, PacsUnavailable, with_retries
+from cases.pacs import Pacs, PacsConfig, PacsUnavailable, with_retries
 from ml.dicomseries import IDENTIFYING_TAGS, build_series
 
 from .conftest import client_for
@@ -156,3 +156,24 @@ def test_the_pacs_traffic_logs_no_uid(pacs, lgg_slices, caplog):
     pacs.fetch_series(study_uid, series_uid)
 
     assert study_uid not in caplog.text and series_uid not in caplog.text
+
+
+@pytest.mark.parametrize("broken", ["ChunkedEncodingError", "ContentDecodingError"])
+def test_a_transfer_broken_half_way_is_transient_and_names_no_uid(settings, broken):
+    # The PACS (or a proxy) dropped the connection while a series streamed in: worth trying again,
+    # and the reason, kept on the pull and shown to users, says what failed in our words only.
+    import requests
+
+    pacs = Pacs(PacsConfig("http://127.0.0.1:1/dicom-web", "u", "p", "", 5))
+    uid = "1.2.840.113619.2.55.3.604688119.971.1"
+
+    def drops(**kwargs):
+        raise getattr(requests.exceptions, broken)(
+            f"Connection broken for {uid}: IncompleteRead(1024 bytes read)"
+        )
+
+    with pytest.raises(PacsUnavailable) as raised:
+        pacs._call("fetch the series", drops, study_instance_uid=uid)
+
+    assert raised.value.transient and raised.value.reason == PacsUnavailable.BROKEN
+    assert "fetch the series" in str(raised.value) and uid not in str(raised.value)

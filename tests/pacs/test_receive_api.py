@@ -68,6 +68,13 @@ def test_outsiders_get_404_for_the_case_and_the_pull(no_pacs, owner, outsider, c
     assert StudyImport.objects.count() == 1
 
 
+@pytest.mark.parametrize("case_id", ["abc", "%C2%B2", "99999999999999999999999"])
+def test_a_case_id_that_is_no_number_is_404(no_pacs, owner, case, case_id):
+    # "²" is a digit to str.isdigit() but no number to int() or the database.
+    answer = api(owner).post(f"/api/v1/cases/{case_id}/pull/", {"study_uid": UID}, format="json")
+    assert answer.status_code == 404 and not StudyImport.objects.exists()
+
+
 def test_no_token_is_401(no_pacs, case):
     assert api(None).post(f"/api/v1/cases/{case.pk}/pull/", {"study_uid": UID}).status_code == 401
     assert api(None).get("/api/v1/pulls/").status_code == 401

@@ -290,3 +290,12 @@ def test_a_multi_frame_object_arrives_as_one_scan_per_frame(token, lgg_slices):
     assert instances(response.json()[REFERENCED]) == [multiframe.SOPInstanceUID]
     [case] = Case.objects.all()
     assert case.scans.count() == 4 and case.series.count() == 1
+
+
+def test_a_content_length_that_is_no_number_is_refused_not_a_500(token):
+    body, content_type = stow_body([b"x"])
+    response = Client().post(
+        URL, body, content_type=content_type, HTTP_AUTHORIZATION=f"Token {token}", CONTENT_LENGTH="\u00b2"
+    )
+    assert response.status_code == 400
+    assert not StudyImport.objects.exists()

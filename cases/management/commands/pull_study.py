@@ -53,7 +53,9 @@ class Command(BaseCommand):
         attempts = max(1, options["attempts"])
         for attempt in range(attempts):
             try:
-                record = pacs_pull.run_pull(record.pk, last_attempt=attempt == attempts - 1)
+                done = pacs_pull.run_pull(record.pk, last_attempt=attempt == attempts - 1)
+                # None: no longer pending (a worker took it, or it was given up): as the row says.
+                record = done or StudyImport.objects.get(pk=record.pk)
                 break
             except pacs_pull.PullDeferred as deferred:
                 wait = pacs_pull.retry_wait(attempt)

@@ -1,0 +1,81 @@
+"""The pull task's bounds (cases/tasks.py, cases/pacs_pull.py run_pull), without a PACS: a pull
+whose message keeps coming back (its worker died each time) and a retry the broker does not take
+end failed, with the source UID forgotten, instead of staying pending for ever."""
+
+import pytest
+from celery.exceptions import Reject
+from kombu.exceptions import OperationalError
+
+from cases import pacs_pull
+from cases.models import Case, StudyImport
+from cases.tasks import pull_study
+
+pytestmark = pytest.mark.django_db
+
+UID = "1.2.840.113619.2.55.3.604688119.971.1"
+
+
+@pytest.fixture
+def pacs_set(settings):
+    settings.PACS_URL = "http://127.0.0.1:9/dicom-web"  # nothing listens: refused at once
+    settings.PACS_TIMEOUT = 1
+
+
+def pending_pull(team, owner, **fields):
+    record = pacs_pull.request_pull(UID, team=team, user=owner, publish=False)
+    StudyImport.objects.filter(pk=record.pk).update(**fields)
+    return record
+
+
+def test_a_pull_redelivered_after_its_last_attempt_fails_instead_of_running_again(
+    pacs_set, team, owner, monkeypatch
+):
+    # The worker was killed mid-fetch on every attempt (acks_late redelivers the message each time).
+    record = pending_pull(team, owner, status=StudyImport.Status.FETCHING, attempts=pacs_pull.PULL_ATTEMPTS)
+
+    def must_not_fetch(*args, **kwargs):
+        raise AssertionError("fetched again past its attempts")
+
+    monkeypatch.setattr(pacs_pull, "import_study", must_not_fetch)
+    assert pacs_pull.run_pull(record.pk) is None
+
+    record.refresh_from_db()
+    assert record.status == StudyImport.Status.FAILED
+    assert record.attempts == pacs_pull.PULL_ATTEMPTS
+    assert f"Gave up after {pacs_pull.PULL_ATTEMPTS} attempts" in record.reason
+    assert record.study_uid == ""
+
+
+def test_a_pull_with_attempts_left_is_still_fetched_on_redelivery(pacs_set, team, owner, monkeypatch):
+    record = pending_pull(team, owner, status=StudyImport.Status.FETCHING, attempts=1)
+    fetched = []
+    monkeypatch.setattr(pacs_pull, "import_study", lambda uid, **kwargs: fetched.append(uid))
+    pacs_pull.run_pull(record.pk)
+    assert fetched == [UID]
+    record.refresh_from_db()
+    assert record.attempts == 2
+
+
+def test_a_retry_the_broker_does_not_take_fails_the_pull_with_the_reason(pacs_set, team, owner, monkeypatch):
+    record = pending_pull(team, owner)
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(pull_study, "apply_async", broker_down)
+    # As a worker runs it (not eager, which would run the retry in place): the retry is sent.
+    pull_study.push_request(
+        id="pull-1", args=[record.pk], kwargs={}, retries=0, is_eager=False, called_directly=False
+    )
+    try:
+        # Celery rejects the message when its retry cannot be sent: nothing would run the pull again.
+        with pytest.raises(Reject):
+            pull_study.run(record.pk)
+    finally:
+        pull_study.pop_request()
+
+    record.refresh_from_db()
+    assert record.status == StudyImport.Status.FAILED, record.reason
+    assert "task queue is unavailable" in record.reason and "could not connect" in record.reason
+    assert record.study_uid == ""
+    assert not Case.objects.exists()
