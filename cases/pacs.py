@@ -9,6 +9,7 @@ neither.
 import random
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import pydicom
 import requests
@@ -154,7 +155,7 @@ class Pacs:
             if "timed out" in str(error).lower():
                 raise self._timed_out(what) from None
             raise PacsUnavailable(
-                PacsUnavailable.REFUSED, f"could not connect to {self.config.url} to {what}"
+                PacsUnavailable.REFUSED, f"could not connect to {shown_url(self.config.url)} to {what}"
             ) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
             # Worth trying again; its own message (urllib3's, with whatever it read) is not kept.
@@ -179,6 +180,16 @@ def _from_status(what: str, response) -> PacsUnavailable:
             PacsUnavailable.AUTH, f"the PACS refused our credentials ({status}) when trying to {what}", status
         )
     return PacsUnavailable(PacsUnavailable.HTTP, f"the PACS answered {status} when trying to {what}", status)
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it: without a user or password written into it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def with_retries(call, *, attempts=3, backoff_s=1.0, max_backoff_s=30.0, sleep=time.sleep):

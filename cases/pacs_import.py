@@ -177,13 +177,21 @@ def prepare(arrivals: list[Arrival], seconds: float | None = None) -> list[Study
 
 
 def service_account(team) -> "object":
-    """The account a pull without a user works under: a member of ``team`` who cannot log in."""
+    """The account a pull without a user works under: a member of ``team`` who cannot log in.
+    An existing account of that name that can log in (a person's, created by hand) is not taken
+    over: the pull is refused rather than run, and recorded, under someone's name."""
     user, created = get_user_model().objects.get_or_create(username=f"pacs-team-{team.pk}")
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
         user.groups.add(ensure_groups()[0])
         Membership.objects.get_or_create(user=user, team=team)
+    elif user.has_usable_password() or user.is_staff or user.is_superuser:
+        raise ImportRejected(
+            f"the account {user.username!r} can log in: it is not {team}'s PACS account; rename it"
+        )
+    elif not Membership.objects.filter(user=user, team=team).exists():
+        raise ImportRejected(f"the account {user.username!r} is not a member of {team}")
     return user
 
 

@@ -79,3 +79,36 @@ def test_a_retry_the_broker_does_not_take_fails_the_pull_with_the_reason(pacs_se
     assert "task queue is unavailable" in record.reason and "could not connect" in record.reason
     assert record.study_uid == ""
     assert not Case.objects.exists()
+
+
+def test_a_persons_account_named_like_the_pacs_account_is_not_taken_over(team):
+    from django.contrib.auth import get_user_model
+
+    from cases.models import Membership
+    from cases.pacs_import import ImportRejected, service_account
+
+    person = get_user_model().objects.create_user(f"pacs-team-{team.pk}", password="a-real-password-1")
+    with pytest.raises(ImportRejected, match="can log in"):
+        service_account(team)
+    assert not Membership.objects.filter(user=person).exists()
+    assert not Case.objects.exists()
+
+
+def test_the_pacs_account_is_made_once_cannot_log_in_and_is_the_teams(team):
+    from cases.models import Membership
+    from cases.pacs_import import service_account
+
+    account = service_account(team)
+    assert not account.has_usable_password()
+    assert service_account(team) == account
+    assert Membership.objects.filter(user=account, team=team).exists()
+
+
+def test_a_refusal_names_the_pacs_without_the_credentials_in_its_url():
+    from cases.pacs import Pacs, PacsConfig, PacsUnavailable
+
+    pacs = Pacs(PacsConfig(url="http://someone:s3cret@127.0.0.1:9/dicom-web", timeout=1))
+    with pytest.raises(PacsUnavailable) as raised:
+        pacs.find_study(UID)
+    assert "127.0.0.1:9" in str(raised.value) and "s3cret" not in str(raised.value)
+    assert "someone" not in str(raised.value)
