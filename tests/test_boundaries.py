@@ -130,9 +130,12 @@ def test_worker_classifies_a_real_scan_without_importing_tensorflow(tmp_path):
     assert "HEAVY []" in completed.stdout, completed.stdout + completed.stderr
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "RUNTIMES ['litert']" in completed.stdout
-    # The budget for a worker with every model loaded (TensorFlow alone took 620-760 MB).
+    # A worker with every model loaded stays far below TensorFlow alone (620-760 MB). The budget
+    # was 250 MB for one question's models; with the tumour-CT model (and its gate and modality
+    # check) beside the two tumour-MRI versions, and the text check in the worker, it measured
+    # 248-254 MB (session 8): 300 MB leaves room for one more model (ml.bench: ~30 MB each).
     peak = int(re.search(r"PEAK_RSS_MB (\d+)", completed.stdout).group(1))
-    assert peak <= 250, completed.stdout
+    assert peak <= 300, completed.stdout
 
 
 def _pins(name):
