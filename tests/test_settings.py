@@ -147,3 +147,18 @@ def test_manage_py_without_a_secret_says_so_in_one_line(tmp_path):
         f"Configuration error: Set the environment variable SECRET_KEY (or SECRET_KEY_FILE), "
         f"or create {tmp_path / 'secret_key'} (`make run` generates it)."
     ]
+
+
+def test_manage_py_makes_a_checkouts_own_keys_as_make_does_and_never_replaces_one(tmp_path, monkeypatch):
+    from brainscan.settings.env import ensure_local_keys
+
+    for name in ("SECRET_KEY", "SECRET_KEY_FILE", "PATIENT_REF_KEY", "PATIENT_REF_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "patient_ref_key").write_text("kept\n")
+    ensure_local_keys(tmp_path, ("SECRET_KEY", "PATIENT_REF_KEY"))
+    secret = tmp_path / "secret_key"
+    assert len(secret.read_text().strip()) >= 60 and secret.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "patient_ref_key").read_text() == "kept\n"  # a key in use is never replaced
+    monkeypatch.setenv("OTHER_KEY", "from-env")
+    ensure_local_keys(tmp_path, ("OTHER_KEY",))
+    assert not (tmp_path / "other_key").exists()  # the environment provides it

@@ -87,3 +87,19 @@ def _read_secret_file(what, path):
     if not secret:
         raise ImproperlyConfigured(f"{what} is empty.")
     return secret
+
+
+def ensure_local_keys(var_dir: Path, names) -> None:
+    """Create, as `make` does (urlsafe random, owner-only), each ``var_dir/<name lowercased>`` key
+    that is missing and that neither NAME nor NAME_FILE provides. Only manage.py calls it, and only
+    for a checkout's own var/: settings never invent a secret."""
+    import secrets
+
+    for name in names:
+        path = Path(var_dir) / name.lower()
+        if name in os.environ or f"{name}_FILE" in os.environ or path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as key:
+            key.write(secrets.token_urlsafe(48) + "\n")
