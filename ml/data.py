@@ -124,9 +124,22 @@ def split_by_group(
     of them were, and its images that would change side are left out (counted in
     ``counts["left_out_for_consistency"]``). The other groups are assigned greedily (largest
     first) to the split furthest below its target share for the group's majority label.
+
+    ``grouping=("subject", 0)``: one group per subject (``ml.subjects``, from the file
+    numbering). Subjects are not pinned (another model's random slices of one subject sit on
+    every side, so the majority would put nearly every subject in train); each subject goes
+    where the stratification wants it, and only its images another model put on another side
+    are left out. A label with fewer subjects than there are splits sends its second subject to
+    test and the rest to train: a figure on an unseen person says more than early stopping on one.
     """
     linkage, bits = grouping
-    group_ids, counts = dedup.group_duplicates(ds.sha256, ds.phash, bits, linkage)
+    by_subject = linkage == "subject"
+    if by_subject:
+        from ml.subjects import group_by_subject
+
+        group_ids, counts = group_by_subject(ds.paths, ds.images, ds.sha256)
+    else:
+        group_ids, counts = dedup.group_duplicates(ds.sha256, ds.phash, bits, linkage)
     rng = np.random.default_rng(seed)
     targets = np.array(fractions) / sum(fractions)
     groups: dict[int, list[int]] = {}
@@ -139,23 +152,29 @@ def split_by_group(
     pinned = {}  # group -> split index, for the groups another model already split
     for g in order:
         sides = [SPLIT_NAMES.index(forced[ds.sha256[m]]) for m in groups[g] if ds.sha256[m] in forced]
-        if sides:
+        if sides and not by_subject:
             pinned[g] = int(np.bincount(sides).argmax())
     n_labels = UNKNOWN_CODE + 1
     totals = np.bincount(ds.labels, minlength=n_labels).astype(float)
+    group_labels = {g: int(np.bincount(ds.labels[groups[g]]).argmax()) for g in order}
+    groups_per_label = np.bincount(list(group_labels.values()), minlength=n_labels)
+    seen_per_label = np.zeros(n_labels, dtype=int)
     filled = np.zeros((3, n_labels))
     assigned: list[list[int]] = [[], [], []]
     left_out = 0
     for g in sorted(order, key=lambda g: g not in pinned):  # pinned groups first, then as above
         members = groups[g]
+        label = group_labels[g]
         if g in pinned:
             s = pinned[g]
-            kept = [m for m in members if forced.get(ds.sha256[m], SPLIT_NAMES[s]) == SPLIT_NAMES[s]]
-            left_out += len(members) - len(kept)
-            members = kept
+        elif by_subject and groups_per_label[label] < len(SPLIT_NAMES):
+            s = SPLIT_NAMES.index("test") if seen_per_label[label] == 1 else 0
         else:
-            label = int(np.bincount(ds.labels[members]).argmax())
             s = int(np.argmax(targets * totals[label] - filled[:, label]))
+        seen_per_label[label] += 1
+        kept = [m for m in members if forced.get(ds.sha256[m], SPLIT_NAMES[s]) == SPLIT_NAMES[s]]
+        left_out += len(members) - len(kept)
+        members = kept
         assigned[s].extend(members)
         for m in members:
             filled[s, ds.labels[m]] += 1

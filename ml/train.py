@@ -26,7 +26,7 @@ from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
 from ml.fitting import EpochReport, load_parent, make_training_data, mask_accuracy, recalibrate_batch_norm
 from ml.labels import index_folder
 from ml.preprocess import SIZE
-from ml.recipe import MONITOR, Splits, build_card, grouping
+from ml.recipe import MONITOR, Splits, build_card, grouping, split_fractions
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "var" / "ml-cache"
 DEFAULT_CHECKPOINTS = DEFAULT_CACHE.parent / "ml-checkpoints"
@@ -49,6 +49,18 @@ def train(args) -> Path:
     train_seconds = time.time() - started
     calibration = calibrate(model, data.val, task)
     figures = measure(model, data.train, data.test, data.healthy_sources, calibration, args.seed, task)
+    if grouping(task)[0] == "subject":
+        from ml.subjects import per_subject_report
+
+        figures.metrics["by_subject"] = per_subject_report(
+            data.test.paths,
+            data.test.images,
+            figures.probs,
+            data.test.labels,
+            task.classes,
+            task.no_finding,
+            task.flags,
+        )
     out = Path(args.out)
     save_model(model, out)
     card = build_card(args, task, out, model, parent, history, data, calibration, figures, train_seconds)
@@ -65,6 +77,13 @@ def train(args) -> Path:
         f"refer={calibration.refer_threshold}; {train_seconds / 60:.1f} min -> {out}",
         flush=True,
     )
+    if "by_subject" in m:
+        s = m["by_subject"]
+        print(
+            f"per subject ({s['n_subjects']} held-out subjects, mean of their slices): accuracy "
+            f"{s['accuracy']:.4f} macro-F1 {s['macro_f1']:.4f}; confusion {s['confusion_matrix']}",
+            flush=True,
+        )
     return out
 
 
@@ -84,11 +103,16 @@ def prepare_data(args, task: TaskClasses) -> Splits:
     items += healthy
     full = load_items(items, cache_dir=args.cache, classes=task.classes, size=args.size)
     split, dup_counts = split_by_group(
-        full, seed=args.seed, forced=forced_splits(args.consistent_with), grouping=grouping(task)
+        full,
+        fractions=split_fractions(task),
+        seed=args.seed,
+        forced=forced_splits(args.consistent_with),
+        grouping=grouping(task),
     )
     train_ds, val_ds, test_ds = (full.subset(split[k]) for k in ("train", "val", "test"))
     print(
-        f"{len(full)} images, {dup_counts['groups']} duplicate groups "
+        f"{len(full)} images, {dup_counts['groups']} "
+        f"{'subjects' if 'subjects' in dup_counts else 'duplicate groups'} "
         f"({dup_counts['exact_duplicates']} exact copies, "
         f"{dup_counts['near_duplicate_pairs']} near-duplicate pairs); "
         f"{dup_counts['pinned_by_another_model']} in another model's split, "
