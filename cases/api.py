@@ -19,6 +19,7 @@ from ml import tasks
 
 from . import api_examples, questions
 from .access import cases_visible_to, scans_visible_to
+from .api_review import Conflict, review_response
 from .api_series import StudySerializer, studies_of
 from .forms import CaseFilterForm, ReviewForm
 from .models import Case, CaseClosed, NotAllowed, Refusal, Scan
@@ -277,13 +278,7 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         request_body = ReviewRequestSerializer(data=request.data, prediction=prediction)
         request_body.is_valid(raise_exception=True)
         form = ReviewForm(request_body.validated_data, prediction=prediction)
-        if not form.is_valid():
-            raise exceptions.ValidationError({k: [str(m) for m in v] for k, v in form.errors.items()})
-        try:
-            review = form.save(reviewer=request.user)
-        except Refusal as refusal:
-            raise Conflict(str(refusal), code=refusal.code)
-        return Response(ReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+        return review_response(form, request.user, ReviewSerializer)
 
     @extend_schema(
         summary="Retract a scan uploaded by mistake: it leaves the case and its files are deleted",
@@ -390,9 +385,3 @@ class ScanViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         if prediction is None or not prediction.explanation:
             raise exceptions.NotFound("No explanation image for this scan.")
         return FileResponse(prediction.explanation.open("rb"), content_type="image/png")
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the object's state."
-    default_code = "conflict"

@@ -2,20 +2,19 @@
 the page's SeriesReviewForm (the same labels, rules, audit). Outsiders get 404."""
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_serializer
-from rest_framework import exceptions, serializers, status, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.response import Response
 
 from brainscan.api import ErrorSerializer, StrictInput
 from inference.models import SeriesVerdict
 from ml.labels import CLASSES
 
 from .access import series_visible_to
-from .api import CASE_CLOSED, Conflict
+from .api import CASE_CLOSED
 from .api_examples import CASE_CLOSED_EXAMPLE
+from .api_review import Conflict, review_response
 from .api_series import SeriesReviewSerializer, SeriesSerializer
 from .forms_series import SeriesReviewForm
-from .models import Refusal
 
 NO_VERDICT = "The series has no verdict to review yet: not every slice is answered."
 NO_VERDICT_EXAMPLE = OpenApiExample("conflict", value={"detail": NO_VERDICT, "code": "conflict"})
@@ -72,10 +71,4 @@ class SeriesViewSet(viewsets.GenericViewSet):
         body.is_valid(raise_exception=True)
         verdict.series = series
         form = SeriesReviewForm(body.validated_data, verdict=verdict)
-        if not form.is_valid():
-            raise exceptions.ValidationError({k: [str(m) for m in v] for k, v in form.errors.items()})
-        try:
-            review = form.save(reviewer=request.user)
-        except Refusal as refusal:
-            raise Conflict(str(refusal), code=refusal.code)
-        return Response(SeriesReviewSerializer(review).data, status=status.HTTP_201_CREATED)
+        return review_response(form, request.user, SeriesReviewSerializer)

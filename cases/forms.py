@@ -137,37 +137,59 @@ class PatientLookupForm(forms.Form):
     )
 
 
-class ReviewForm(forms.ModelForm):
+class BaseReviewForm(forms.ModelForm):
+    """A clinician's review of ``subject`` (a prediction or a series verdict), one form for page and
+    API: the subject's labels (``review_labels()``), confirmed when the label is the subject's, the
+    subject's rules checked under its case's row lock, audited. A subclass names its review model
+    (``Meta.model``) and that model's foreign key to the subject (``subject_field``), and supplies
+    the case, the audit and the checks below."""
+
+    subject_field = ""
+
     class Meta:
-        model = Review
         fields = ["label", "comment"]
         widgets = {"comment": forms.Textarea(attrs={"rows": 2})}
 
-    def __init__(self, *args, prediction, **kwargs):
+    def __init__(self, *args, subject, **kwargs):
         super().__init__(*args, **kwargs)
-        self.prediction = prediction
+        self.subject = subject
         self.fields["label"] = forms.ChoiceField(
-            choices=[(c, c) for c in prediction.review_labels()], initial=prediction.label, label="Label"
+            choices=[(c, c) for c in subject.review_labels()], initial=subject.label, label="Label"
         )
 
+    @property
+    def case(self):
+        """The case whose row lock the checks run under."""
+        raise NotImplementedError
+
+    def refusal_target(self):
+        """What a refused review is audited against."""
+        raise NotImplementedError
+
+    def audit_fields(self) -> dict:
+        """The fields of the review's audit event (and of a refusal's) beside decision and label."""
+        raise NotImplementedError
+
+    def check_reviewable(self):
+        """Raise a Refusal if the subject may not be reviewed; called holding the case's row lock."""
+        raise NotImplementedError
+
     def save(self, reviewer):
-        """Record the review, or raise a Refusal (Scan.check_reviewable), audited, and record nothing."""
+        """Record the review, or raise a Refusal, audited, and record nothing."""
         review = super().save(commit=False)
-        review.prediction = self.prediction
+        setattr(review, self.subject_field, self.subject)
         review.reviewer = reviewer
-        review.decision = (
-            Review.Decision.CONFIRMED if review.label == self.prediction.label else Review.Decision.CORRECTED
-        )
-        scan = self.prediction.scan
-        with AuditEvent.refusals(reviewer, scan, "review", case=scan.case_id), transaction.atomic():
-            # A teammate closing the case or retracting the scan at the same moment: both lock the
-            # case row too, so check the scan as it is once we hold that lock.
-            scan.case.lock()
-            scan.refresh_from_db(fields=["outcome", "retracted_at"])
-            scan.check_reviewable()
+        decision = self._meta.model.Decision
+        review.decision = decision.CONFIRMED if review.label == self.subject.label else decision.CORRECTED
+        audit = self.audit_fields()
+        with AuditEvent.refusals(reviewer, self.refusal_target(), "review", **audit), transaction.atomic():
+            # A teammate closing the case or retracting its scans at the same moment locks the case
+            # row too: check the subject as it is once we hold that lock.
+            self.case.lock()
+            self.check_reviewable()
             # A reviewer's new review supersedes their earlier one (which stays, as history).
             amended = (
-                Review.objects.filter(prediction=self.prediction, reviewer=reviewer)
+                self._meta.model.objects.filter(**{self.subject_field: self.subject, "reviewer": reviewer})
                 .order_by("-created_at", "-id")
                 .values_list("pk", flat=True)
                 .first()
@@ -177,13 +199,44 @@ class ReviewForm(forms.ModelForm):
             AuditEvent.record(
                 reviewer,
                 AuditEvent.Verb.REVIEW,
-                self.prediction,
+                self.subject,
                 decision=review.decision,
                 label=review.label,
-                case=self.prediction.scan.case_id,
+                **audit,
                 **({"amends": amended} if amended else {}),
             )
         return review
+
+
+class ReviewForm(BaseReviewForm):
+    """The review of a scan's prediction (Scan.check_reviewable)."""
+
+    subject_field = "prediction"
+
+    class Meta(BaseReviewForm.Meta):
+        model = Review
+
+    def __init__(self, *args, prediction, **kwargs):
+        super().__init__(*args, subject=prediction, **kwargs)
+        self.prediction = prediction
+
+    @property
+    def scan(self):
+        return self.prediction.scan
+
+    @property
+    def case(self):
+        return self.scan.case
+
+    def refusal_target(self):
+        return self.scan
+
+    def audit_fields(self):
+        return {"case": self.scan.case_id}
+
+    def check_reviewable(self):
+        self.scan.refresh_from_db(fields=["outcome", "retracted_at"])
+        self.scan.check_reviewable()
 
 
 class ScanRetractForm(forms.Form):

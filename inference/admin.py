@@ -50,7 +50,9 @@ class ReviewAdmin(ReadOnlyAdmin):
     audited there; here they are only read."""
 
     list_display = ["prediction", "decision", "label", "reviewer", "created_at"]
-    readonly_fields = [f.name for f in Review._meta.fields]
+    # Named, not read from _meta: the fields shared with SeriesReview (inference.reviewbase) would
+    # come first there, before what is reviewed and by whom.
+    readonly_fields = ["id", "prediction", "reviewer", "decision", "label", "comment", "created_at"]
 
 
 @admin.register(SeriesVerdict)
@@ -70,4 +72,4 @@ class SeriesReviewAdmin(ReadOnlyAdmin):
 
     list_display = ["verdict", "decision", "label", "reviewer", "created_at"]
     search_fields = ["verdict__series__case__pseudonym"]
-    readonly_fields = [f.name for f in SeriesReview._meta.fields]
+    readonly_fields = ["id", "verdict", "reviewer", "decision", "label", "comment", "created_at"]

@@ -10,6 +10,8 @@ from ml import tasks
 from ml.card import percents, refer_reason
 from ml.labels import NOTUMOR
 
+from .reviewbase import ReviewRecord
+
 
 class ModelVersion(models.Model):
     name = models.CharField(max_length=100)
@@ -146,22 +148,11 @@ class Prediction(models.Model):
         return reviews[-1] if reviews else None
 
 
-class Review(models.Model):
+class Review(ReviewRecord):
     """A clinician's decision on a prediction, kept beside it; the prediction is never edited."""
-
-    class Decision(models.TextChoices):
-        CONFIRMED = "confirmed", "Confirmed"
-        CORRECTED = "corrected", "Corrected"
 
     prediction = models.ForeignKey(Prediction, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
-    decision = models.CharField(max_length=16, choices=Decision.choices)
-    label = models.CharField(max_length=64)
-    comment = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
 
     def __str__(self):
         return f"{self.get_decision_display()} {self.label} by {self.reviewer}"

@@ -8,6 +8,8 @@ from django.db import models
 from ml import series as series_rules
 from ml.labels import NOTUMOR
 
+from .reviewbase import ReviewRecord
+
 
 class SeriesVerdict(models.Model):
     """One model version's answer for one series, written when the series' last slice is
@@ -108,24 +110,13 @@ class SeriesVerdict(models.Model):
         return self.has_rule and bool(self.review_labels())
 
 
-class SeriesReview(models.Model):
+class SeriesReview(ReviewRecord):
     """A clinician's decision on a series verdict, kept beside it; the verdict is never edited by it."""
-
-    class Decision(models.TextChoices):
-        CONFIRMED = "confirmed", "Confirmed"
-        CORRECTED = "corrected", "Corrected"
 
     verdict = models.ForeignKey(SeriesVerdict, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="series_reviews"
     )
-    decision = models.CharField(max_length=16, choices=Decision.choices)
-    label = models.CharField(max_length=64)
-    comment = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["created_at", "id"]
 
     def __str__(self):
         return f"{self.get_decision_display()} {self.label} by {self.reviewer} (verdict {self.verdict_id})"
