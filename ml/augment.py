@@ -139,3 +139,30 @@ def augment(image, size: int, strength: float = 1.0):
         lambda: image,
     )
     return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def augment_registered(image, size: int, strength: float = 1.0):
+    """A mild augmentation for slices registered to one template (alzheimer-mri): a left-right
+    flip, a shift of up to 3% of the side, gamma within exp(+-0.2) and a little noise.
+
+    What tells the dementia grades apart is subtle and geometric (wider ventricles and sulci,
+    a thinner cortex), and these slices all come from one pipeline: the full augmentation's
+    rotation, zoom, simulated skull stripping, inversion, blur and resolution loss were made for
+    tumours read across scanners and sequences, and they hid it (validation macro-F1 0.27-0.31
+    over the first six epochs against 0.36-0.47 with this one, on the split by subject).
+    ``strength`` scales the noise's chance."""
+    shift = max(1, round(0.03 * size))
+    image = tf.image.random_flip_left_right(image)
+    padded = tf.pad(image, [[shift, shift], [shift, shift], [0, 0]])
+    image = tf.image.random_crop(padded, [size, size, 1])
+    gamma = tf.exp(_uniform(-0.2, 0.2))
+    image = tf.pow(tf.clip_by_value(image, 1e-6, 1.0), gamma)
+    image = tf.cond(
+        tf.random.uniform([]) < 0.3 * strength,
+        lambda: image + tf.random.normal(tf.shape(image), stddev=_uniform(0.005, 0.02)),
+        lambda: image,
+    )
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+PROFILES = {"scanners": augment, "registered": augment_registered}

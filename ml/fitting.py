@@ -54,11 +54,15 @@ def make_training_data(
     strength: float = 1.0,
     n_classes: int = len(CLASSES),
     no_finding: int = NOTUMOR_INDEX,
+    profile: str = "scanners",
 ):
-    """Shuffled, augmented, class-weighted batches of (image, label mask, weight)."""
+    """Shuffled, augmented, class-weighted batches of (image, label mask, weight); ``profile``
+    names the augmentation (``ml.augment.PROFILES``)."""
     import tensorflow as tf
 
-    from ml.augment import augment
+    from ml.augment import PROFILES
+
+    augment = PROFILES[profile]
 
     size = train.images.shape[1]
     data = tf.data.Dataset.from_tensor_slices(

@@ -196,3 +196,20 @@ def choose_refer_threshold(probs: np.ndarray, labels: np.ndarray, target_accurac
         if kept.sum() and correct[kept].mean() >= target_accuracy:
             return round(float(t), 2)
     return 0.95
+
+
+def per_subject_report(subjects: np.ndarray, probs: np.ndarray, labels: np.ndarray, *report) -> dict:
+    """``ml.metrics.multiclass_report`` over subjects instead of slices: each held-out subject's
+    answer is the mean of its slices' calibrated probabilities, as a series verdict reads a
+    whole series. ``subjects``: each slice's subject id, found on the whole collection
+    (``ml.subjects.subject_ids``; a split alone lacks the neighbouring slices the numbering is checked by).
+    ``report``: the task's names, no-finding index and flag (as for slices)."""
+    names, rows = np.unique(np.asarray(subjects), return_inverse=True)
+    mean = np.zeros((len(names), probs.shape[1]))
+    np.add.at(mean, rows, probs)
+    mean /= np.bincount(rows, minlength=len(names))[:, None]
+    truth = np.array([np.bincount(labels[rows == i]).argmax() for i in range(len(names))])
+    out = multiclass_report(mean, truth, 0.5, *report)
+    out["n_subjects"] = len(names)
+    out["slices_per_subject"] = round(len(subjects) / max(len(names), 1), 1)
+    return out

@@ -33,6 +33,9 @@ MONITOR = {tasks.DEMENTIA_MRI: ("val_macro_f1", "max")}
 # (ml.dedup), or ("subject", 0): one group per subject, recovered from alzheimer-mri's file
 # numbering (ml.subjects; a near-duplicate split let other slices of one brain into test).
 GROUPING = {tasks.DEMENTIA_MRI: ("subject", 0)}
+# The augmentation of each task (ml.augment.PROFILES): "scanners" (the default) imitates other
+# scanners and sequences; "registered" is mild, for slices registered to one template.
+AUGMENTATION = {tasks.DEMENTIA_MRI: "registered"}
 # (train, val, test) shares of the groups. By subject, a tenth of alzheimer-mri is 20 people:
 # 15% gives each held-out split about 30.
 SPLIT_FRACTIONS = {tasks.DEMENTIA_MRI: (0.7, 0.15, 0.15)}
@@ -72,6 +75,10 @@ class Splits:
 
 def grouping(task: TaskClasses) -> tuple[str, int]:
     return GROUPING.get(task.name, ("single", NEAR_DUPLICATE_BITS))
+
+
+def augmentation(task: TaskClasses) -> str:
+    return AUGMENTATION.get(task.name, "scanners")
 
 
 def split_fractions(task: TaskClasses) -> tuple[float, float, float]:
@@ -164,6 +171,7 @@ def build_card(
             "batch_size": args.batch,
             "learning_rate": args.lr,
             "augment_strength": args.augment_strength,
+            "augmentation": augmentation(task),
             "seed": args.seed,
             "seconds": round(seconds, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -122,23 +122,3 @@ def group_by_subject(paths: list[str], images: np.ndarray, hashes: list[str]) ->
         "subject_numbering_agreement": {f.folder: f.agreement for f in found},
     }
     return group_ids, counts
-
-
-def per_subject_report(paths: list[str], images: np.ndarray, probs: np.ndarray, labels: np.ndarray, *report):
-    """``ml.metrics.multiclass_report`` over subjects instead of slices: each held-out subject's
-    answer is the mean of its slices' calibrated probabilities, as a series verdict reads a
-    whole series. ``report``: the task's names, no-finding index and flag (as for slices)."""
-    from ml.metrics import multiclass_report
-
-    subjects, _, _ = subject_ids(paths, images)
-    names = sorted(set(subjects.tolist()))
-    index = {s: i for i, s in enumerate(names)}
-    rows = np.array([index[s] for s in subjects])
-    mean = np.zeros((len(names), probs.shape[1]))
-    np.add.at(mean, rows, probs)
-    mean /= np.bincount(rows, minlength=len(names))[:, None]
-    truth = np.array([np.bincount(labels[rows == i]).argmax() for i in range(len(names))])
-    out = multiclass_report(mean, truth, 0.5, *report)
-    out["n_subjects"] = len(names)
-    out["slices_per_subject"] = round(len(paths) / max(len(names), 1), 1)
-    return out

@@ -2,7 +2,7 @@
 export for the worker (``ml.export``) and its out-of-distribution gate.
 
     python -m ml.train --task dementia-mri --data ../shared/datasets/alzheimer-mri/train \
-        --out ml/models/dementia-mri/2026.12.01
+        --out ml/candidates/dementia-mri/2026.12.01-2
 
 README.md ("Models") has the command of each shipped model.
 """
@@ -26,7 +26,7 @@ from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
 from ml.fitting import EpochReport, load_parent, make_training_data, mask_accuracy, recalibrate_batch_norm
 from ml.labels import index_folder
 from ml.preprocess import SIZE
-from ml.recipe import MONITOR, Splits, build_card, grouping, split_fractions
+from ml.recipe import MONITOR, Splits, augmentation, build_card, grouping, split_fractions
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "var" / "ml-cache"
 DEFAULT_CHECKPOINTS = DEFAULT_CACHE.parent / "ml-checkpoints"
@@ -50,11 +50,12 @@ def train(args) -> Path:
     calibration = calibrate(model, data.val, task)
     figures = measure(model, data.train, data.test, data.healthy_sources, calibration, args.seed, task)
     if grouping(task)[0] == "subject":
-        from ml.subjects import per_subject_report
+        from ml.metrics import per_subject_report
+        from ml.subjects import subject_ids
 
+        subjects = subject_ids(data.full.paths, data.full.images)[0][data.split["test"]]
         figures.metrics["by_subject"] = per_subject_report(
-            data.test.paths,
-            data.test.images,
+            subjects,
             figures.probs,
             data.test.labels,
             task.classes,
@@ -134,7 +135,13 @@ def fit(args, data: Splits, task: TaskClasses):
 
     n_classes = len(task.classes)
     tf_train = make_training_data(
-        data.train, args.batch, args.seed, args.augment_strength, n_classes, task.no_finding
+        data.train,
+        args.batch,
+        args.seed,
+        args.augment_strength,
+        n_classes,
+        task.no_finding,
+        augmentation(task),
     )
     rng = np.random.default_rng(args.seed)
     calibration = data.train.images[rng.permutation(len(data.train))[:1024]]

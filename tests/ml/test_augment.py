@@ -45,3 +45,18 @@ def test_augment_keeps_shape_range_and_varies():
         assert out.shape == (SIZE, SIZE, 1) and out.min() >= 0.0 and out.max() <= 1.0
         assert np.isfinite(out).all()
     assert len({out.tobytes() for out in outs}) == 8
+
+
+def test_the_registered_profile_only_flips_shifts_and_nudges_intensity():
+    from ml.augment import PROFILES, augment_registered
+
+    assert PROFILES["registered"] is augment_registered
+    head = _head()
+    tf.random.set_seed(2)
+    outs = [augment_registered(tf.constant(head), SIZE).numpy() for _ in range(8)]
+    for out in outs:
+        assert out.shape == (SIZE, SIZE, 1) and out.min() >= 0.0 and out.max() <= 1.0
+        # No zoom, no stripping, no inversion: the head keeps its size and its bright skull.
+        assert abs((out > 0.2).sum() - (head > 0.2).sum()) <= 0.05 * (head > 0.2).sum()
+        assert out.max() > 0.8
+    assert len({out.tobytes() for out in outs}) == 8

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from ml.data import Dataset, split_by_group
-from ml.subjects import SubjectsNotRecovered, per_subject_report, subject_ids
+from ml.metrics import per_subject_report
+from ml.subjects import SubjectsNotRecovered, subject_ids
 
 LEVELS = 6
 
@@ -98,7 +99,8 @@ def test_per_subject_figures_read_the_mean_of_a_subjects_slices():
     probs = np.tile([[0.9, 0.1]], (len(ds), 1))
     probs[ds.labels == 1] = [0.3, 0.7]
     probs[np.flatnonzero(ds.labels == 1)[:3]] = [0.8, 0.2]  # level 0 of each: one wrong slice each
-    report = per_subject_report(ds.paths, ds.images, probs, ds.labels, ("A", "B"), 0, False)
+    subjects, _, _ = subject_ids(ds.paths, ds.images)
+    report = per_subject_report(subjects, probs, ds.labels, ("A", "B"), 0, False)
     assert report["n_subjects"] == 6 and report["accuracy"] == 1.0
     assert report["slices_per_subject"] == LEVELS
 
