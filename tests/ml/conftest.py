@@ -54,12 +54,45 @@ def tiny_training_command(out: Path, cache: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(datasets, tmp_path_factory):
+def _tiny_runs(datasets, tmp_path_factory):
+    """Two identical tiny training runs started together: the session's tiny model and its twin,
+    which tests/ml/test_train.py compares it with (the seed makes a run repeatable). Most of a
+    run this small is one thread tracing graphs, so on two cores the pair takes about as long as
+    one. Each has its own cache and checkpoints; output goes to files, not pipes, so neither
+    can stall on a full pipe while the other is waited for."""
+    runs = {}
+    for name in ("tiny", "twin"):
+        out = tmp_path_factory.mktemp(f"models-{name}") / "brain-tumour" / name
+        cache = tmp_path_factory.mktemp(f"cache-{name}")
+        logs = (open(cache / "stdout.txt", "w+"), open(cache / "stderr.txt", "w+"))  # noqa: SIM115
+        proc = subprocess.Popen(
+            tiny_training_command(out, cache), cwd=REPO_ROOT, stdout=logs[0], stderr=logs[1], text=True
+        )
+        runs[name] = (out, proc, logs)
+    yield runs
+    for _, proc, logs in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for log in logs:
+            log.close()
+
+
+def _finished(run) -> tuple[Path, str]:
+    out, proc, (stdout, stderr) = run
+    proc.wait(timeout=600)
+    stdout.seek(0), stderr.seek(0)
+    assert proc.returncode == 0, stderr.read()[-3000:]
+    return out, stdout.read()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(_tiny_runs):
     """A real 1-epoch training run on a few dozen images, through the command line."""
-    out = tmp_path_factory.mktemp("models") / "brain-tumour" / "tiny"
-    cache = tmp_path_factory.mktemp("cache")
-    proc = subprocess.run(
-        tiny_training_command(out, cache), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc.stdout
+    return _finished(_tiny_runs["tiny"])
+
+
+@pytest.fixture(scope="session")
+def tiny_model_twin(_tiny_runs):
+    """The same command run again, at the same time: it must give the same model."""
+    return _finished(_tiny_runs["twin"])
