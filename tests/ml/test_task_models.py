@@ -12,7 +12,7 @@ from ml.labels import index_folder
 from ml.serve import Classifier
 
 TUMOUR = MODELS_ROOT / "brain-tumour" / "2026.11.24"
-DEMENTIA = MODELS_ROOT.parent / "candidates" / "dementia-mri" / "2026.12.01"
+DEMENTIA = MODELS_ROOT.parent / "candidates" / "dementia-mri" / "2026.12.01-2"
 SHIPPED = [task for task in tasks.TASKS if task != tasks.DEMENTIA_MRI]
 CT = MODELS_ROOT / "tumour-ct" / "2026.12.01"
 
@@ -44,11 +44,37 @@ def test_the_legacy_tumour_card_still_loads_as_tumour_mri():
 def test_no_image_is_test_for_one_task_and_training_for_another():
     tumour, dementia = _split(TUMOUR), _split(DEMENTIA)
     shared = set().union(*tumour.values()) & set().union(*dementia.values())
-    assert len(shared) > 1000  # the tumour model's 1,200 healthy dementia-grade slices
+    # The tumour model's 1,200 healthy dementia-grade slices: kept here on their side there, or
+    # left out where their subject's side here differs.
+    left_out = Card.load(DEMENTIA).training["duplicates"]["left_out_for_consistency"]
+    assert len(shared) + left_out == 1200 and len(shared) > 600
     for name in ("train", "val", "test"):
         others = {"train", "val", "test"} - {name}
         for other in others:
             assert not tumour[name] & dementia[other], (name, other)
+
+
+def test_the_dementia_split_keeps_each_subject_on_one_side(datasets):
+    """Subjects as the card recorded them (ml.subjects: file n of a folder of N subjects is
+    subject n % N), read back from the file names: no person is in two of train, val and test."""
+    from ml.card import sha256_file
+    from ml.subjects import NUMBERED
+
+    strides = Card.load(DEMENTIA).training["duplicates"]["subjects"]
+    assert sum(strides.values()) == 200
+    side = {digest: name for name, digests in _split(DEMENTIA).items() for digest in digests}
+    sides: dict[str, set] = {}
+    for path in (datasets / "alzheimer-mri" / "train").glob("*/*.jpg"):
+        match = NUMBERED.match(path.stem)
+        folder = f"{path.parent.name}/{match['stem']}"
+        subject = f"{folder}#{int(match['number']) % strides[folder]}"
+        if (digest := sha256_file(path)) in side:
+            sides.setdefault(subject, set()).add(side[digest])
+    assert len(sides) == 200 and all(len(s) == 1 for s in sides.values())
+    test_subjects = [s for s, names in sides.items() if names == {"test"}]
+    assert any(
+        s.startswith("ModerateDemented/") for s in test_subjects
+    )  # one unseen person of the rarest grade
 
 
 def test_the_cards_report_what_each_task_is_judged_on():
@@ -56,6 +82,7 @@ def test_the_cards_report_what_each_task_is_judged_on():
     assert set(dementia.metrics["per_class"]) == set(tasks.get("dementia-mri").classes)
     assert {"macro_f1", "confusion_matrix"} <= set(dementia.metrics)
     assert "tumour_recall" not in dementia.metrics  # staging raises no tumour flag
+    assert dementia.metrics["by_subject"]["n_subjects"] >= 25  # read per person, as a series verdict does
     assert dementia.training["consistent_with"] == [str(TUMOUR.relative_to(MODELS_ROOT.parent.parent))]
     ct = Card.load(CT)
     assert ct.metrics["tumour_present"]["threshold"] == ct.tumour_threshold
