@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from brainscan.middleware import charts_policy
-from cases.access import CLINICIAN_GROUP, STEWARD_GROUP, is_steward
+from cases.access import CLINICIAN_GROUP, STEWARD_GROUP, is_pacs_account, is_steward
 from inference.models import ModelVersion
 from ml import tasks
 
@@ -28,7 +28,7 @@ from .performance import card_figures, field_performance
 
 def can_see_analytics(user) -> bool:
     """Clinicians (a role or a team) and data stewards."""
-    if not user.is_authenticated or not user.is_active:
+    if not user.is_authenticated or not user.is_active or is_pacs_account(user):
         return False
     if is_steward(user):
         return True

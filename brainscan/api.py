@@ -29,8 +29,10 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from cases.models import AuditEvent
+from cases.roles import is_pacs_account
 
 from .clientip import client_ip
+from .permissions import PACS_ACCOUNT_REFUSED, NotPacsAccount
 from .text import without_nul
 
 logger = logging.getLogger(__name__)
@@ -291,7 +293,7 @@ class TokenView(APIView):
     throttle_scope = "api-token"
 
     def get_permissions(self):
-        return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
+        return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated(), NotPacsAccount()]
 
     def initialize_request(self, request, *args, **kwargs):
         drf_request = super().initialize_request(request, *args, **kwargs)
@@ -315,6 +317,9 @@ class TokenView(APIView):
         )
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Unable to log in with the username and password given.")
+        if is_pacs_account(user):
+            # Its token is made by an administrator (drf_create_token), never by a password.
+            raise exceptions.PermissionDenied(PACS_ACCOUNT_REFUSED, code=NotPacsAccount.code)
         token, _ = Token.objects.get_or_create(user=user)
         AuditEvent.record(user, AuditEvent.Verb.LOGIN, method="api-token")
         return Response(TokenSerializer({"token": token.key}).data)

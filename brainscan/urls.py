@@ -1,6 +1,7 @@
 """Top-level URLconf: accounts, the apps' pages, admin, and the REST API under /api/v1/."""
 
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -11,6 +12,7 @@ from cases.api_export import CaseExportView
 from cases.api_pacs import CasePullView, StudyImportViewSet
 from cases.api_series_review import SeriesViewSet
 from cases.dicomweb import StowView
+from cases.forms import LoginForm
 from inference.api import ModelVersionViewSet
 
 from .api import TokenView
@@ -39,6 +41,8 @@ api_urlpatterns = [
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="cases:list", permanent=False)),
+    # Before django's own: the form that refuses a PACS account.
+    path("accounts/login/", LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("cases/", include("cases.urls")),
     path("models/", include("inference.urls")),

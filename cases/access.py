@@ -3,21 +3,24 @@
 from django.db.models import Exists, OuterRef
 
 from .models import Case, Membership, Scan, Series, StudyImport, Team, predictions
-from .roles import CLINICIAN_GROUP, STEWARD_GROUP, is_steward  # noqa: F401  (the access helpers' names)
+
+# The access helpers' names.
+from .roles import CLINICIAN_GROUP, STEWARD_GROUP, is_pacs_account, is_steward  # noqa: F401
 from .studies import series_verdicts
 
 
 def teams_of(user):
     if is_steward(user):
         return Team.objects.all()
-    if not user.is_authenticated:
+    if not user.is_authenticated or is_pacs_account(user):
         return Team.objects.none()
     return Team.objects.filter(memberships__user=user)
 
 
 def cases_visible_to(user):
-    """Stewards see every case; clinicians see their teams' cases; anyone else sees none."""
-    if not user.is_authenticated or not user.is_active:
+    """Stewards see every case; clinicians see their teams' cases; anyone else sees none (a PACS
+    account too, though a member of its team: it only pushes)."""
+    if not user.is_authenticated or not user.is_active or is_pacs_account(user):
         return Case.objects.none()
     if is_steward(user):
         return Case.objects.all()

@@ -1,9 +1,10 @@
 """STOW-RS (PS3.18 10.5): a PACS pushes studies to ``POST /dicomweb/studies``.
 
 The body is multipart/related; type="application/dicom", one PS3.10 object per part; the caller
-authenticates with an API token (``Authorization: Token ...``) of an account that belongs to one
-team, whose cases receive the studies (a service account per PACS). The objects take the upload
-path (cases.pacs_import): all are stored, or none. The answer is DICOM JSON: 200 with the
+authenticates with an API token (``Authorization: Token ...``) of a PACS account (cases.roles,
+role ``pacs``: it can do nothing else) that belongs to one team, whose cases receive the studies;
+any other account's token is refused (403, audited), a clinician's of that team too. The objects
+take the upload path (cases.pacs_import): all are stored, or none. The answer is DICOM JSON: 200 with the
 ReferencedSOPSequence, or 409 (413 past a limit) with every object in the FailedSOPSequence, the
 refused ones with their reason; 400 for a body that is not multipart, 415 for another type.
 """
@@ -15,13 +16,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import BaseParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import pacs_import
 from .models import AuditEvent, CaseClosed, Membership
+from .roles import PACS_ACCOUNT_HELP, PACS_GROUP, is_pacs_account
 
 DICOM_TYPE = "application/dicom"
 _PARAMETER = re.compile(r';\s*([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
@@ -94,6 +96,20 @@ class DicomJSONRenderer(JSONRenderer):
     media_type = "application/dicom+json"
 
 
+class IsPacsAccount(BasePermission):
+    """Least privilege: the token kept in the PACS's database pushes studies and nothing more, and a
+    person's token (which reads every case of the team) is not kept there."""
+
+    code = "not_pacs_account"
+    message = (
+        f"Only a PACS account (role {PACS_GROUP!r}) pushes studies here; this token's account is not one. "
+        + PACS_ACCOUNT_HELP
+    )
+
+    def has_permission(self, request, view):
+        return is_pacs_account(request.user)
+
+
 def receiving_team(user):
     """The one team a pushing account belongs to."""
     teams = list(Membership.objects.filter(user=user).select_related("team")[:2])
@@ -139,12 +155,18 @@ def stow_answer(arrivals, failures: dict) -> dict:
 @extend_schema(exclude=True)
 class StowView(APIView):
     authentication_classes = [TokenAuthentication]
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, IsPacsAccount]
     parser_classes = [StowParser]
     renderer_classes = [DicomJSONRenderer, JSONRenderer]
 
     def get_authenticate_header(self, request):
         return "Token"
+
+    def permission_denied(self, request, message=None, code=None):
+        # Before the body is read: who tried to push, never what.
+        if request.user.is_authenticated:
+            AuditEvent.record(request.user, AuditEvent.Verb.PACS_PUSH_REJECTED, reason=code or "forbidden")
+        super().permission_denied(request, message=message, code=code)
 
     def post(self, request):
         declared = request.META.get("CONTENT_LENGTH") or "0"

@@ -1,7 +1,9 @@
-"""Forms for cases, their filters and reviews."""
+"""Forms for cases, their filters and reviews, and the login form."""
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.db import transaction
 
 from inference.models import Review
@@ -10,6 +12,7 @@ from ml import tasks
 from . import worklist
 from .models import AuditEvent, Case, retraction_reason
 from .preferences import Preference, time_zone_choices
+from .roles import PACS_GROUP, is_pacs_account
 
 
 class CaseCreateForm(forms.ModelForm):
@@ -248,3 +251,24 @@ class ScanRetractForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         error_messages={"required": retraction_reason.message},
     )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form (through django-axes: failures count towards the lockout), refusing a
+    PACS account: it pushes studies with its token and never logs in, whatever password it has."""
+
+    error_messages = AuthenticationForm.error_messages | {
+        "pacs_account": (
+            f"This is a PACS account (role {PACS_GROUP!r}): it pushes studies with its API token and "
+            "cannot log in. Log in with your own account."
+        ),
+    }
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if is_pacs_account(user):
+            raise forms.ValidationError(self.error_messages["pacs_account"], code="pacs_account")
+
+    @property
+    def refused_pacs_account(self) -> bool:
+        return self.has_error(NON_FIELD_ERRORS, code="pacs_account")

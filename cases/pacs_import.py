@@ -29,7 +29,7 @@ from . import deidentification, studies, uploads
 from .models import Case, Membership, Scan, Study, Team
 from .pacs import Pacs
 from .refusals import UploadRefused, UploadRejected
-from .roles import ensure_groups
+from .roles import CLINICIAN_GROUP, PACS_GROUP, pacs_group
 from .studyimports import StudyImport, study_key
 
 logger = logging.getLogger(__name__)
@@ -177,14 +177,19 @@ def prepare(arrivals: list[Arrival], seconds: float | None = None) -> list[Study
 
 
 def service_account(team) -> "object":
-    """The account a pull without a user works under: a member of ``team`` who cannot log in.
-    An existing account of that name that can log in (a person's, created by hand) is not taken
-    over: the pull is refused rather than run, and recorded, under someone's name."""
+    """The team's PACS account, which a pull without a user works under: its member with the PACS
+    role (the first made, if several), else ``pacs-team-<id>``, made with that role and no password.
+    An existing account of that name that can log in (a person's, created by hand) or holds another
+    role is not taken over: the pull is refused rather than run, and recorded, under someone's name."""
+    members = get_user_model().objects.filter(memberships__team=team, groups__name=PACS_GROUP)
+    member = members.order_by("pk").first()
+    if member is not None:
+        return member
     user, created = get_user_model().objects.get_or_create(username=f"pacs-team-{team.pk}")
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
-        user.groups.add(ensure_groups()[0])
+        user.groups.add(pacs_group())
         Membership.objects.get_or_create(user=user, team=team)
     elif user.has_usable_password() or user.is_staff or user.is_superuser:
         raise ImportRejected(
@@ -192,6 +197,13 @@ def service_account(team) -> "object":
         )
     elif not Membership.objects.filter(user=user, team=team).exists():
         raise ImportRejected(f"the account {user.username!r} is not a member of {team}")
+    elif user.groups.exclude(name=CLINICIAN_GROUP).exists():
+        raise ImportRejected(
+            f"the account {user.username!r} holds another role: it is not {team}'s PACS account"
+        )
+    else:
+        # Made by an earlier version as a clinician that cannot log in: it takes the PACS role instead.
+        user.groups.set([pacs_group()])
     return user
 
 

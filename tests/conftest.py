@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from cases.roles import ensure_groups
+from cases.roles import ensure_groups, pacs_group
 
 from .factories import CaseFactory, MembershipFactory, TeamFactory, UserFactory
 from .services import RedisServer
@@ -95,6 +95,15 @@ def outsider(other_team):
 def steward(db):
     user = UserFactory(username="steward", is_staff=True)
     user.groups.add(ensure_groups()[1])
+    return user
+
+
+@pytest.fixture
+def pacs_account(team):
+    """The team's PACS account as adduser --role pacs makes it: no password, one team."""
+    user = UserFactory(username="orthanc-push", password=None)
+    user.groups.add(pacs_group())
+    MembershipFactory(user=user, team=team)
     return user
 
 

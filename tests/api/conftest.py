@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from cases.models import Scan
 from tests.factories import PredictionFactory, ScanFactory, png_bytes
 
-ROLES = ["owner", "teammate", "outsider", "steward", "anonymous", "bad_token"]
+ROLES = ["owner", "teammate", "outsider", "steward", "anonymous", "bad_token", "pacs_account"]
 
 
 @pytest.fixture(autouse=True)

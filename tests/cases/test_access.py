@@ -151,3 +151,11 @@ def test_find_patient_redirects_to_a_hash_only_url(db, as_role, role, expected):
         assert response["Location"] == f"{reverse('cases:list')}?patient={hash_patient_reference('MRN 555')}"
     if role == "anonymous":
         assert response["Location"].startswith(reverse("login"))
+
+
+def test_a_pacs_account_sees_no_case_even_with_a_session(objects, client_for, pacs_account):
+    # It cannot log in (tests/cases/test_auth.py); were a session forced, its team's cases stay shut.
+    client = client_for(pacs_account)
+    assert client.get(reverse("cases:detail", args=[objects["case"].pk])).status_code == 404
+    assert client.get(reverse("cases:scan_image", args=[objects["scan"].pk])).status_code == 404
+    assert objects["case"].pseudonym not in client.get(reverse("cases:list")).content.decode()

@@ -1,4 +1,5 @@
-"""Management commands: adduser and ensure_admin (never blocks on a prompt)."""
+"""Management commands: adduser (clinician, steward, PACS account) and ensure_admin (never blocks
+on a prompt)."""
 
 import io
 import stat
@@ -9,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from cases.access import is_steward
 from cases.models import Membership
+from cases.roles import is_pacs_account
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +41,29 @@ def test_adduser_refuses_weak_password_and_missing_team(tmp_path):
         call_command("adduser", "x", role="steward", password_file=password)
     with pytest.raises(CommandError, match="needs a team"):
         call_command("adduser", "y", role="clinician", password_file=password)
+    assert not get_user_model().objects.exists()
+
+
+def test_adduser_pacs_makes_an_account_without_password_in_one_team(monkeypatch):
+    # No terminal, and none needed: a PACS account is never asked for a password.
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    stdout = io.StringIO()
+    call_command("adduser", "orthanc-push", role="pacs", team="Neuro A", stdout=stdout)
+    user = get_user_model().objects.get(username="orthanc-push")
+    assert is_pacs_account(user) and not user.has_usable_password()
+    assert not user.is_staff and not is_steward(user)
+    assert list(user.groups.values_list("name", flat=True)) == ["pacs"]
+    assert Membership.objects.get(user=user).team.name == "Neuro A"
+    assert "drf_create_token orthanc-push" in stdout.getvalue()
+
+
+def test_adduser_pacs_needs_a_team_and_takes_no_password(tmp_path):
+    password = tmp_path / "pw"
+    password.write_text("a-long-enough-passphrase")
+    with pytest.raises(CommandError, match="needs a team"):
+        call_command("adduser", "orthanc-push", role="pacs")
+    with pytest.raises(CommandError, match="has no password"):
+        call_command("adduser", "orthanc-push", role="pacs", team="Neuro A", password_file=password)
     assert not get_user_model().objects.exists()
 
 

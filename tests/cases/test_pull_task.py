@@ -4,6 +4,7 @@ end failed, with the source UID forgotten, instead of staying pending for ever."
 
 import pytest
 from celery.exceptions import Reject
+from django.contrib.auth import get_user_model
 from kombu.exceptions import OperationalError
 
 from cases import pacs_pull
@@ -102,6 +103,48 @@ def test_the_pacs_account_is_made_once_cannot_log_in_and_is_the_teams(team):
     assert not account.has_usable_password()
     assert service_account(team) == account
     assert Membership.objects.filter(user=account, team=team).exists()
+
+
+def test_the_teams_pacs_account_is_its_member_with_the_pacs_role(team, pacs_account, owner):
+    from cases.pacs_import import service_account
+
+    assert service_account(team) == pacs_account
+    assert not get_user_model().objects.filter(username=f"pacs-team-{team.pk}").exists()
+
+
+def test_the_pacs_account_made_for_pulls_has_the_pacs_role(team):
+    from cases.pacs_import import service_account
+    from cases.roles import is_pacs_account
+
+    account = service_account(team)
+    assert account.username == f"pacs-team-{team.pk}" and is_pacs_account(account)
+    assert list(account.groups.values_list("name", flat=True)) == ["pacs"]
+
+
+def test_an_earlier_versions_pacs_account_takes_the_pacs_role_instead_of_clinician(team):
+    from cases.models import Membership
+    from cases.pacs_import import service_account
+    from cases.roles import ensure_groups
+
+    earlier = get_user_model().objects.create_user(f"pacs-team-{team.pk}", password=None)
+    earlier.groups.add(ensure_groups()[0])
+    Membership.objects.create(user=earlier, team=team)
+
+    assert service_account(team) == earlier
+    assert list(earlier.groups.values_list("name", flat=True)) == ["pacs"]
+
+
+def test_an_account_named_like_the_pacs_account_with_another_role_is_not_taken_over(team):
+    from cases.models import Membership
+    from cases.pacs_import import ImportRejected, service_account
+    from cases.roles import ensure_groups
+
+    other = get_user_model().objects.create_user(f"pacs-team-{team.pk}", password=None)
+    other.groups.add(ensure_groups()[1])
+    Membership.objects.create(user=other, team=team)
+    with pytest.raises(ImportRejected, match="another role"):
+        service_account(team)
+    assert list(other.groups.values_list("name", flat=True)) == ["steward"]
 
 
 def test_a_refusal_names_the_pacs_without_the_credentials_in_its_url():

@@ -1,5 +1,5 @@
 """Orthanc itself pushes a study to BrainScan: its DICOMweb plugin has BrainScan (a live server)
-as a STOW-RS server, with a service account's token; the study arrives in a case."""
+as a STOW-RS server, with its PACS account's token; the study arrives in a case."""
 
 import pytest
 import requests
@@ -7,7 +7,6 @@ from rest_framework.authtoken.models import Token
 
 from cases.models import Case, Scan
 from ml.dicomseries import build_series
-from tests.factories import MembershipFactory, UserFactory
 from tests.services import OrthancServer, orthanc_missing
 
 from .conftest import client_for
@@ -16,16 +15,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def orthanc_to_brainscan(tmp_path, live_server, team):
+def orthanc_to_brainscan(tmp_path, live_server, pacs_account):
     missing = orthanc_missing()
     if missing:
         pytest.skip(missing)
-    account = UserFactory(username="orthanc-push")
-    MembershipFactory(user=account, team=team)
     server = OrthancServer(tmp_path)
     server.dicomweb_servers["brainscan"] = {
         "Url": f"{live_server.url}/dicomweb/",
-        "HttpHeaders": {"Authorization": f"Token {Token.objects.create(user=account).key}"},
+        "HttpHeaders": {"Authorization": f"Token {Token.objects.create(user=pacs_account).key}"},
         # The test server reads a request body by its Content-Length only.
         "ChunkedTransfers": False,
     }

@@ -1,6 +1,7 @@
-"""STOW-RS: a PACS pushes a study to POST /dicomweb/studies (cases/dicomweb.py) with a service
-account's token: it opens a case in the account's team through the upload path, answers PS3.18
-DICOM JSON, and any bad part, limit or failure half-way stores nothing."""
+"""STOW-RS: a PACS pushes a study to POST /dicomweb/studies (cases/dicomweb.py) with a PACS
+account's token (role pacs; a person's is refused): it opens a case in the account's team through
+the upload path, answers PS3.18 DICOM JSON, and any bad part, limit or failure half-way stores
+nothing."""
 
 import pydicom
 import pytest
@@ -9,6 +10,7 @@ from rest_framework.authtoken.models import Token
 
 from cases import pacs_import, uploads
 from cases.models import AuditEvent, Case, Scan, StudyImport, hash_patient_reference
+from cases.roles import pacs_group
 from inference.pipeline import check_text
 from ml.dicomseries import IDENTIFYING_TAGS, build_multiframe, build_series
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
@@ -25,13 +27,6 @@ SOP_INSTANCE = "00081155"
 def new_files():
     before = stored_files()
     return lambda: files_since(before)
-
-
-@pytest.fixture
-def pacs_account(team):
-    account = UserFactory(username="orthanc-push")
-    MembershipFactory(user=account, team=team)
-    return account
 
 
 @pytest.fixture
@@ -225,7 +220,8 @@ def test_no_token_is_401_and_a_session_is_not_enough(lgg_slices, owner):
 def test_an_account_in_several_teams_or_none_is_403(pacs_account, token, lgg_slices):
     parts = [part10(build_series(lgg_slices[:1])[0])]
     MembershipFactory(user=pacs_account, team=TeamFactory(name="Neuro B"))
-    lonely = UserFactory(username="no-team")
+    lonely = UserFactory(username="no-team", password=None)
+    lonely.groups.add(pacs_group())
 
     several = push(parts, token)
     none = push(parts, Token.objects.create(user=lonely).key)
@@ -233,6 +229,23 @@ def test_an_account_in_several_teams_or_none_is_403(pacs_account, token, lgg_sli
     assert several.status_code == none.status_code == 403
     assert "exactly one team" in several.json()["detail"]
     assert not Case.objects.exists()
+
+
+def test_a_clinicians_token_is_refused_with_the_role_to_use_stores_nothing_and_is_audited(
+    owner, lgg_slices, new_files
+):
+    parts = [part10(build_series(lgg_slices[:1])[0])]
+
+    response = push(parts, Token.objects.create(user=owner).key)
+
+    assert response.status_code == 403
+    refused = response.json()
+    assert refused["code"] == "not_pacs_account"
+    assert "role 'pacs'" in refused["detail"] and "adduser NAME --role pacs" in refused["detail"]
+    assert not Case.objects.exists() and not Scan.objects.exists() and not StudyImport.objects.exists()
+    assert new_files() == []
+    refusal = AuditEvent.objects.get(verb=AuditEvent.Verb.PACS_PUSH_REJECTED)
+    assert refusal.actor == owner and refusal.detail == {"reason": "not_pacs_account"}
 
 
 def test_a_push_into_a_closed_case_is_refused(token, lgg_slices):
