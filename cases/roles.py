@@ -15,26 +15,24 @@ PACS_ACCOUNT_HELP = (
 )
 
 
+def role_names(user) -> frozenset:
+    """The user's role groups, read once per user object (one query a request, whichever role
+    checks run: the worklist's query budget counts it)."""
+    cached = getattr(user, "_role_names", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._role_names = cached
+    return cached
+
+
 def is_steward(user) -> bool:
     if not user.is_authenticated:
         return False
-    if user.is_superuser:
-        return True
-    cached = getattr(user, "_is_steward", None)
-    if cached is None:
-        cached = user.groups.filter(name=STEWARD_GROUP).exists()
-        user._is_steward = cached
-    return cached
+    return user.is_superuser or STEWARD_GROUP in role_names(user)
 
 
 def is_pacs_account(user) -> bool:
-    if not user.is_authenticated:
-        return False
-    cached = getattr(user, "_is_pacs_account", None)
-    if cached is None:
-        cached = user.groups.filter(name=PACS_GROUP).exists()
-        user._is_pacs_account = cached
-    return cached
+    return user.is_authenticated and PACS_GROUP in role_names(user)
 
 
 STEWARD_PERMISSIONS = [
