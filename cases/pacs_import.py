@@ -56,6 +56,10 @@ class StudyNotFound(Exception):
     """The PACS holds no study with that StudyInstanceUID."""
 
 
+class PullTakenOver(Exception):
+    """Nothing was stored: while this attempt fetched, the pull was handed to another (the sweep)."""
+
+
 @dataclass(frozen=True)
 class ObjectError:
     index: int  # 1-based position in the request
@@ -251,6 +255,9 @@ def store_batches(batches, *, team, user, case=None, source=StudyImport.Source.P
             # Two arrivals of one new study at once (a push in two requests, a pull and a push)
             # would each open a case: the team's row lock makes the second find the first's.
             Team.objects.select_for_update().filter(pk=team.pk).first()
+            # The sweep may have handed a slow pull to another attempt: only the holder stores it.
+            if record is not None and not _still_claimed(record):
+                raise PullTakenOver(f"pull {record.pk} is no longer this attempt's")
             for batch in batches:
                 key = study_key(batch.study_uid)
                 target = case or case_of_study(team, key, _join_key(batch))
@@ -285,6 +292,14 @@ def store_batches(batches, *, team, user, case=None, source=StudyImport.Source.P
             storage.delete(scan.image.name)
         raise
     return results
+
+
+def _still_claimed(record) -> bool:
+    return (
+        StudyImport.objects.select_for_update()
+        .filter(pk=record.pk, status=StudyImport.Status.FETCHING, claim_token=record.claim_token)
+        .exists()
+    )
 
 
 def store_datasets(datasets, *, team, user, case=None, source=StudyImport.Source.PULL, record=None, note=""):

@@ -44,6 +44,9 @@ class StudyImport(models.Model):
     # The source StudyInstanceUID, needed to fetch it: blanked once the pull is done or failed.
     study_uid = models.CharField(max_length=64, blank=True, editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The task message (its Celery id) that holds the pull while fetching: only a redelivery of it
+    # takes the pull over, so a re-announced pull is never fetched twice at once (pacs_pull.claim).
+    claim_token = models.CharField(max_length=64, blank=True, editable=False)
     # Why it failed, or why it waits to be tried again: shown to the user as is, never a UID.
     reason = models.CharField(max_length=500, blank=True)
     scan_count = models.PositiveIntegerField(default=0)

@@ -76,6 +76,26 @@ def send(verdict_id, *, final=True, attempts_allowed=1) -> list[str]:
     return stored
 
 
+def attempts_made(verdict_id) -> int:
+    """Attempts recorded on the verdict (0 when it is gone): what bounds a report, since Celery's
+    retry count starts again at 0 when the broker redelivers a message whose worker died."""
+    made = SeriesVerdict.objects.filter(pk=verdict_id).values_list("report_attempts", flat=True).first()
+    return made or 0
+
+
+def give_up(verdict_id, attempts, attempts_allowed):
+    """A report redelivered with its attempts spent (its worker lost each time): FAILED with the
+    reason, and not sent again. One already settled keeps its state and reason: SENT (the PACS
+    took it), or FAILED by its last attempt (the PACS's answer says more than "gave up")."""
+    reason = f"attempt {attempts} of {attempts_allowed} was the last: gave up (its worker was lost)"
+    # Conditional on the attempts as read: another delivery may have recorded one meanwhile.
+    settled = [SeriesVerdict.Report.SENT, SeriesVerdict.Report.FAILED]
+    SeriesVerdict.objects.filter(pk=verdict_id, report_attempts=attempts).exclude(
+        report_state__in=settled
+    ).update(report_state=SeriesVerdict.Report.FAILED, report_reason=reason[:500])
+    logger.warning("Report of series verdict %s given up: %s", verdict_id, reason)
+
+
 def retry_not_queued(verdict_id, error, attempts):
     """The broker did not take the report's next attempt: failed with the reason, not left
     "sending" with nothing to send it."""

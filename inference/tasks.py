@@ -33,7 +33,13 @@ def report_series(self, verdict_id):
     """Send a series verdict to the PACS; a transient failure (refused, timeout, 5xx) is tried
     again with backoff and jitter, PACS_REPORT_ATTEMPTS times in all, each attempt recorded."""
     allowed = settings.PACS_REPORT_ATTEMPTS
-    final = self.request.retries + 1 >= allowed
+    # A message redelivered after its worker died starts at retries 0 again: the attempts recorded
+    # on the verdict bound it, so it cannot loop past PACS_REPORT_ATTEMPTS.
+    made = reportback.attempts_made(verdict_id)
+    if made >= allowed:
+        reportback.give_up(verdict_id, made, allowed)
+        return []
+    final = max(self.request.retries, made) + 1 >= allowed
     try:
         return reportback.send(verdict_id, final=final, attempts_allowed=allowed)
     except reportback.NothingToReport:

@@ -254,15 +254,17 @@ CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "brainscan")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-scans": {"task": "inference.tasks.sweep_stuck_scans", "schedule": 60.0},
+    "sweep-lost-pulls": {"task": "cases.tasks.sweep_lost_pulls", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Added to each worker process's nice value (brainscan/celery.py), so the web process wins the CPU.
 WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0)
 
-# A scan left this long in one state is presumed lost (dead worker or broker) and re-enqueued.
+# A scan or a PACS pull (cases.pacs_pull.sweep_lost_pulls) left this long is presumed lost: re-enqueued.
 SCAN_QUEUED_TIMEOUT = timedelta(seconds=env_int("SCAN_QUEUED_TIMEOUT_S", 120, minimum=1))
 SCAN_PROCESSING_TIMEOUT = timedelta(seconds=env_int("SCAN_PROCESSING_TIMEOUT_S", 300, minimum=1))
 SCAN_MAX_ATTEMPTS = env_int("SCAN_MAX_ATTEMPTS", 3, minimum=1)
+PACS_PULL_LOST_AFTER = timedelta(seconds=env_int("PACS_PULL_LOST_AFTER_S", 900, minimum=1))
 
 # The hospital's PACS over DICOMweb (cases/pacs.py); no PACS_URL: no PACS, the feature is off.
 PACS_URL = env_str("PACS_URL", "").rstrip("/")

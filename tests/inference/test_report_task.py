@@ -1,5 +1,6 @@
 """The report-back task's bounds (inference/tasks.py report_series), without a PACS: a retry the
-broker does not take leaves the verdict failed with the reason, not "sending" for ever."""
+broker does not take leaves the verdict failed with the reason, not "sending" for ever, and a
+message redelivered after its worker died is bounded by the attempts recorded on the verdict."""
 
 import pytest
 from celery.exceptions import Reject
@@ -43,3 +44,80 @@ def test_a_retry_the_broker_does_not_take_fails_the_report_with_the_reason(case,
     assert "could not connect" in verdict.report_reason
     assert "task queue is unavailable" in verdict.report_reason
     assert verdict.report_attempts == 1
+
+
+def test_a_report_redelivered_with_its_attempts_spent_fails_without_calling_the_pacs(
+    case, settings, monkeypatch
+):
+    # Its worker died on each attempt: the broker redelivers the message with retries at 0 again.
+    settings.PACS_REPORT_ATTEMPTS = 3
+    settings.PACS_URL = "http://127.0.0.1:9/dicom-web"
+    verdict, _ = series_with_verdict(case)
+    SeriesVerdict.objects.filter(pk=verdict.pk).update(
+        report_state=SeriesVerdict.Report.PENDING, report_attempts=3, report_reason="attempt 3 of 3: ..."
+    )
+
+    def must_not_send(*args, **kwargs):
+        raise AssertionError("the PACS was contacted past the attempts")
+
+    monkeypatch.setattr(reportback, "build_objects", must_not_send)
+    monkeypatch.setattr(reportback.Pacs, "store", must_not_send)
+    monkeypatch.setattr(report_series, "apply_async", must_not_send)
+    report_series.push_request(id="r-2", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
+    try:
+        assert report_series.run(verdict.pk) == []
+    finally:
+        report_series.pop_request()
+
+    verdict.refresh_from_db()
+    assert verdict.report_state == SeriesVerdict.Report.FAILED
+    assert verdict.report_reason.startswith("attempt 3 of 3") and "gave up" in verdict.report_reason
+    assert verdict.report_attempts == 3
+
+
+def test_a_redelivered_report_with_one_attempt_left_makes_it_its_last(case, settings, monkeypatch):
+    settings.PACS_REPORT_ATTEMPTS = 3
+    settings.PACS_URL = "http://127.0.0.1:9/dicom-web"
+    verdict, _ = series_with_verdict(case)
+    SeriesVerdict.objects.filter(pk=verdict.pk).update(
+        report_state=SeriesVerdict.Report.PENDING, report_attempts=2
+    )
+
+    def pacs_down(self, objects):
+        raise PacsUnavailable(PacsUnavailable.REFUSED, "could not connect to the PACS to store the objects")
+
+    def must_not_retry(*args, **kwargs):
+        raise AssertionError("retried past the attempts")
+
+    monkeypatch.setattr(reportback, "build_objects", lambda verdict: [])
+    monkeypatch.setattr(reportback.Pacs, "store", pacs_down)
+    monkeypatch.setattr(report_series, "apply_async", must_not_retry)
+    report_series.push_request(id="r-3", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
+    try:
+        assert report_series.run(verdict.pk) == []
+    finally:
+        report_series.pop_request()
+
+    verdict.refresh_from_db()
+    assert (verdict.report_state, verdict.report_attempts) == (SeriesVerdict.Report.FAILED, 3)
+    assert verdict.report_reason.startswith("attempt 3 of 3: PACS unavailable (refused)")
+    assert "trying again" not in verdict.report_reason
+
+
+@pytest.mark.parametrize("state", [SeriesVerdict.Report.SENT, SeriesVerdict.Report.FAILED])
+def test_a_settled_report_keeps_its_state_and_reason_when_its_message_comes_back(
+    case, settings, monkeypatch, state
+):
+    settings.PACS_REPORT_ATTEMPTS = 2
+    verdict, _ = series_with_verdict(case)
+    SeriesVerdict.objects.filter(pk=verdict.pk).update(
+        report_state=state, report_attempts=2, report_reason="as its last attempt left it"
+    )
+    monkeypatch.setattr(reportback.Pacs, "store", lambda self, objects: pytest.fail("sent again"))
+    report_series.push_request(id="r-4", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
+    try:
+        assert report_series.run(verdict.pk) == []
+    finally:
+        report_series.pop_request()
+    verdict.refresh_from_db()
+    assert (verdict.report_state, verdict.report_reason) == (state, "as its last attempt left it")
