@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from inference.models import SeriesReview, SeriesVerdict
-from inference.seriesmodels import pick_current
+from inference.seriesmodels import mark_coverage, pick_current, review_coverage
 
 from .api_examples import API, CASE_ID
 from .models import Series, Study
@@ -49,6 +49,7 @@ STUDY_EXAMPLE = {
                     "reported_at": "2026-12-01T15:02:14Z",
                     "sop_instance_uids": ["2.25.4015", "2.25.4016"],
                 },
+                "reviewed": False,
                 "reviews": [],
                 "review_url": f"{API}/series/5/review/",
             },
@@ -68,23 +69,46 @@ STUDY_EXAMPLE = {
                 "comment": "dural tail",
                 "reviewer": "dr.okafor",
                 "created_at": "2026-12-01T15:20:03Z",
+                "scans": [42, 43, 44],
+                "covers_verdict": True,
             },
         )
     ]
 )
 class SeriesReviewSerializer(serializers.ModelSerializer):
     reviewer = serializers.CharField(source="reviewer.get_username", read_only=True)
+    scans = serializers.SerializerMethodField(
+        help_text="The slices this review answers for: those its verdict judged when it was recorded."
+    )
+    covers_verdict = serializers.SerializerMethodField(
+        help_text="False once the verdict was judged again over slices that joined the series later."
+    )
 
     class Meta:
         model = SeriesReview
-        fields = ["id", "decision", "label", "comment", "reviewer", "created_at"]
+        fields = ["id", "decision", "label", "comment", "reviewer", "created_at", "scans", "covers_verdict"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_scans(self, review):
+        if not hasattr(review, "scan_ids"):  # a review just recorded (not read through mark_coverage)
+            review.scan_ids = sorted(review.scans.values_list("pk", flat=True))
+        return review.scan_ids
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_covers_verdict(self, review) -> bool:
+        if not hasattr(review, "covers_verdict"):
+            review.covers_verdict = review.verdict.covered_by(self.get_scans(review))
+        return review.covers_verdict
 
 
 class SeriesVerdictSerializer(serializers.ModelSerializer):
     model_version = serializers.CharField(source="model_version.__str__", read_only=True)
     headline = serializers.CharField(read_only=True, help_text="The verdict as the case page says it.")
     report = serializers.SerializerMethodField(help_text="The report back to the PACS (PACS_REPORT_BACK).")
+    reviewed = serializers.BooleanField(
+        read_only=True, help_text="A review covers every slice the verdict judges now (mark_coverage)."
+    )
     reviews = SeriesReviewSerializer(many=True, read_only=True)
     review_url = serializers.SerializerMethodField()
 
@@ -92,7 +116,7 @@ class SeriesVerdictSerializer(serializers.ModelSerializer):
         model = SeriesVerdict
         fields = ["id", "model_version", "has_rule", "tumour_suspected", "headline", "rule", "score"]
         fields += ["label", "probability", "most_suspicious", "slices", "answered", "computed_at"]
-        fields += ["report", "reviews", "review_url"]
+        fields += ["report", "reviewed", "reviews", "review_url"]
         read_only_fields = fields
 
     @extend_schema_field(serializers.DictField())
@@ -166,12 +190,13 @@ def studies_of(case, request):
     groups = [group for group in group_by_series(scans) if group.series]
     found = {}
     verdicts = SeriesVerdict.objects.filter(series__case=case).select_related("model_version")
-    for verdict in verdicts.prefetch_related("reviews__reviewer"):
+    for verdict in verdicts.prefetch_related("reviews__reviewer", review_coverage()):
         found.setdefault(verdict.series_id, []).append(verdict)
+    current = {series_id: pick_current(rows) for series_id, rows in found.items()}
     context = {
         "request": request,
         "series": [group.series for group in groups],
         "scans_of": {group.series.pk: group.scans for group in groups},
-        "verdicts": {series_id: pick_current(rows) for series_id, rows in found.items()},
+        "verdicts": {series_id: mark_coverage(verdict) for series_id, verdict in current.items()},
     }
     return StudySerializer(case.studies.all(), many=True, context=context).data

@@ -202,7 +202,7 @@ class Case(models.Model):
         question asked, and asking another would leave it standing under the wrong one."""
         reviewed = reviews().filter(prediction__scan__case=self, prediction__scan__retracted_at=None)
         # A series review answers for its slices (worklist.SERIES_REVIEW_RULE): it settles them too.
-        series_reviewed = series_reviews().filter(verdict__series__case=self)
+        series_reviewed = series_reviews().filter(scans__case=self, scans__retracted_at=None)
         if reviewed.exists() or series_reviewed.exists():
             raise QuestionSettled(
                 f"Case {self.pseudonym} stays a {self.question.label} case: a clinician has reviewed "

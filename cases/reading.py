@@ -5,7 +5,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
 from inference.models import SeriesVerdict
-from inference.seriesmodels import pick_current
+from inference.seriesmodels import mark_coverage, pick_current, review_coverage
 from ml import tasks
 
 from . import questions, studies, worklist
@@ -110,7 +110,7 @@ def with_series_verdicts(groups, user, rendered_options=None):
     found = {}
     if series_ids:
         verdicts = SeriesVerdict.objects.filter(series__in=series_ids).select_related("model_version")
-        for verdict in verdicts.prefetch_related("reviews__reviewer"):
+        for verdict in verdicts.prefetch_related("reviews__reviewer", review_coverage()):
             found.setdefault(verdict.series_id, []).append(verdict)
     rendered = {} if rendered_options is None else rendered_options
     for group in groups:
@@ -119,6 +119,7 @@ def with_series_verdicts(groups, user, rendered_options=None):
             continue
         verdict = group.verdict
         verdict.reviews_shown, verdict.my_review = _review_history(verdict, user)
+        mark_coverage(verdict)
         # Judged over other slices than the series has now (one retracted, or more uploaded).
         verdict.stale = set(verdict.scan_ids) != {scan.pk for scan in group.scans}
         if verdict.reviewable:

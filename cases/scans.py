@@ -71,9 +71,9 @@ class ScanQuerySet(models.QuerySet):
         return self if is_steward(user) else self.exclude(status__in=Scan.PIXELS_HIDDEN_STATUSES)
 
     def with_series_reviewed(self):
-        """Each scan annotated ``series_reviewed`` (its series' verdict has a review) in the same
-        query, so a page of scans reads ``Scan.is_reviewed`` without a query per scan."""
-        reviewed = series_reviews().filter(verdict__series=OuterRef("series"))
+        """Each scan annotated ``series_reviewed`` (a review of its series' verdict covers it) in the
+        same query, so a page of scans reads ``Scan.is_reviewed`` without a query per scan."""
+        reviewed = series_reviews().filter(scans=OuterRef("pk"))
         return self.annotate(series_reviewed=models.Exists(reviewed))
 
 
@@ -217,15 +217,16 @@ class Scan(models.Model):
 
     @property
     def is_reviewed(self):
-        """Reviewed on its own or through its series: a series review answers for each slice of it
-        (cases.worklist.SERIES_REVIEW_RULE), so it settles the slice as a slice review does."""
+        """Reviewed on its own or through its series: a series review answers for each slice its
+        verdict covered when it was recorded (cases.worklist.SERIES_REVIEW_RULE), so it settles
+        those slices as a slice review does; a slice that joined the series later is not."""
         if any(prediction.reviews.all() for prediction in self.predictions.all()):
             return True
         if self.series_id is None:
             return False
         if "series_reviewed" in self.__dict__:  # ScanQuerySet.with_series_reviewed
             return self.series_reviewed
-        return series_reviews().filter(verdict__series=self.series_id).exists()
+        return series_reviews().filter(scans=self.pk).exists()
 
     def check_retractable(self, user, *, audit=False):
         """Raise a Refusal if ``user`` may not retract this scan now: the rule of page and API.

@@ -46,10 +46,11 @@ def annotate(cases):
     to_review = scans.filter(Exists(predictions().filter(scan=OuterRef("pk")))).exclude(
         outcome=Scan.Outcome.WRONG_MODALITY
     )
-    # Reviewed: the scan itself, or its series as a whole (a series review answers each slice).
+    # Reviewed: the scan itself, or through its series (a series review answers each slice its
+    # verdict covered when it was recorded).
     reviewed = to_review.filter(
         Exists(reviews().filter(prediction__scan=OuterRef("pk")))
-        | Exists(series_reviews().filter(verdict__series=OuterRef("series")))
+        | Exists(series_reviews().filter(scans=OuterRef("pk")))
     )
     last_upload = Subquery(scans.order_by("-uploaded_at").values("uploaded_at")[:1])
     unreviewed = Q(scans_reviewed__lt=F("scans_to_review"))
@@ -117,8 +118,9 @@ class Verdict:
 
 
 SERIES_REVIEW_RULE = (
-    "A series review answers for each slice of its series: for every slice, the later of its own "
-    "latest review and its series' latest review counts."
+    "A series review answers for each slice its verdict covered when it was recorded (not for a "
+    "slice that joined the series later): for every slice, the later of its own latest review and "
+    "its series' latest review counts."
 )
 
 
@@ -130,13 +132,13 @@ def verdicts(case_ids) -> dict[int, Verdict]:
     named by its labels. Callers show it only once every scan to review is reviewed
     (review_state ALL). One query."""
     case_ids = list(case_ids)
-    # One query: the slice reviews and the series reviews as rows of one shape (scan_ref last,
-    # None for a series review).
+    # One query: the slice reviews and the series reviews as rows of one shape (for a series
+    # review, one row per slice it answers for; ``series_row`` last).
     slice_rows = (
         reviews()
         .filter(prediction__scan__case__in=case_ids, prediction__scan__retracted_at=None)
         .exclude(prediction__scan__outcome=Scan.Outcome.WRONG_MODALITY)
-        .annotate(scan_ref=F("prediction__scan_id"))
+        .annotate(scan_ref=F("prediction__scan_id"), series_row=Value(False))
         .order_by()
         .values_list(
             "prediction__scan__case_id",
@@ -147,12 +149,13 @@ def verdicts(case_ids) -> dict[int, Verdict]:
             "created_at",
             "id",
             "scan_ref",
+            "series_row",
         )
     )
     series_rows = (
         series_reviews()
         .filter(verdict__series__case__in=case_ids)
-        .annotate(scan_ref=Value(None, output_field=IntegerField()))
+        .annotate(scan_ref=F("scans"), series_row=Value(True))
         .order_by()
         .values_list(
             "verdict__series__case_id",
@@ -163,21 +166,26 @@ def verdicts(case_ids) -> dict[int, Verdict]:
             "created_at",
             "id",
             "scan_ref",
+            "series_row",
         )
     )
-    latest, series_latest = {}, {}
-    rows = sorted(slice_rows.union(series_rows, all=True), key=lambda row: (row[5], row[7] is None, row[6]))
-    for case_id, label, no_finding, task, series_id, created_at, _, scan_id in rows:
-        entry = (case_id, label, no_finding or NOTUMOR, task, series_id, created_at)
-        if scan_id is None:
+    latest, series_latest, covered = {}, {}, {}
+    rows = sorted(slice_rows.union(series_rows, all=True), key=lambda row: (row[5], bool(row[8]), row[6]))
+    for case_id, label, no_finding, task, series_id, created_at, review_id, scan_id, series_row in rows:
+        entry = (case_id, label, no_finding or NOTUMOR, task, series_id, created_at, review_id)
+        if series_row:
             series_latest[series_id] = entry
+            covered.setdefault(review_id, set()).add(scan_id)
         else:
             latest[scan_id] = entry
-    # A slice review older than its series' latest review is answered by that one.
+    # A slice review older than its series' latest review is answered by that one, if that one
+    # covers the slice (not one that joined the series after it).
     latest = {
         scan_id: row[:4]
         for scan_id, row in latest.items()
-        if row[4] not in series_latest or row[5] > series_latest[row[4]][5]
+        if row[4] not in series_latest
+        or row[5] > series_latest[row[4]][5]
+        or scan_id not in covered[series_latest[row[4]][6]]
     }
     latest |= {("series", series_id): row[:4] for series_id, row in series_latest.items()}
     found: dict[int, tuple[set[str], set[str], list[bool]]] = {}

@@ -72,4 +72,10 @@ class SeriesReviewAdmin(ReadOnlyAdmin):
 
     list_display = ["verdict", "decision", "label", "reviewer", "created_at"]
     search_fields = ["verdict__series__case__pseudonym"]
+    exclude = ["scans"]
     readonly_fields = ["id", "verdict", "reviewer", "decision", "label", "comment", "created_at"]
+    readonly_fields += ["covered_scans"]
+
+    @admin.display(description="Slices it answers for (scan ids)")
+    def covered_scans(self, obj):
+        return ", ".join(str(pk) for pk in obj.scans.order_by("pk").values_list("pk", flat=True)) or "-"

@@ -101,6 +101,11 @@ class SeriesVerdict(models.Model):
     def no_finding(self) -> str:
         return (self.model_version.card or {}).get("no_finding_class", NOTUMOR)
 
+    def covered_by(self, review_scan_ids) -> bool:
+        """Whether a review that covered ``review_scan_ids`` answers for this verdict as it is now:
+        it saw every slice the verdict judges (one judged again over later slices is not)."""
+        return set(self.scan_ids) <= set(review_scan_ids)
+
     def review_labels(self) -> list[str]:
         """The labels a clinician may give the series: its model version's classes, as for a slice."""
         return list(self.model_version.classes or [])
@@ -111,15 +116,48 @@ class SeriesVerdict(models.Model):
 
 
 class SeriesReview(ReviewRecord):
-    """A clinician's decision on a series verdict, kept beside it; the verdict is never edited by it."""
+    """A clinician's decision on a series verdict, kept beside it; the verdict is never edited by it.
+    It answers only for the slices the verdict judged when it was recorded (``scans``): the verdict
+    row is judged again in place when later slices join the series, and no one reviewed those."""
 
     verdict = models.ForeignKey(SeriesVerdict, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="series_reviews"
     )
+    # Relational, not a JSON list, so "is this scan reviewed through its series" is one EXISTS in
+    # the worklist's and the case page's scans queries on SQLite and PostgreSQL alike.
+    scans = models.ManyToManyField("cases.Scan", related_name="series_reviews", blank=True)
+
+    def save(self, *args, **kwargs):
+        """On first save, record the slices the verdict judges as stored now (read from its row: the
+        form's copy may predate a recompute), which this review answers for."""
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if adding:
+            judged = SeriesVerdict.objects.filter(pk=self.verdict_id).values_list("scan_ids", flat=True)
+            covered = judged.get()
+            self.scans.set(self.scans.model.objects.filter(pk__in=covered))
 
     def __str__(self):
         return f"{self.get_decision_display()} {self.label} by {self.reviewer} (verdict {self.verdict_id})"
+
+
+def review_coverage():
+    """The prefetch of which slices each of a verdict's reviews answers for (ids only), for
+    mark_coverage: one query for a page of verdicts."""
+    return models.Prefetch("reviews__scans", queryset=SeriesReview.scans.rel.model.objects.only("pk"))
+
+
+def mark_coverage(verdict):
+    """Give each of the verdict's reviews (prefetched with review_coverage) ``scan_ids``, the slices
+    it answers for, and ``covers_verdict``; and the verdict ``reviewed``, when one of them covers
+    every slice it judges now. Judged again over slices that joined later, it reads unreviewed
+    until someone reviews it again; its earlier reviews stay, as history."""
+    for review in verdict.reviews.all():
+        review.scan_ids = sorted(scan.pk for scan in review.scans.all())
+        review.covers_verdict = verdict.covered_by(review.scan_ids)
+    verdict.reviewed = any(review.covers_verdict for review in verdict.reviews.all())
+    return verdict
 
 
 def pick_current(verdicts):
