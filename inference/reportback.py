@@ -76,11 +76,13 @@ def send(verdict_id, *, final=True, attempts_allowed=1) -> list[str]:
     return stored
 
 
-def attempts_made(verdict_id) -> int:
-    """Attempts recorded on the verdict (0 when it is gone): what bounds a report, since Celery's
-    retry count starts again at 0 when the broker redelivers a message whose worker died."""
-    made = SeriesVerdict.objects.filter(pk=verdict_id).values_list("report_attempts", flat=True).first()
-    return made or 0
+def attempts_made(verdict_id) -> tuple[int, str | None]:
+    """(attempts recorded on the verdict, its report state); (0, None) when it is gone. The
+    attempts bound a report, since Celery's retry count starts again at 0 when the broker
+    redelivers a message whose worker died; a SENT one is not sent again (a recomputed verdict
+    starts PENDING, with its own message)."""
+    row = SeriesVerdict.objects.filter(pk=verdict_id).values_list("report_attempts", "report_state").first()
+    return (row[0] or 0, row[1]) if row else (0, None)
 
 
 def give_up(verdict_id, attempts, attempts_allowed):

@@ -9,6 +9,7 @@ from django.conf import settings
 from cases.pacs import PacsUnavailable
 
 from . import pipeline, reportback
+from .models import SeriesVerdict
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,13 @@ def report_series(self, verdict_id):
     allowed = settings.PACS_REPORT_ATTEMPTS
     # A message redelivered after its worker died starts at retries 0 again: the attempts recorded
     # on the verdict bound it, so it cannot loop past PACS_REPORT_ATTEMPTS.
-    made = reportback.attempts_made(verdict_id)
+    made, state = reportback.attempts_made(verdict_id)
+    if state == SeriesVerdict.Report.SENT:
+        # Redelivered after the PACS took it (its worker died before the ack): once is enough.
+        logger.info(
+            "Report of series verdict %s already sent; its redelivered message is dropped", verdict_id
+        )
+        return []
     if made >= allowed:
         reportback.give_up(verdict_id, made, allowed)
         return []

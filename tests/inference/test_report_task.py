@@ -121,3 +121,21 @@ def test_a_settled_report_keeps_its_state_and_reason_when_its_message_comes_back
         report_series.pop_request()
     verdict.refresh_from_db()
     assert (verdict.report_state, verdict.report_reason) == (state, "as its last attempt left it")
+
+
+def test_a_report_the_pacs_took_is_not_sent_again_when_its_message_comes_back(case, settings, monkeypatch):
+    # The worker died after the PACS stored the objects, before the ack: one attempt of three was made.
+    settings.PACS_REPORT_ATTEMPTS = 3
+    verdict, _ = series_with_verdict(case)
+    SeriesVerdict.objects.filter(pk=verdict.pk).update(
+        report_state=SeriesVerdict.Report.SENT, report_attempts=1
+    )
+    monkeypatch.setattr(reportback, "build_objects", lambda verdict: pytest.fail("built again"))
+    monkeypatch.setattr(reportback.Pacs, "store", lambda self, objects: pytest.fail("sent again"))
+    report_series.push_request(id="r-5", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
+    try:
+        assert report_series.run(verdict.pk) == []
+    finally:
+        report_series.pop_request()
+    verdict.refresh_from_db()
+    assert (verdict.report_state, verdict.report_attempts) == (SeriesVerdict.Report.SENT, 1)
