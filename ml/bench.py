@@ -76,6 +76,18 @@ def _peak_rss_mb() -> float:
     return round(kb / 1024, 1)
 
 
+def _batch1_latencies_ms(classifier, x) -> list[float]:
+    """``REPEATS`` batch-1 forward passes over the rows of ``x`` (after 10 to warm up), in ms."""
+    for i in range(10):
+        classifier.forward(x[i % len(x) : i % len(x) + 1])
+    times = []
+    for i in range(REPEATS):
+        t = time.perf_counter()
+        classifier.forward(x[i % len(x) : i % len(x) + 1])
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
 def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
     threads = 1 if mode == "latency" else os.cpu_count()
     started = time.perf_counter()
@@ -105,13 +117,7 @@ def _worker(runtime: str, mode: str, model_dir: Path) -> dict:
 
     x = _sample_inputs(classifier, 32, tasks.canonical(classifier.card.task))
     if mode == "latency":
-        for i in range(10):
-            classifier.forward(x[i % 32 : i % 32 + 1])
-        times = []
-        for i in range(REPEATS):
-            t = time.perf_counter()
-            classifier.forward(x[i % 32 : i % 32 + 1])
-            times.append((time.perf_counter() - t) * 1000)
+        times = _batch1_latencies_ms(classifier, x)
         explain = []
         for i in range(REPEATS // 2):
             t = time.perf_counter()
@@ -176,13 +182,7 @@ def _tasks_worker() -> dict:
     out["rss_mb_all_models_loaded"] = _peak_rss_mb()
     for task, classifier in loaded.items():
         x = _sample_inputs(classifier, 32, task)
-        for i in range(10):
-            classifier.forward(x[i % 32 : i % 32 + 1])
-        times = []
-        for i in range(REPEATS):
-            t = time.perf_counter()
-            classifier.forward(x[i % 32 : i % 32 + 1])
-            times.append((time.perf_counter() - t) * 1000)
+        times = _batch1_latencies_ms(classifier, x)
         figures = {"latency_ms_p50": _percentile(times, 50), "latency_ms_p95": _percentile(times, 95)}
         runs = []
         for path in _task_files(task, 20):

@@ -201,8 +201,8 @@ def choose_refer_threshold(probs: np.ndarray, labels: np.ndarray, target_accurac
 def per_subject_report(subjects: np.ndarray, probs: np.ndarray, labels: np.ndarray, *report) -> dict:
     """``ml.metrics.multiclass_report`` over subjects instead of slices: each held-out subject's
     answer is the mean of its slices' calibrated probabilities, as a series verdict reads a
-    whole series. ``subjects``: each slice's subject id, found on the whole collection
-    (``ml.subjects.subject_ids``; a split alone lacks the neighbouring slices the numbering is checked by).
+    whole series. ``subjects``: each slice's subject id (``ml.subjects``: found on the whole
+    collection, since a split alone lacks the neighbouring slices the numbering is checked by).
     ``report``: the task's names, no-finding index and flag (as for slices)."""
     names, rows = np.unique(np.asarray(subjects), return_inverse=True)
     mean = np.zeros((len(names), probs.shape[1]))

@@ -42,10 +42,6 @@ class FolderSubjects:
     agreement: float  # share of slices whose most similar slice is numbered +-stride away
     slices: int
 
-    @property
-    def subjects(self) -> int:
-        return self.stride
-
 
 def _standardised(images: np.ndarray) -> np.ndarray:
     flat = images[:, ::2, ::2, 0].reshape(len(images), -1).astype(np.float64)
@@ -74,28 +70,39 @@ def folder_stride(numbers: np.ndarray, images: np.ndarray, folder: str = "") -> 
     return FolderSubjects(folder, int(stride), round(float(agreement), 4), len(numbers))
 
 
+def numbered(path) -> tuple[str, int]:
+    """(folder key ``<class folder>/<stem>``, number) of a slice named ``<stem><number>.<ext>``."""
+    p = Path(path)
+    match = NUMBERED.match(p.stem)
+    if not match:
+        raise SubjectsNotRecovered(f"{p.name}: not named <name><number>, so its subject is unknown")
+    return f"{p.parent.name}/{match['stem']}", int(match["number"])
+
+
+def ids_from_strides(paths, strides: dict[str, int]) -> np.ndarray:
+    """Subject id per slice from the strides found before (a card's
+    ``training.duplicates.subjects``): no pixels needed."""
+    ids = []
+    for path in paths:
+        folder, number = numbered(path)
+        ids.append(f"{folder}#{number % strides[folder]}")
+    return np.array(ids, dtype=str)
+
+
 def subject_ids(paths: list[str], images: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[FolderSubjects]]:
     """(subject id per slice, level per slice, what was found per folder) for slices named
     ``<stem><number>.<ext>`` in class folders. Raises ``SubjectsNotRecovered`` otherwise."""
-    numbers = np.empty(len(paths), dtype=np.int64)
-    folders = np.empty(len(paths), dtype=object)
-    for i, path in enumerate(paths):
-        p = Path(path)
-        match = NUMBERED.match(p.stem)
-        if not match:
-            raise SubjectsNotRecovered(f"{p.name}: not named <name><number>, so its subject is unknown")
-        numbers[i] = int(match["number"])
-        folders[i] = f"{p.parent.name}/{match['stem']}"
-    subjects = np.empty(len(paths), dtype=object)
+    keys = [numbered(path) for path in paths]
+    folders = np.array([folder for folder, _ in keys], dtype=object)
+    numbers = np.array([number for _, number in keys], dtype=np.int64)
     levels = np.empty(len(paths), dtype=np.int64)
     found = []
     for folder in sorted(set(folders.tolist())):
         idx = np.flatnonzero(folders == folder)
         info = folder_stride(numbers[idx], images[idx], folder)
         found.append(info)
-        subjects[idx] = [f"{folder}#{n % info.stride}" for n in numbers[idx]]
         levels[idx] = numbers[idx] // info.stride
-    return subjects.astype(str), levels, found
+    return ids_from_strides(paths, {f.folder: f.stride for f in found}), levels, found
 
 
 def group_by_subject(paths: list[str], images: np.ndarray, hashes: list[str]) -> tuple[np.ndarray, dict]:
@@ -118,7 +125,7 @@ def group_by_subject(paths: list[str], images: np.ndarray, hashes: list[str]) ->
         "near_duplicate_pairs": 0,
         "groups": int(len(sizes)),
         "images_in_duplicate_groups": int(sizes[sizes > 1].sum()),
-        "subjects": {f.folder: f.subjects for f in found},
+        "subjects": {f.folder: f.stride for f in found},
         "subject_numbering_agreement": {f.folder: f.agreement for f in found},
     }
     return group_ids, counts

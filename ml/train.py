@@ -51,11 +51,10 @@ def train(args) -> Path:
     figures = measure(model, data.train, data.test, data.healthy_sources, calibration, args.seed, task)
     if grouping(task)[0] == "subject":
         from ml.metrics import per_subject_report
-        from ml.subjects import subject_ids
+        from ml.subjects import ids_from_strides
 
-        subjects = subject_ids(data.full.paths, data.full.images)[0][data.split["test"]]
         figures.metrics["by_subject"] = per_subject_report(
-            subjects,
+            ids_from_strides(data.test.paths, data.duplicates["subjects"]),
             figures.probs,
             data.test.labels,
             task.classes,

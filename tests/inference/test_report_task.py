@@ -2,6 +2,8 @@
 broker does not take leaves the verdict failed with the reason, not "sending" for ever, and a
 message redelivered after its worker died is bounded by the attempts recorded on the verdict."""
 
+from contextlib import contextmanager
+
 import pytest
 from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
@@ -13,6 +15,21 @@ from inference.tasks import report_series
 from tests.inference.test_series_review import series_with_verdict
 
 pytestmark = pytest.mark.django_db
+
+
+@contextmanager
+def _as_delivered(verdict_id, request_id):
+    """Run report_series as a worker runs a message the broker hands out (retries at 0 again)."""
+    report_series.push_request(id=request_id, args=[verdict_id], kwargs={}, retries=0, called_directly=False)
+    try:
+        yield
+    finally:
+        report_series.pop_request()
+
+
+def _delivered(verdict_id, request_id):
+    with _as_delivered(verdict_id, request_id):
+        return report_series.run(verdict_id)
 
 
 def test_a_retry_the_broker_does_not_take_fails_the_report_with_the_reason(case, settings, monkeypatch):
@@ -32,12 +49,8 @@ def test_a_retry_the_broker_does_not_take_fails_the_report_with_the_reason(case,
     settings.PACS_URL = "http://127.0.0.1:9/dicom-web"
     monkeypatch.setattr(report_series, "apply_async", broker_down)
     # As a worker runs it (not eager, which would run the retry in place): the retry is sent.
-    report_series.push_request(id="r-1", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
-    try:
-        with pytest.raises(Reject):
-            report_series.run(verdict.pk)
-    finally:
-        report_series.pop_request()
+    with _as_delivered(verdict.pk, "r-1"), pytest.raises(Reject):
+        report_series.run(verdict.pk)
 
     verdict.refresh_from_db()
     assert verdict.report_state == SeriesVerdict.Report.FAILED, verdict.report_reason
@@ -63,11 +76,7 @@ def test_a_report_redelivered_with_its_attempts_spent_fails_without_calling_the_
     monkeypatch.setattr(reportback, "build_objects", must_not_send)
     monkeypatch.setattr(reportback.Pacs, "store", must_not_send)
     monkeypatch.setattr(report_series, "apply_async", must_not_send)
-    report_series.push_request(id="r-2", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
-    try:
-        assert report_series.run(verdict.pk) == []
-    finally:
-        report_series.pop_request()
+    assert _delivered(verdict.pk, "r-2") == []
 
     verdict.refresh_from_db()
     assert verdict.report_state == SeriesVerdict.Report.FAILED
@@ -92,11 +101,7 @@ def test_a_redelivered_report_with_one_attempt_left_makes_it_its_last(case, sett
     monkeypatch.setattr(reportback, "build_objects", lambda verdict: [])
     monkeypatch.setattr(reportback.Pacs, "store", pacs_down)
     monkeypatch.setattr(report_series, "apply_async", must_not_retry)
-    report_series.push_request(id="r-3", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
-    try:
-        assert report_series.run(verdict.pk) == []
-    finally:
-        report_series.pop_request()
+    assert _delivered(verdict.pk, "r-3") == []
 
     verdict.refresh_from_db()
     assert (verdict.report_state, verdict.report_attempts) == (SeriesVerdict.Report.FAILED, 3)
@@ -114,11 +119,7 @@ def test_a_settled_report_keeps_its_state_and_reason_when_its_message_comes_back
         report_state=state, report_attempts=2, report_reason="as its last attempt left it"
     )
     monkeypatch.setattr(reportback.Pacs, "store", lambda self, objects: pytest.fail("sent again"))
-    report_series.push_request(id="r-4", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
-    try:
-        assert report_series.run(verdict.pk) == []
-    finally:
-        report_series.pop_request()
+    assert _delivered(verdict.pk, "r-4") == []
     verdict.refresh_from_db()
     assert (verdict.report_state, verdict.report_reason) == (state, "as its last attempt left it")
 
@@ -132,10 +133,6 @@ def test_a_report_the_pacs_took_is_not_sent_again_when_its_message_comes_back(ca
     )
     monkeypatch.setattr(reportback, "build_objects", lambda verdict: pytest.fail("built again"))
     monkeypatch.setattr(reportback.Pacs, "store", lambda self, objects: pytest.fail("sent again"))
-    report_series.push_request(id="r-5", args=[verdict.pk], kwargs={}, retries=0, called_directly=False)
-    try:
-        assert report_series.run(verdict.pk) == []
-    finally:
-        report_series.pop_request()
+    assert _delivered(verdict.pk, "r-5") == []
     verdict.refresh_from_db()
     assert (verdict.report_state, verdict.report_attempts) == (SeriesVerdict.Report.SENT, 1)

@@ -81,7 +81,8 @@ def _tiny_runs(datasets, tmp_path_factory):
 def _finished(run) -> tuple[Path, str]:
     out, proc, (stdout, stderr) = run
     proc.wait(timeout=600)
-    stdout.seek(0), stderr.seek(0)
+    stdout.seek(0)
+    stderr.seek(0)
     assert proc.returncode == 0, stderr.read()[-3000:]
     return out, stdout.read()
 

@@ -120,3 +120,12 @@ def test_alzheimer_mri_numbering_gives_200_subjects_of_about_26_slices(datasets)
     }
     assert min(f.agreement for f in found) >= 0.95
     assert len(set(subjects)) == 200 and levels.max() == 25
+
+
+def test_the_strides_on_a_card_give_back_the_same_subjects_without_the_pixels():
+    from ml.subjects import ids_from_strides
+
+    rng = np.random.default_rng(5)
+    paths, images = _brains("A", "a", 7, rng)
+    subjects, _, found = subject_ids(paths, images)
+    assert ids_from_strides(paths, {f.folder: f.stride for f in found}).tolist() == subjects.tolist()

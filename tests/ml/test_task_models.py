@@ -58,16 +58,14 @@ def test_the_dementia_split_keeps_each_subject_on_one_side(datasets):
     """Subjects as the card recorded them (ml.subjects: file n of a folder of N subjects is
     subject n % N), read back from the file names: no person is in two of train, val and test."""
     from ml.card import sha256_file
-    from ml.subjects import NUMBERED
+    from ml.subjects import ids_from_strides
 
     strides = Card.load(DEMENTIA).training["duplicates"]["subjects"]
     assert sum(strides.values()) == 200
     side = {digest: name for name, digests in _split(DEMENTIA).items() for digest in digests}
+    paths = sorted((datasets / "alzheimer-mri" / "train").glob("*/*.jpg"))
     sides: dict[str, set] = {}
-    for path in (datasets / "alzheimer-mri" / "train").glob("*/*.jpg"):
-        match = NUMBERED.match(path.stem)
-        folder = f"{path.parent.name}/{match['stem']}"
-        subject = f"{folder}#{int(match['number']) % strides[folder]}"
+    for path, subject in zip(paths, ids_from_strides(paths, strides), strict=True):
         if (digest := sha256_file(path)) in side:
             sides.setdefault(subject, set()).add(side[digest])
     assert len(sides) == 200 and all(len(s) == 1 for s in sides.values())
