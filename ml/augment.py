@@ -165,4 +165,31 @@ def augment_registered(image, size: int, strength: float = 1.0):
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-PROFILES = {"scanners": augment, "registered": augment_registered}
+def augment_ct(image, size: int, strength: float = 1.0):
+    """Augmentation for CT slices: the geometry of ``augment`` (flip, rotation, zoom, shift),
+    another window (gamma within exp(+-0.35), contrast and level), and, scaled by ``strength``,
+    blur, resolution loss and noise as other scanners and exports give them.
+
+    CT is calibrated in Hounsfield units and exported through a window: no bias field, no
+    inversion (bright CSF is an MRI sequence, never CT) and no skull stripping (a CT slice
+    keeps its bright skull), which ``augment`` adds for MRI and which mean nothing here."""
+
+    def _sometimes(p):
+        return tf.random.uniform([]) < p * strength
+
+    image = _affine(image, size)
+    mask = _head_mask(image)
+    gamma = tf.exp(_uniform(-0.35, 0.35))
+    image = tf.pow(tf.clip_by_value(image, 1e-6, 1.0), gamma)
+    image = image * _uniform(0.85, 1.15) + _uniform(-0.05, 0.05) * mask
+    image = tf.cond(_sometimes(0.2), lambda: _blur(image), lambda: image)
+    image = tf.cond(_sometimes(0.2), lambda: _low_resolution(image, size), lambda: image)
+    image = tf.cond(
+        _sometimes(0.3),
+        lambda: image + tf.random.normal(tf.shape(image), stddev=_uniform(0.005, 0.03)),
+        lambda: image,
+    )
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+PROFILES = {"scanners": augment, "registered": augment_registered, "ct": augment_ct}

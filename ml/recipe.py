@@ -34,8 +34,9 @@ MONITOR = {tasks.DEMENTIA_MRI: ("val_macro_f1", "max")}
 # numbering (ml.subjects; a near-duplicate split let other slices of one brain into test).
 GROUPING = {tasks.DEMENTIA_MRI: ("subject", 0)}
 # The augmentation of each task (ml.augment.PROFILES): "scanners" (the default) imitates other
-# scanners and sequences; "registered" is mild, for slices registered to one template.
-AUGMENTATION = {tasks.DEMENTIA_MRI: "registered"}
+# scanners and sequences; "registered" is mild, for slices registered to one template; "ct"
+# keeps the geometry and windowing but not the MRI-only inversion, bias field and stripping.
+AUGMENTATION = {tasks.DEMENTIA_MRI: "registered", tasks.TUMOUR_CT: "ct"}
 # (train, val, test) shares of the groups. By subject, a tenth of alzheimer-mri is 20 people:
 # 15% gives each held-out split about 30.
 SPLIT_FRACTIONS = {tasks.DEMENTIA_MRI: (0.7, 0.15, 0.15)}

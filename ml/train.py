@@ -21,7 +21,7 @@ from ml import cli, tasks
 from ml.assess import TaskClasses, calibrate, measure
 from ml.card import MODEL_FILE, SPLIT_FILE, Card
 from ml.cli import fail, non_negative_int
-from ml.data import forced_splits, healthy_items, load_items, split_by_group
+from ml.data import Dataset, forced_splits, healthy_items, load_items, split_by_group
 from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
 from ml.fitting import EpochReport, load_parent, make_training_data, mask_accuracy, recalibrate_batch_norm
 from ml.labels import index_folder
@@ -109,6 +109,11 @@ def prepare_data(args, task: TaskClasses) -> Splits:
         forced=forced_splits(args.consistent_with),
         grouping=grouping(task),
     )
+    if args.init:
+        # A warm start keeps its parent's split exactly: recomputed at another --size, the
+        # perceptual hashes (taken of the preprocessed image) could group a few images otherwise.
+        split = parent_split(Path(args.init), full)
+        dup_counts["split_inherited_from"] = Path(args.init).name
     train_ds, val_ds, test_ds = (full.subset(split[k]) for k in ("train", "val", "test"))
     print(
         f"{len(full)} images, {dup_counts['groups']} "
@@ -121,6 +126,25 @@ def prepare_data(args, task: TaskClasses) -> Splits:
         flush=True,
     )
     return Splits(full, split, dup_counts, train_ds, val_ds, test_ds, sorted({it.source for it in healthy}))
+
+
+def parent_split(model_dir: Path, full: Dataset) -> dict[str, np.ndarray]:
+    """The train / validation / test indices of ``full`` that ``model_dir``'s split.npz lists.
+    Refused unless that split covers exactly these images (other data, other split)."""
+    where = {digest: i for i, digest in enumerate(full.sha256)}
+    with np.load(model_dir / SPLIT_FILE) as saved:
+        split = {
+            name: np.array(sorted(where[d] for d in saved[name] if d in where), dtype=int) for name in saved
+        }
+        listed = sum(len(saved[name]) for name in saved)
+    found = sum(len(v) for v in split.values())
+    if listed != len(full) or found != len(full):
+        raise ValueError(
+            f"{model_dir}: its split differs from this run's images ({listed} listed there, "
+            f"{len(full)} here, {found} of them in both); a warm start needs the same --data, "
+            "--limit and --seed"
+        )
+    return split
 
 
 def fit(args, data: Splits, task: TaskClasses):
@@ -147,6 +171,12 @@ def fit(args, data: Splits, task: TaskClasses):
     if args.init:
         model, parent = load_parent(Path(args.init), data.full, data.split)
         print(f"starting from {args.init} ({parent.training['epochs_run']} epochs)", flush=True)
+        if parent.size != args.size:
+            # Convolutions and global pooling: the same weights read a larger picture.
+            resized = build_model(n_classes, args.size)
+            resized.set_weights(model.get_weights())
+            model = resized
+            print(f"input {parent.size} -> {args.size} px, same weights", flush=True)
     else:
         model, parent = build_model(n_classes, args.size), None
     steps = int(np.ceil(len(data.train) / args.batch)) * args.epochs

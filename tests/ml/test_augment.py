@@ -60,3 +60,21 @@ def test_the_registered_profile_only_flips_shifts_and_nudges_intensity():
         assert abs((out > 0.2).sum() - (head > 0.2).sum()) <= 0.05 * (head > 0.2).sum()
         assert out.max() > 0.8
     assert len({out.tobytes() for out in outs}) == 8
+
+
+def test_the_ct_profile_keeps_the_skull_and_never_inverts():
+    from ml.augment import PROFILES, augment_ct
+
+    assert PROFILES["ct"] is augment_ct
+    head = _head()
+    tf.random.set_seed(3)
+    outs = [augment_ct(tf.constant(head), SIZE).numpy() for _ in range(12)]
+    assert len({out.tobytes() for out in outs}) == 12
+    r = np.hypot(*(np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2))
+    for out in outs:
+        assert out.shape == (SIZE, SIZE, 1) and out.min() >= 0.0 and out.max() <= 1.0
+        # Rotated, zoomed and shifted, but still a bright skull around a darker brain, never the
+        # inverse (an MRI sequence's bright CSF) and never stripped: the centre stays darker
+        # than the brightest ring.
+        centre = out[:, :, 0][r < 6].mean()
+        assert out.max() > centre + 0.2

@@ -67,16 +67,19 @@ def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_pat
     common = ["--data", TUMOUR_TRAINING, "--data", BR35H, "--healthy", HEALTHY, "--healthy-limit", 6]
     common += ["--epochs", 1, "--limit", 10, "--init", parent]
     common += ["--cache", tmp_path / "cache", "--outlier-pictures", 0, "--resume", tmp_path / "checkpoint"]
-    # Another seed gives another split: continuing would put the parent's training images in
-    # the new test split, so it is refused with a message and nothing is written.
+    # Another seed draws other images under --limit: the parent's split does not cover them,
+    # so it is refused with a message and nothing is written.
     refused = _train(*common, "--seed", 1, "--out", tmp_path / "other")
     assert refused.returncode == 2 and "split differs" in refused.stderr
     assert not (tmp_path / "other").exists()
 
+    # The same images at a larger input: the weights carry over (convolutions and global
+    # pooling) and the split is the parent's, not one recomputed from hashes at another size.
     child = tmp_path / "brain-tumour" / "child"
-    proc = _train(*common, "--out", child)
+    proc = _train(*common, "--size", 144, "--out", child)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"starting from {parent}" in proc.stdout
+    assert f"starting from {parent}" in proc.stdout and "input 128 -> 144 px" in proc.stdout
+    assert read_card(child)["input"]["height"] == 144
     card = read_card(child)
     assert card["training"]["initialised_from"] == {
         "version": "tiny",
