@@ -37,6 +37,8 @@ GROUPING = {tasks.DEMENTIA_MRI: ("subject", 0)}
 # scanners and sequences; "registered" is mild, for slices registered to one template; "ct"
 # keeps the geometry and windowing but not the MRI-only inversion, bias field and stripping.
 AUGMENTATION = {tasks.DEMENTIA_MRI: "registered", tasks.TUMOUR_CT: "ct"}
+# Every profile's name, for ``ml.train --augmentation`` (ml.augment imports TensorFlow).
+AUGMENTATION_PROFILES = ("scanners", "registered", "ct")
 # (train, val, test) shares of the groups. By subject, a tenth of alzheimer-mri is 20 people:
 # 15% gives each held-out split about 30.
 SPLIT_FRACTIONS = {tasks.DEMENTIA_MRI: (0.7, 0.15, 0.15)}
@@ -172,7 +174,7 @@ def build_card(
             "batch_size": args.batch,
             "learning_rate": args.lr,
             "augment_strength": args.augment_strength,
-            "augmentation": augmentation(task),
+            "augmentation": getattr(args, "augmentation", None) or augmentation(task),
             "seed": args.seed,
             "seconds": round(seconds, 1),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",

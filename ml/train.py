@@ -26,7 +26,15 @@ from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
 from ml.fitting import EpochReport, load_parent, make_training_data, mask_accuracy, recalibrate_batch_norm
 from ml.labels import index_folder
 from ml.preprocess import SIZE
-from ml.recipe import MONITOR, Splits, augmentation, build_card, grouping, split_fractions
+from ml.recipe import (
+    AUGMENTATION_PROFILES,
+    MONITOR,
+    Splits,
+    augmentation,
+    build_card,
+    grouping,
+    split_fractions,
+)
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "var" / "ml-cache"
 DEFAULT_CHECKPOINTS = DEFAULT_CACHE.parent / "ml-checkpoints"
@@ -164,7 +172,7 @@ def fit(args, data: Splits, task: TaskClasses):
         args.augment_strength,
         n_classes,
         task.no_finding,
-        augmentation(task),
+        args.augmentation or augmentation(task),
     )
     rng = np.random.default_rng(args.seed)
     calibration = data.train.images[rng.permutation(len(data.train))[:1024]]
@@ -286,6 +294,11 @@ def parse_args(argv=None):
         type=float,
         default=1.0,
         help="scales how often each intensity augmentation fires (0-1; lower to fine-tune with --init)",
+    )
+    parser.add_argument(
+        "--augmentation",
+        choices=AUGMENTATION_PROFILES,
+        help="augmentation profile (ml.augment.PROFILES; default: the task's, ml.recipe.AUGMENTATION)",
     )
     parser.add_argument(
         "--limit", type=int, default=0, help="at most N images per label of --data (quick runs)"

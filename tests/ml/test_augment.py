@@ -64,8 +64,9 @@ def test_the_registered_profile_only_flips_shifts_and_nudges_intensity():
 
 def test_the_ct_profile_keeps_the_skull_and_never_inverts():
     from ml.augment import PROFILES, augment_ct
+    from ml.recipe import AUGMENTATION_PROFILES
 
-    assert PROFILES["ct"] is augment_ct
+    assert PROFILES["ct"] is augment_ct and set(PROFILES) == set(AUGMENTATION_PROFILES)
     head = _head()
     tf.random.set_seed(3)
     outs = [augment_ct(tf.constant(head), SIZE).numpy() for _ in range(12)]
