@@ -14,7 +14,7 @@ from ml.serve import Classifier
 TUMOUR = MODELS_ROOT / "brain-tumour" / "2026.11.24"
 DEMENTIA = MODELS_ROOT.parent / "candidates" / "dementia-mri" / "2026.12.01-2"
 SHIPPED = [task for task in tasks.TASKS if task != tasks.DEMENTIA_MRI]
-CT = MODELS_ROOT / "tumour-ct" / "2026.12.01"
+CT = MODELS_ROOT / "tumour-ct" / "2026.12.01-4"
 
 
 def _split(model_dir) -> dict[str, set[str]]:
@@ -122,3 +122,16 @@ def test_the_ct_model_refuses_mri_and_the_mri_models_refuse_ct(served, datasets)
     for task in ("dementia-mri", "tumour-mri"):
         for item in ct:
             assert served[task].classify(item.path, explain=False).outcome == "not_mri", task
+
+
+@pytest.mark.parametrize("task", [tasks.DEMENTIA_MRI, tasks.TUMOUR_CT])
+def test_the_other_tasks_refuse_photographs_documents_and_screenshots(served, task):
+    """The 34 pictures the tumour model's gate is held to (tests/ml/test_shipped_model.py):
+    none of them is answered by the dementia or the CT model either."""
+    from tests.ml.test_shipped_model import _non_mri_images
+
+    outcomes = {
+        name: served[task].classify(np.asarray(img), explain=False) for name, img in _non_mri_images().items()
+    }
+    assert len(outcomes) == 34
+    assert {name: r.outcome for name, r in outcomes.items() if r.outcome != "not_mri"} == {}
