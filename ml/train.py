@@ -51,6 +51,7 @@ def train(args) -> Path:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
     task = TaskClasses.of(tasks.get(args.task))
+    args.size = input_size(args)
     started = time.time()
     data = prepare_data(args, task)
     model, parent, history = fit(args, data, task)
@@ -93,6 +94,13 @@ def train(args) -> Path:
             flush=True,
         )
     return out
+
+
+def input_size(args) -> int:
+    """--size, or else the parent's input side for a warm start (--init), or else SIZE."""
+    if args.size is not None:
+        return args.size
+    return Card.load(Path(args.init)).size if args.init else SIZE
 
 
 def prepare_data(args, task: TaskClasses) -> Splits:
@@ -280,7 +288,11 @@ def parse_args(argv=None):
         default=[],
         help="model directory whose split.npz this run keeps: its images stay in their split (repeatable)",
     )
-    parser.add_argument("--size", type=int, default=SIZE, help="input side in pixels (the card records it)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        help=f"input side in pixels, recorded in the card (default: the --init model's, else {SIZE})",
+    )
     parser.add_argument(
         "--healthy-limit", type=int, default=0, help="at most N images from each --healthy folder (0: all)"
     )

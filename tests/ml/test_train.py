@@ -89,6 +89,18 @@ def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_pat
     assert np.array_equal(np.load(child / "split.npz")["test"], np.load(parent / "split.npz")["test"])
 
 
+def test_a_warm_start_keeps_its_parents_input_size_unless_told_otherwise(tiny_model):
+    from argparse import Namespace
+
+    from ml.preprocess import SIZE
+    from ml.train import input_size
+
+    parent, _ = tiny_model
+    assert input_size(Namespace(size=None, init=None)) == SIZE
+    assert input_size(Namespace(size=None, init=str(parent))) == read_card(parent)["input"]["height"]
+    assert input_size(Namespace(size=192, init=str(parent))) == 192
+
+
 def test_refitting_the_gate_uses_every_training_image_healthy_ones_included(tiny_model, tmp_path):
     """python -m ml.fit_gate refits on the model's own training split, --healthy images too."""
     import shutil
