@@ -130,12 +130,20 @@ def augment(image, size: int, strength: float = 1.0):
     image = tf.pow(tf.clip_by_value(image, 1e-6, 1.0), gamma)
     # Inversion inside the head: bright CSF (T2/FLAIR) <-> dark CSF (T1), background stays dark.
     image = tf.cond(_sometimes(0.2), lambda: (1.0 - image) * mask, lambda: image)
+    return _scanner(image, mask, size, _sometimes, chances=(0.25, 0.25, 0.35), max_noise=0.04)
+
+
+def _scanner(image, mask, size, sometimes, chances, max_noise):
+    """What another scanner or export does to a slice: contrast and level inside the head, then,
+    each with its chance (``sometimes``: scaled by the profile's strength), blur, resolution
+    loss and noise up to ``max_noise``; clipped to [0, 1]."""
+    blur, low_resolution, noise = chances
     image = image * _uniform(0.85, 1.15) + _uniform(-0.05, 0.05) * mask
-    image = tf.cond(_sometimes(0.25), lambda: _blur(image), lambda: image)
-    image = tf.cond(_sometimes(0.25), lambda: _low_resolution(image, size), lambda: image)
+    image = tf.cond(sometimes(blur), lambda: _blur(image), lambda: image)
+    image = tf.cond(sometimes(low_resolution), lambda: _low_resolution(image, size), lambda: image)
     image = tf.cond(
-        _sometimes(0.35),
-        lambda: image + tf.random.normal(tf.shape(image), stddev=_uniform(0.005, 0.04)),
+        sometimes(noise),
+        lambda: image + tf.random.normal(tf.shape(image), stddev=_uniform(0.005, max_noise)),
         lambda: image,
     )
     return tf.clip_by_value(image, 0.0, 1.0)
@@ -181,15 +189,7 @@ def augment_ct(image, size: int, strength: float = 1.0):
     mask = _head_mask(image)
     gamma = tf.exp(_uniform(-0.35, 0.35))
     image = tf.pow(tf.clip_by_value(image, 1e-6, 1.0), gamma)
-    image = image * _uniform(0.85, 1.15) + _uniform(-0.05, 0.05) * mask
-    image = tf.cond(_sometimes(0.2), lambda: _blur(image), lambda: image)
-    image = tf.cond(_sometimes(0.2), lambda: _low_resolution(image, size), lambda: image)
-    image = tf.cond(
-        _sometimes(0.3),
-        lambda: image + tf.random.normal(tf.shape(image), stddev=_uniform(0.005, 0.03)),
-        lambda: image,
-    )
-    return tf.clip_by_value(image, 0.0, 1.0)
+    return _scanner(image, mask, size, _sometimes, chances=(0.2, 0.2, 0.3), max_noise=0.03)
 
 
 PROFILES = {"scanners": augment, "registered": augment_registered, "ct": augment_ct}

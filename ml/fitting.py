@@ -163,27 +163,44 @@ class EpochReport:
         return _Report()
 
 
-def load_parent(model_dir: Path, full: Dataset, split: dict) -> tuple[object, Card]:
-    """(model, card) of an earlier model to continue from (a warm start).
-
-    Refused unless its preprocessing and its train / validation / test split are this run's:
-    otherwise its training images could land in this run's test split.
-    """
-    import keras
-
-    import ml.model  # noqa: F401  registers the custom layer for deserialisation
-
+def read_parent(model_dir: Path) -> Card:
+    """The card of an earlier model to continue from (a warm start, ``--init``); refused unless
+    it was trained on this code's preprocessing."""
     parent = Card.load(model_dir)
     if parent.preprocessing_version != PREPROCESS_VERSION:
         raise ValueError(
             f"{model_dir} was trained on preprocessing version {parent.preprocessing_version}, "
             f"this code uses {PREPROCESS_VERSION}"
         )
-    with np.load(model_dir / SPLIT_FILE) as parent_split:
-        for name, idx in split.items():
-            if set(parent_split[name]) != {full.sha256[i] for i in idx}:
-                raise ValueError(
-                    f"{model_dir}: its {name} split differs from this run's; use the same data and seed"
-                )
-    model = keras.models.load_model(model_dir / parent.model_file, compile=False)
-    return model, parent
+    return parent
+
+
+def parent_split(model_dir: Path, full: Dataset) -> dict[str, np.ndarray]:
+    """The train / validation / test indices of ``full`` that ``model_dir``'s split.npz lists: a
+    warm start keeps its parent's split exactly, so none of the parent's training images can land
+    in this run's test split (recomputed at another --size, the perceptual hashes, taken of the
+    preprocessed image, could group a few images otherwise). Refused unless that split covers
+    exactly these images."""
+    where = {digest: i for i, digest in enumerate(full.sha256)}
+    with np.load(model_dir / SPLIT_FILE) as saved:
+        split = {
+            name: np.array(sorted(where[d] for d in saved[name] if d in where), dtype=int) for name in saved
+        }
+        listed = sum(len(saved[name]) for name in saved)
+    found = sum(len(v) for v in split.values())
+    if listed != len(full) or found != len(full):
+        raise ValueError(
+            f"{model_dir}: its split differs from this run's images ({listed} listed there, "
+            f"{len(full)} here, {found} of them in both); a warm start needs the same --data, "
+            "--limit and --seed"
+        )
+    return split
+
+
+def load_parent_model(model_dir: Path, parent: Card):
+    """The Keras model of a warm start's parent (``read_parent``)."""
+    import keras
+
+    import ml.model  # noqa: F401  registers the custom layer for deserialisation
+
+    return keras.models.load_model(model_dir / parent.model_file, compile=False)

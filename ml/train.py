@@ -23,7 +23,15 @@ from ml.card import MODEL_FILE, SPLIT_FILE, Card
 from ml.cli import fail, non_negative_int
 from ml.data import Dataset, forced_splits, healthy_items, load_items, split_by_group
 from ml.fit_gate import OUTLIER_PICTURES, fit_for_model
-from ml.fitting import EpochReport, load_parent, make_training_data, mask_accuracy, recalibrate_batch_norm
+from ml.fitting import (
+    EpochReport,
+    load_parent_model,
+    make_training_data,
+    mask_accuracy,
+    parent_split,
+    read_parent,
+    recalibrate_batch_norm,
+)
 from ml.labels import index_folder
 from ml.preprocess import SIZE
 from ml.recipe import (
@@ -51,10 +59,11 @@ def train(args) -> Path:
     keras.utils.set_random_seed(args.seed)
     tf.config.experimental.enable_op_determinism()
     task = TaskClasses.of(tasks.get(args.task))
-    args.size = input_size(args)
+    parent = read_parent(Path(args.init)) if args.init else None
+    args.size = input_size(args, parent)
     started = time.time()
-    data = prepare_data(args, task)
-    model, parent, history = fit(args, data, task)
+    data = prepare_data(args, task, parent)
+    model, history = fit(args, data, task, parent)
     train_seconds = time.time() - started
     calibration = calibrate(model, data.val, task)
     figures = measure(model, data.train, data.test, data.healthy_sources, calibration, args.seed, task)
@@ -96,16 +105,17 @@ def train(args) -> Path:
     return out
 
 
-def input_size(args) -> int:
+def input_size(args, parent: Card | None) -> int:
     """--size, or else the parent's input side for a warm start (--init), or else SIZE."""
     if args.size is not None:
         return args.size
-    return Card.load(Path(args.init)).size if args.init else SIZE
+    return parent.size if parent else SIZE
 
 
-def prepare_data(args, task: TaskClasses) -> Splits:
+def prepare_data(args, task: TaskClasses, parent: Card | None) -> Splits:
     """The --data images (at most --limit per label) and the --healthy ones, loaded and split
-    (consistently with the models of --consistent-with)."""
+    (consistently with the models of --consistent-with); a warm start takes its parent's split
+    (``ml.fitting.parent_split``) and the card's record of how that split was made."""
     items = [item for folder in args.data for item in index_folder(Path(folder), task=task.name)]
     if args.limit:
         rng = np.random.default_rng(args.seed)
@@ -118,53 +128,42 @@ def prepare_data(args, task: TaskClasses) -> Splits:
     )
     items += healthy
     full = load_items(items, cache_dir=args.cache, classes=task.classes, size=args.size)
-    split, dup_counts = split_by_group(
-        full,
-        fractions=split_fractions(task),
-        seed=args.seed,
-        forced=forced_splits(args.consistent_with),
-        grouping=grouping(task),
-    )
-    if args.init:
-        # A warm start keeps its parent's split exactly: recomputed at another --size, the
-        # perceptual hashes (taken of the preprocessed image) could group a few images otherwise.
+    forced = forced_splits(args.consistent_with)
+    if parent:
         split = parent_split(Path(args.init), full)
-        dup_counts["split_inherited_from"] = Path(args.init).name
+        check_consistent(split, full, forced)
+        dup_counts = {**parent.training["duplicates"], "split_inherited_from": parent.version}
+    else:
+        split, dup_counts = split_by_group(
+            full, fractions=split_fractions(task), seed=args.seed, forced=forced, grouping=grouping(task)
+        )
     train_ds, val_ds, test_ds = (full.subset(split[k]) for k in ("train", "val", "test"))
     print(
         f"{len(full)} images, {dup_counts['groups']} "
         f"{'subjects' if 'subjects' in dup_counts else 'duplicate groups'} "
         f"({dup_counts['exact_duplicates']} exact copies, "
         f"{dup_counts['near_duplicate_pairs']} near-duplicate pairs); "
-        f"{dup_counts['pinned_by_another_model']} in another model's split, "
-        f"{dup_counts['left_out_for_consistency']} left out for consistency; "
+        f"{dup_counts.get('pinned_by_another_model', 0)} in another model's split, "
+        f"{dup_counts.get('left_out_for_consistency', 0)} left out for consistency; "
         f"train {len(train_ds)}, val {len(val_ds)}, test {len(test_ds)}",
         flush=True,
     )
     return Splits(full, split, dup_counts, train_ds, val_ds, test_ds, sorted({it.source for it in healthy}))
 
 
-def parent_split(model_dir: Path, full: Dataset) -> dict[str, np.ndarray]:
-    """The train / validation / test indices of ``full`` that ``model_dir``'s split.npz lists.
-    Refused unless that split covers exactly these images (other data, other split)."""
-    where = {digest: i for i, digest in enumerate(full.sha256)}
-    with np.load(model_dir / SPLIT_FILE) as saved:
-        split = {
-            name: np.array(sorted(where[d] for d in saved[name] if d in where), dtype=int) for name in saved
-        }
-        listed = sum(len(saved[name]) for name in saved)
-    found = sum(len(v) for v in split.values())
-    if listed != len(full) or found != len(full):
-        raise ValueError(
-            f"{model_dir}: its split differs from this run's images ({listed} listed there, "
-            f"{len(full)} here, {found} of them in both); a warm start needs the same --data, "
-            "--limit and --seed"
-        )
-    return split
+def check_consistent(split: dict[str, np.ndarray], full: Dataset, forced: dict[str, str]) -> None:
+    """Refuse a split that puts an image on another side than a --consistent-with model did."""
+    for name, idx in split.items():
+        for i in idx:
+            if forced.get(full.sha256[i], name) != name:
+                raise ValueError(
+                    f"{full.paths[i]} is {name} in the --init model's split but "
+                    f"{forced[full.sha256[i]]} in a --consistent-with model's"
+                )
 
 
-def fit(args, data: Splits, task: TaskClasses):
-    """(model, parent card or None, Keras history): the network fitted on the training split
+def fit(args, data: Splits, task: TaskClasses, parent: Card | None):
+    """(model, Keras history): the network fitted on the training split
     (or continued from --init), BatchNorm statistics re-estimated on clean images. Each epoch
     is checkpointed under --resume's folder; a run started again with the same folder goes
     on from its last finished epoch."""
@@ -185,7 +184,7 @@ def fit(args, data: Splits, task: TaskClasses):
     rng = np.random.default_rng(args.seed)
     calibration = data.train.images[rng.permutation(len(data.train))[:1024]]
     if args.init:
-        model, parent = load_parent(Path(args.init), data.full, data.split)
+        model = load_parent_model(Path(args.init), parent)
         print(f"starting from {args.init} ({parent.training['epochs_run']} epochs)", flush=True)
         if parent.size != args.size:
             # Convolutions and global pooling: the same weights read a larger picture.
@@ -194,7 +193,7 @@ def fit(args, data: Splits, task: TaskClasses):
             model = resized
             print(f"input {parent.size} -> {args.size} px, same weights", flush=True)
     else:
-        model, parent = build_model(n_classes, args.size), None
+        model = build_model(n_classes, args.size)
     steps = int(np.ceil(len(data.train) / args.batch)) * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, steps, warmup_target=args.lr, warmup_steps=min(300, steps // 10), alpha=0.02
@@ -220,7 +219,7 @@ def fit(args, data: Splits, task: TaskClasses):
     history = model.fit(tf_train, epochs=args.epochs, callbacks=callbacks, verbose=0)
     history.resumed_after = resumed
     recalibrate_batch_norm(model, data.train.images[rng.permutation(len(data.train))[:4096]])
-    return model, parent, history
+    return model, history
 
 
 def finished_epochs(folder: Path) -> int:

@@ -92,13 +92,15 @@ def test_warm_start_continues_a_model_on_the_same_split_only(tiny_model, tmp_pat
 def test_a_warm_start_keeps_its_parents_input_size_unless_told_otherwise(tiny_model):
     from argparse import Namespace
 
+    from ml.fitting import read_parent
     from ml.preprocess import SIZE
     from ml.train import input_size
 
     parent, _ = tiny_model
-    assert input_size(Namespace(size=None, init=None)) == SIZE
-    assert input_size(Namespace(size=None, init=str(parent))) == read_card(parent)["input"]["height"]
-    assert input_size(Namespace(size=192, init=str(parent))) == 192
+    card = read_parent(parent)
+    assert input_size(Namespace(size=None), None) == SIZE
+    assert input_size(Namespace(size=None), card) == read_card(parent)["input"]["height"]
+    assert input_size(Namespace(size=192), card) == 192
 
 
 def test_refitting_the_gate_uses_every_training_image_healthy_ones_included(tiny_model, tmp_path):
